@@ -1,0 +1,197 @@
+"""Reverse-mode autodiff: the only chain-rule loop in lucid, and grad mode.
+
+The loop walks the contexts `bind` recorded, calling each op's vjp (written in lucid ops). Eagerly
+that computes gradients; under `lucid.compile`'s tracer the same calls record the backward graph.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+
+from lucid.ops.registry import CURRENT_TRACER, GRAD_ENABLED, LucidError, user_location
+
+_FREED = "freed"
+
+
+@contextmanager
+def _grad_mode(enabled: bool):
+    token = GRAD_ENABLED.set(enabled)
+    try:
+        yield
+    finally:
+        GRAD_ENABLED.reset(token)
+
+
+class _GradMode:
+    """Usable as `with no_grad():` and as `@no_grad()`."""
+
+    enabled = True
+
+    def __enter__(self):
+        self._token = GRAD_ENABLED.set(self.enabled)
+        return self
+
+    def __exit__(self, *exc):
+        GRAD_ENABLED.reset(self._token)
+
+    def __call__(self, fn):
+        def wrapper(*args, **kwargs):
+            with _grad_mode(self.enabled):
+                return fn(*args, **kwargs)
+        wrapper.__wrapped__ = fn
+        wrapper.__name__ = getattr(fn, "__name__", "wrapper")
+        return wrapper
+
+
+class no_grad(_GradMode):  # noqa: N801 (PyTorch's spelling)
+    enabled = False
+
+
+class enable_grad(_GradMode):  # noqa: N801
+    enabled = True
+
+
+def is_grad_enabled() -> bool:
+    return GRAD_ENABLED.get()
+
+
+def set_grad_enabled(enabled: bool) -> None:
+    GRAD_ENABLED.set(bool(enabled))
+
+
+def _toposort(roots) -> list:
+    """Tensors reachable from roots through autograd contexts, inputs before outputs."""
+    order, seen = [], set()
+    for root in roots:
+        if id(root) in seen:
+            continue
+        stack = [(root, False)]
+        while stack:
+            t, expanded = stack.pop()
+            if expanded:
+                order.append(t)
+                continue
+            if id(t) in seen:
+                continue
+            seen.add(id(t))
+            stack.append((t, True))
+            ctx = t._ctx
+            if ctx is _FREED:
+                raise LucidError(
+                    "backward through a graph that was already freed: a first backward() freed "
+                    "it; pass retain_graph=True to the first call to backward twice "
+                    f"({user_location()})")
+            if ctx is not None:
+                stack.extend((x, False) for x in ctx.inputs if x.requires_grad and id(x) not in seen)
+    return order
+
+
+def _check_versions(t) -> None:
+    op, inputs, _attrs, versions, out_version = t._ctx
+    stale = [i for i in op.saved_inputs(len(inputs)) if inputs[i]._version[0] != versions[i]]
+    if op.saves_output and t._version[0] != out_version:
+        stale.append("output")
+    if stale:
+        which = ", ".join(f"input {i}" if i != "output" else i for i in stale)
+        shapes = ", ".join(str(x.aval) for x in inputs)
+        raise LucidError(
+            f"{op.name}({shapes}): {which} needed for backward was modified in place after the "
+            f"forward ran (version counter moved); use an out-of-place op or clone() first "
+            f"({user_location()})")
+
+
+def _seed(root, gradient):
+    from lucid.ops.creation import ones_like
+    from lucid.tensor import Tensor
+
+    if gradient is None:
+        return ones_like(root)  # a non-scalar output is seeded with ones (the seed docs do this)
+    if not isinstance(gradient, Tensor):
+        gradient = Tensor(gradient, dtype=root.dtype)
+    if gradient.shape != root.shape:
+        raise LucidError(f"backward: gradient of shape {gradient.shape} does not match the "
+                         f"output's shape {root.shape} ({user_location()})")
+    return gradient
+
+
+def run_backward(roots, seeds, *, inputs=None, retain_graph=False, create_graph=False):
+    """The chain rule. Accumulates into leaves' .grad, or returns grads of `inputs` if given."""
+    for root in roots:
+        if not root.requires_grad:
+            raise LucidError("backward: the tensor does not require grad and has no graph "
+                             f"(is every input detached or under no_grad?) ({user_location()})")
+    grads: dict[int, object] = {}
+    for root, seed in zip(roots, seeds):
+        grads[id(root)] = grads[id(root)] + seed if id(root) in grads else seed
+    wanted = None if inputs is None else {id(t): i for i, t in enumerate(inputs)}
+    found = [None] * (0 if inputs is None else len(inputs))
+    claimed: set[int] = set()
+    order = _toposort(roots)
+    with _grad_mode(create_graph):
+        for t in reversed(order):
+            g = grads.pop(id(t), None)
+            if g is None:
+                continue
+            if wanted is not None and id(t) in wanted:
+                found[wanted[id(t)]] = g
+                if t._ctx is None:
+                    continue
+            if t._ctx is None:
+                if wanted is None:
+                    _accumulate(t, g, claimed)
+                continue
+            _check_versions(t)
+            op, xs, attrs, _versions, _ = t._ctx
+            gxs = op.vjp(g, t, *xs, **attrs)
+            for x, gx in zip(xs, gxs, strict=True):
+                if gx is None or not x.requires_grad:
+                    continue
+                if gx.dtype != x.dtype:
+                    gx = gx.cast(x.dtype)
+                grads[id(x)] = grads[id(x)] + gx if id(x) in grads else gx
+    if not retain_graph:
+        for t in order:
+            if t._ctx is not None:
+                t._ctx = _FREED
+    return found
+
+
+def _accumulate(leaf, g, claimed: set[int]) -> None:
+    """Add g into leaf.grad. Eagerly, a gradient array that is a view or another leaf's grad is
+    copied first, so that in-place updates of one .grad never show through another."""
+    if CURRENT_TRACER.get() is None and isinstance(g.data, np.ndarray):
+        arr = g.data
+        if id(arr) in claimed or not arr.flags.owndata or not arr.flags.writeable:
+            g = g.detach().clone() if g._ctx is None else g.clone()
+        claimed.add(id(g.data))
+    if g._ctx is None:
+        g = g.detach()
+    leaf.grad = g if leaf.grad is None else leaf.grad + g
+
+
+def backward(tensor, gradient=None, retain_graph: bool = False, create_graph: bool = False):
+    run_backward([tensor], [_seed(tensor, gradient)], retain_graph=retain_graph or create_graph,
+                 create_graph=create_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
+         create_graph: bool = False, allow_unused: bool = False):
+    """Gradients of outputs with respect to inputs, returned (not accumulated into .grad)."""
+    single = not isinstance(outputs, (list, tuple))
+    outputs = [outputs] if single else list(outputs)
+    inputs_seq = [inputs] if not isinstance(inputs, (list, tuple)) else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif not isinstance(grad_outputs, (list, tuple)):
+        grad_outputs = [grad_outputs]
+    seeds = [_seed(o, g) for o, g in zip(outputs, grad_outputs, strict=True)]
+    retain = create_graph if retain_graph is None else retain_graph
+    found = run_backward(outputs, seeds, inputs=inputs_seq, retain_graph=retain,
+                         create_graph=create_graph)
+    for i, g in enumerate(found):
+        if g is None and not allow_unused:
+            raise LucidError(f"grad: input {i} ({inputs_seq[i].aval}) was not used to compute "
+                             "the outputs; pass allow_unused=True to get None for it")
+    return tuple(found)

@@ -1,0 +1,110 @@
+"""Tensor factories: tensor, zeros, ones, full, arange, linspace, eye, rand, randn, ... and
+manual_seed. zeros/ones/full and the random ones go through primitives (`full`, `uniform`,
+`normal`), so inside a compiled function they become graph nodes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lucid import dtypes, ops
+from lucid.tensor import Tensor, _check_device, _shape_arg
+
+
+def _finish(t: Tensor, requires_grad: bool, device) -> Tensor:
+    _check_device(device)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def tensor(data, dtype=None, device="cpu", requires_grad: bool = False) -> Tensor:
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
+
+
+def full(size, fill_value, *, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    if dtype is None:
+        dtype = dtypes.infer_from_data(fill_value)
+    t = ops.full(shape=_shape_arg((size,) if isinstance(size, int) else tuple(size)),
+                 value=fill_value, dtype=dtypes.as_dtype(dtype))
+    return _finish(t, requires_grad, device)
+
+
+def zeros(*size, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    return full(_shape_arg(size), 0, dtype=dtype or dtypes.DEFAULT_FLOAT, device=device,
+                requires_grad=requires_grad)
+
+
+def ones(*size, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    return full(_shape_arg(size), 1, dtype=dtype or dtypes.DEFAULT_FLOAT, device=device,
+                requires_grad=requires_grad)
+
+
+def empty(*size, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def full_like(t: Tensor, fill_value, *, dtype=None, requires_grad=False) -> Tensor:
+    return full(t.shape, fill_value, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def zeros_like(t: Tensor, *, dtype=None, requires_grad=False) -> Tensor:
+    return full_like(t, 0, dtype=dtype, requires_grad=requires_grad)
+
+
+def ones_like(t: Tensor, *, dtype=None, requires_grad=False) -> Tensor:
+    return full_like(t, 1, dtype=dtype, requires_grad=requires_grad)
+
+
+def arange(start, end=None, step=1, *, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        ints = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
+        dtype = dtypes.DEFAULT_INT if ints else dtypes.DEFAULT_FLOAT
+    data = np.arange(start, end, step, dtype=dtypes.as_dtype(dtype))
+    return _finish(Tensor._wrap(data), requires_grad, device)
+
+
+def linspace(start, end, steps: int, *, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    data = np.linspace(start, end, steps, dtype=dtypes.as_dtype(dtype or dtypes.DEFAULT_FLOAT))
+    return _finish(Tensor._wrap(data), requires_grad, device)
+
+
+def eye(n: int, m: int | None = None, *, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    data = np.eye(n, m, dtype=dtypes.as_dtype(dtype or dtypes.DEFAULT_FLOAT))
+    return _finish(Tensor._wrap(data), requires_grad, device)
+
+
+def rand(*size, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    t = ops.uniform(shape=_shape_arg(size), low=0.0, high=1.0,
+                    dtype=dtypes.as_dtype(dtype or dtypes.DEFAULT_FLOAT))
+    return _finish(t, requires_grad, device)
+
+
+def randn(*size, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    t = ops.normal(shape=_shape_arg(size), mean=0.0, std=1.0,
+                   dtype=dtypes.as_dtype(dtype or dtypes.DEFAULT_FLOAT))
+    return _finish(t, requires_grad, device)
+
+
+def rand_like(t: Tensor, *, dtype=None) -> Tensor:
+    return rand(t.shape, dtype=dtype or t.dtype)
+
+
+def randn_like(t: Tensor, *, dtype=None) -> Tensor:
+    return randn(t.shape, dtype=dtype or t.dtype)
+
+
+def randint(low: int, high: int | None = None, size=(), *, dtype=None, device="cpu") -> Tensor:
+    """Random integers in [low, high), drawn eagerly (a constant under a trace)."""
+    if high is None:
+        low, high = 0, low
+    data = ops.GENERATOR.rng.integers(low, high, size=_shape_arg((size,) if isinstance(size, int)
+                                                                 else tuple(size)))
+    return _finish(Tensor._wrap(data.astype(dtypes.as_dtype(dtype or dtypes.DEFAULT_INT))),
+                   False, device)
+
+
+def manual_seed(seed: int) -> None:
+    """Seed lucid's generator (used by rand, randn, dropout and parameter initialization)."""
+    ops.GENERATOR.seed(seed)

@@ -1,0 +1,173 @@
+"""The op registry: `Op`, `defop`, and `bind`, the one function every tensor operation goes through.
+
+An op is one record holding everything about a primitive: its eager NumPy implementation, its shape
+and dtype rule, its backward rule (written in lucid ops, so it runs eagerly and records while
+tracing), and, for elementwise ops, the scalar expression the compiler inlines into fused loops.
+
+`bind` runs `impl` eagerly, or hands the op to the current tracer (a ContextVar that `lucid_jit`
+sets while tracing). Either way it records the same autograd context on the output, so the one
+chain-rule loop in `lucid.autograd` yields eager gradients and, under a trace, the backward graph.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+from lucid import dtypes
+
+
+class Aval(NamedTuple):
+    """An abstract value: what a tensor is without its numbers (shape and dtype)."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    def __str__(self) -> str:
+        return f"{dtypes.short_name(self.dtype)}[{','.join(map(str, self.shape))}]"
+
+
+class LucidError(Exception):
+    """Base of lucid's own errors."""
+
+
+class ShapeError(LucidError, ValueError):
+    """An op was given shapes it cannot combine."""
+
+
+class DTypeError(LucidError, TypeError):
+    """An op was given dtypes it does not accept."""
+
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_PACKAGE_DIRS = tuple(os.path.join(_ROOT, name) + os.sep for name in ("lucid", "lucid_jit"))
+
+
+def user_location() -> str:
+    """`file.py:line` of the innermost stack frame outside lucid and lucid_jit (the user's line)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = os.path.abspath(frame.f_code.co_filename)
+        if not filename.startswith(_PACKAGE_DIRS) and not filename.startswith("<frozen"):
+            return f"{os.path.basename(filename)}:{frame.f_lineno}"
+        frame = frame.f_back
+    return "<unknown>"
+
+
+def op_error(op: str, avals, message: str, cls: type[LucidError] = ShapeError) -> LucidError:
+    """An error naming the op, the operands' shapes and dtypes, and the user's line."""
+    operands = ", ".join(str(a) for a in avals)
+    return cls(f"{op}: {operands}: {message} ({user_location()})")
+
+
+# Which operands a vjp reads: indices of inputs, and OUT for the op's output. Backward checks that
+# none of them was modified in place since the forward ran (the version counter).
+OUT = "out"
+ALL = "all"
+
+
+@dataclass(frozen=True, eq=False)
+class Op:
+    """One primitive. See the module docstring; `kind` groups ops for the compiler's passes."""
+
+    name: str
+    kind: str
+    impl: Callable[..., np.ndarray]
+    infer: Callable[..., Aval]
+    vjp: Callable[..., tuple] | None = None
+    scalar: str | None = None
+    save: tuple = ALL
+    pure: bool = True
+    attrs: tuple[str, ...] = field(default=())
+
+    def __call__(self, *args, **attrs):
+        return bind(self, *args, **attrs)
+
+    def __repr__(self) -> str:
+        return f"<op {self.name}>"
+
+    @property
+    def differentiable(self) -> bool:
+        return self.vjp is not None
+
+    def saved_inputs(self, n_inputs: int) -> tuple[int, ...]:
+        if self.save == ALL:
+            return tuple(range(n_inputs))
+        return tuple(i for i in self.save if i != OUT)
+
+    @property
+    def saves_output(self) -> bool:
+        return self.save == ALL or OUT in self.save
+
+
+REGISTRY: dict[str, Op] = {}
+
+KINDS = ("elementwise", "reduction", "movement", "matmul", "conv", "creation", "random", "index")
+
+
+def defop(name: str, *, kind: str, impl, infer, vjp=None, scalar=None, save=ALL, pure=True,
+          attrs=()) -> Op:
+    """Define and register a primitive. `attrs` names its keyword attributes (for the IR)."""
+    if name in REGISTRY:
+        raise ValueError(f"op {name!r} is already registered")
+    if kind not in KINDS:
+        raise ValueError(f"op {name!r}: unknown kind {kind!r}")
+    op = Op(name, kind, impl, infer, vjp, scalar, save if save == ALL else tuple(save), pure,
+            tuple(attrs))
+    REGISTRY[name] = op
+    return op
+
+
+# The trace hook: lucid_jit sets this to its tracer while tracing; None means eager.
+CURRENT_TRACER: ContextVar[Any] = ContextVar("lucid_current_tracer", default=None)
+# Whether ops record autograd contexts (no_grad / enable_grad flip it).
+GRAD_ENABLED: ContextVar[bool] = ContextVar("lucid_grad_enabled", default=True)
+
+# Set by lucid.tensor at import: the function that wraps an array (or traced value) as a Tensor.
+_wrap: Callable[[Any], Any] = None  # type: ignore[assignment]
+
+
+class Context(NamedTuple):
+    """What an op's output remembers for backward: the op, its inputs and attrs, and the versions of
+    the inputs (and of the output) when the op ran."""
+
+    op: Op
+    inputs: tuple
+    attrs: dict
+    versions: tuple[int, ...]
+    out_version: int
+
+
+def bind(op: Op, *args, **attrs):
+    """Apply a primitive to tensors: run it eagerly, or record it when a tracer is active."""
+    tracer = CURRENT_TRACER.get()
+    if tracer is not None:
+        out = tracer.emit(op, args, attrs)
+    else:
+        try:
+            data = op.impl(*[a.data for a in args], **attrs)
+        except LucidError:
+            raise
+        except Exception as exc:
+            op.infer(*[a.aval for a in args], **attrs)  # raises the clear error if the rule sees it
+            avals = ", ".join(str(a.aval) for a in args)
+            raise op_error(op.name, [avals] if avals else [], f"{type(exc).__name__}: {exc}",
+                           LucidError) from exc
+        out = _wrap(data)
+    if op.vjp is not None and GRAD_ENABLED.get():
+        for a in args:
+            if a.requires_grad:
+                out.requires_grad = True
+                out._ctx = Context(op, args, attrs, tuple(x._version[0] for x in args), 0)
+                break
+    return out
+
+
+def check_infer(op: Op, *args, **attrs) -> Aval:
+    """Run an op's shape rule on tensors' avals (used by tests and the tracer)."""
+    return op.infer(*[a.aval for a in args], **attrs)
