@@ -21,5 +21,6 @@ for _name in _functions._METHODS:
     globals()[_name] = getattr(_functions, _name)
 
 
+from lucid import nn, optim  # noqa: E402  (they build on Tensor)
 
 __version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""lucid.nn.functional: the functional form of every layer, and the losses."""
