@@ -3,9 +3,12 @@ stack, and the module-level forms of Tensor's methods (`lucid.exp(t)`)."""
 
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
 from lucid import dtypes, ops
+from lucid.ops import rules
 from lucid.ops.registry import CURRENT_TRACER, ShapeError, op_error
 from lucid.tensor import Tensor
 
@@ -16,12 +19,12 @@ def _as_tensor(x, like: Tensor | None = None) -> Tensor:
     return like._lift(x) if like is not None else Tensor(x)
 
 
-def _common(*ts: Tensor) -> list[Tensor]:
+def _common(op: str, *ts: Tensor) -> list[Tensor]:
     """Cast tensors to their promoted dtype and broadcast them to one shape."""
     dtype = ts[0].dtype
     for t in ts[1:]:
         dtype = dtypes.promote(dtype, t.dtype)
-    shape = tuple(np.broadcast_shapes(*(t.shape for t in ts)))
+    shape = rules.broadcast_shapes(op, *(t.aval for t in ts))
     return [t.cast(dtype).broadcast_to(shape) for t in ts]
 
 
@@ -42,7 +45,11 @@ def matmul(a, b) -> Tensor:
         raise op_error("matmul", (a.aval, b.aval),
                        f"inner dimensions {a.shape[-1]} and {b.shape[-2]} differ", ShapeError)
     if b.ndim > 2 or a.ndim < b.ndim:
-        batch = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+        try:
+            batch = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+        except ValueError:
+            raise op_error("matmul", (a.aval, b.aval), "batch dimensions cannot be broadcast",
+                           ShapeError) from None
         a = a.broadcast_to(batch + a.shape[-2:])
         b = b.broadcast_to(batch + b.shape[-2:])
     out = ops.matmul(a, b)
@@ -60,8 +67,8 @@ def where(condition, x, y) -> Tensor:
     y = _as_tensor(y, ref)
     if c.dtype != dtypes.bool_:
         c = c.cast(dtypes.bool_)
-    x, y = _common(x, y)
-    shape = tuple(np.broadcast_shapes(c.shape, x.shape))
+    x, y = _common("where", x, y)
+    shape = rules.broadcast_shapes("where", c.aval, x.aval)
     return ops.where(c.broadcast_to(shape), x.broadcast_to(shape), y.broadcast_to(shape))
 
 
@@ -80,7 +87,8 @@ def cat(tensors, dim: int = 0) -> Tensor:
     dtype = tensors[0].dtype
     for t in tensors[1:]:
         dtype = dtypes.promote(dtype, t.dtype)
-    axis = dim % max(tensors[0].ndim, 1)
+    # builtins.max: this module's `max` is lucid.max (see _METHODS at the bottom).
+    axis = dim % builtins.max(tensors[0].ndim, 1)
     return ops.concat(*(t.cast(dtype) for t in tensors), axis=axis)
 
 

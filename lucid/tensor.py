@@ -16,7 +16,10 @@ import numpy as np
 from lucid import dtypes, ops
 from lucid.ops import registry
 from lucid.ops.registry import CURRENT_TRACER, GRAD_ENABLED, Aval, LucidError, ShapeError
+from lucid.ops.rules import broadcast_shapes
 
+_bind = registry.bind
+_new_tensor = object.__new__
 MinMax = namedtuple("MinMax", ["values", "indices"])
 _SCALARS = (int, float, bool, np.number, np.bool_)
 
@@ -38,10 +41,10 @@ class Tensor:
         if requires_grad:
             self.requires_grad_(True)
 
-    @classmethod
-    def _wrap(cls, data) -> Tensor:
+    @staticmethod
+    def _wrap(data) -> Tensor:
         """A tensor around an existing array (or traced value) without copying it."""
-        t = object.__new__(cls)
+        t = _new_tensor(Tensor)
         t.data = np.asarray(data) if isinstance(data, np.generic) else data
         t.requires_grad = False
         t.grad = None
@@ -188,17 +191,17 @@ class Tensor:
 
     def _binary(self, op, other, reverse: bool = False) -> Tensor:
         x = self
-        y = self._lift(other)
-        if x.dtype != y.dtype:
+        y = other if isinstance(other, Tensor) else self._lift(other)
+        if x.data.dtype != y.data.dtype:
             target = dtypes.promote(x.dtype, y.dtype)
             x = x if x.dtype == target else ops.cast(x, dtype=target)
             y = y if y.dtype == target else ops.cast(y, dtype=target)
-        if x.shape != y.shape and (CURRENT_TRACER.get() is not None or (
+        if x.data.shape != y.data.shape and (CURRENT_TRACER.get() is not None or (
                 GRAD_ENABLED.get() and (x.requires_grad or y.requires_grad))):
-            shape = tuple(np.broadcast_shapes(x.shape, y.shape))
+            shape = broadcast_shapes(op.name, x.aval, y.aval)  # ShapeError naming the op
             x = x if x.shape == shape else ops.broadcast_to(x, shape=shape)
             y = y if y.shape == shape else ops.broadcast_to(y, shape=shape)
-        return ops.bind(op, y, x) if reverse else ops.bind(op, x, y)
+        return _bind(op, y, x) if reverse else _bind(op, x, y)
 
     def _float_operand(self) -> Tensor:
         return self if dtypes.is_floating(self.dtype) else ops.cast(self, dtype=dtypes.DEFAULT_FLOAT)
@@ -297,7 +300,7 @@ class Tensor:
         n = max(self.ndim, 1)
         for d in dims:
             if not -n <= d < n:
-                raise ShapeError(f"dim {d} is out of range for a tensor of shape {self.shape} "
+                raise ShapeError(f"dim {d} is out of range for a tensor {self.aval} "
                                  f"({registry.user_location()})")
         return tuple(sorted({int(d) % n for d in dims})) if self.ndim else ()
 

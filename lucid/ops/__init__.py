@@ -16,3 +16,4 @@ from lucid.ops.registry import (
 )
 
 __all__ = sorted(name for name in dir() if not name.startswith("_"))
+from lucid.ops.conv import conv2d, fold, max_pool2d, unfold  # noqa: E402,F401

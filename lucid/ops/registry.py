@@ -98,7 +98,8 @@ class Op:
     def saved_inputs(self, n_inputs: int) -> tuple[int, ...]:
         if self.save == ALL:
             return tuple(range(n_inputs))
-        return tuple(i for i in self.save if i != OUT)
+        # Variadic ops (getitem's index tensors) declare more slots than a call may use.
+        return tuple(i for i in self.save if i != OUT and i < n_inputs)
 
     @property
     def saves_output(self) -> bool:
@@ -150,7 +151,15 @@ def bind(op: Op, *args, **attrs):
         out = tracer.emit(op, args, attrs)
     else:
         try:
-            data = op.impl(*[a.data for a in args], **attrs)
+            # The common arities are spelled out: this is the hot path of every eager op.
+            if attrs:
+                data = op.impl(*[a.data for a in args], **attrs)
+            elif len(args) == 2:
+                data = op.impl(args[0].data, args[1].data)
+            elif len(args) == 1:
+                data = op.impl(args[0].data)
+            else:
+                data = op.impl(*[a.data for a in args])
         except LucidError:
             raise
         except Exception as exc:
@@ -159,7 +168,9 @@ def bind(op: Op, *args, **attrs):
             raise op_error(op.name, [avals] if avals else [], f"{type(exc).__name__}: {exc}",
                            LucidError) from exc
         out = _wrap(data)
-    if op.vjp is not None and GRAD_ENABLED.get():
+    # Integer and bool results carry no gradient (d int(x)/dx is 0 almost everywhere), as in
+    # PyTorch: `x.long()` of a tensor that requires grad does not require grad.
+    if op.vjp is not None and GRAD_ENABLED.get() and out.dtype.kind == "f":
         for a in args:
             if a.requires_grad:
                 out.requires_grad = True

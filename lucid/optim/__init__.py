@@ -1,1 +1,7 @@
 """lucid.optim: optimizers built from Tensor ops."""
+
+from lucid.optim.adam import Adam, AdamW
+from lucid.optim.optimizer import Optimizer
+from lucid.optim.sgd import SGD
+
+__all__ = ["SGD", "Adam", "AdamW", "Optimizer"]

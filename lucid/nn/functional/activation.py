@@ -1,0 +1,134 @@
+"""Activation functions, each a composition of lucid primitives (so autograd and the compiler see
+through them). Where a branch could overflow (exp of a large input) the input to that branch is
+masked first: `where` sends a zero gradient to the branch it drops, but 0 * inf is still NaN."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+from lucid import dtypes
+from lucid.functions import where
+from lucid.ops.registry import ShapeError, op_error
+from lucid.tensor import Tensor
+
+_SQRT_HALF = math.sqrt(0.5)
+_SQRT_TWO_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    """max(0, x); the gradient at 0 is 0."""
+    return input.relu_() if inplace else input.relu()
+
+
+def relu_(input: Tensor) -> Tensor:
+    """relu written into `input`; returns `input` itself."""
+    return input.relu_()
+
+
+def _leaky_relu(x: Tensor, negative_slope: float) -> Tensor:
+    # where (not maximum) so the gradient at exactly 0 is negative_slope, as the formula says.
+    return where(x > 0, x, x * negative_slope)
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """x for x > 0, negative_slope * x otherwise (gradient negative_slope at x <= 0)."""
+    if inplace:
+        return input._inplace(lambda x: _leaky_relu(x, negative_slope))
+    return _leaky_relu(input, negative_slope)
+
+
+def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    return leaky_relu(input, negative_slope, inplace=True)
+
+
+def _elu(x: Tensor, alpha: float) -> Tensor:
+    # exp only sees min(x, 0): exp of a large positive x would be inf in the dropped branch.
+    return where(x > 0, x, (x.minimum(0.0).exp() - 1.0) * alpha)
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x for x > 0, alpha * (exp(x) - 1) otherwise."""
+    if inplace:
+        return input._inplace(lambda x: _elu(x, alpha))
+    return _elu(input, alpha)
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """x * Phi(x): exact with erf ('none') or with PyTorch's tanh approximation ('tanh')."""
+    if approximate == "none":
+        return input * ((input * _SQRT_HALF).erf() + 1.0) * 0.5
+    if approximate == "tanh":
+        inner = (input + input * input * input * 0.044715) * _SQRT_TWO_OVER_PI
+        return input * (inner.tanh() + 1.0) * 0.5
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', not {approximate!r}")
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    return input.sigmoid()
+
+
+def tanh(input: Tensor) -> Tensor:
+    return input.tanh()
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * sigmoid(x)."""
+    if inplace:
+        return input._inplace(lambda x: x * x.sigmoid())
+    return input * input.sigmoid()
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta * x)) / beta, linear where beta * x > threshold (PyTorch's form)."""
+    z = input * beta if beta != 1.0 else input
+    out = _softplus(z)
+    if beta != 1.0:
+        out = out / beta
+    return where(z > threshold, input, out)
+
+
+def _softplus(z: Tensor) -> Tensor:
+    """log(1 + exp(z)) = relu(z) + log(1 + exp(-|z|)), stable for any z.
+
+    -|z| is written as where(z > 0, -z, z) rather than -abs(z): abs's gradient at 0 is sign(0) = 0,
+    which would make d/dz at z = 0 come out 0 instead of sigmoid(0) = 0.5.
+    """
+    return z.relu() + (where(z > 0, -z, z).exp() + 1.0).log()
+
+
+def _softmax_dim(name: str, ndim: int, dim: int | None) -> int:
+    if dim is None:
+        # PyTorch's legacy rule for an implicit dim, with its warning.
+        warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call "
+                      "to include dim=X as an argument.", stacklevel=3)
+        return 0 if ndim in (0, 1, 3) else 1
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise ShapeError(f"{name}: dim {dim} is out of range for a tensor of {ndim} dimensions")
+    return dim % n
+
+
+def _shifted(name: str, input: Tensor, dim: int | None, dtype) -> tuple[Tensor, int]:
+    if dtype is not None:
+        input = input.cast(dtype)
+    elif not dtypes.is_floating(input.dtype):
+        raise op_error(name, [input.aval], "needs a floating input (or pass dtype=)")
+    dim = _softmax_dim(name, input.ndim, dim)
+    if input.ndim == 0:
+        return input - input.detach(), dim
+    # Both functions are invariant to the shift, so detaching the max leaves gradients exact.
+    return input - input.amax(dim, keepdim=True).detach(), dim
+
+
+def softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
+    """exp(x) / sum(exp(x)) along dim, computed from x - max(x) so large inputs do not overflow."""
+    shifted, dim = _shifted("softmax", input, dim, dtype)
+    e = shifted.exp()
+    return e / e.sum(dim, keepdim=True)
+
+
+def log_softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
+    """x - log(sum(exp(x))) along dim (the log-sum-exp taken after subtracting the max)."""
+    shifted, dim = _shifted("log_softmax", input, dim, dtype)
+    return shifted - shifted.exp().sum(dim, keepdim=True).log()

@@ -1,0 +1,86 @@
+"""batch_norm and layer_norm, composed from reductions and elementwise ops.
+
+batch_norm updates the running statistics in place, under no_grad, with the unbiased batch
+variance (PyTorch's convention: normalize with the biased variance, track the unbiased one).
+"""
+
+from __future__ import annotations
+
+import math
+
+from lucid.autograd import no_grad
+from lucid.ops.registry import ShapeError, op_error
+from lucid.tensor import Tensor
+
+
+def _channel_view(t: Tensor, ndim: int) -> Tensor:
+    """A (C,) tensor shaped (1, C, 1, ...) to broadcast against an (N, C, ...) input."""
+    return t.reshape((1, t.shape[0]) + (1,) * (ndim - 2))
+
+
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+               weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalize each channel (dim 1) of an (N, C, ...) input over every other dim."""
+    if input.ndim < 2:
+        raise op_error("batch_norm", [input.aval], "expected an input of at least 2 dims (N, C)",
+                       ShapeError)
+    channels = input.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != (channels,):
+            raise op_error("batch_norm", [input.aval, t.aval],
+                           f"{name} must have shape ({channels},), one value per channel",
+                           ShapeError)
+    axes = (0,) + tuple(range(2, input.ndim))
+    if training:
+        count = math.prod(input.shape[a] for a in axes)
+        if count <= 1:
+            raise op_error("batch_norm", [input.aval],
+                           f"expected more than 1 value per channel when training, got {count}",
+                           ShapeError)
+        mean = input.mean(axes, keepdim=True)
+        centered = input - mean
+        var = (centered * centered).mean(axes, keepdim=True)
+        if running_mean is not None and running_var is not None:
+            with no_grad():
+                batch_mean = mean.detach().reshape(channels)
+                unbiased = var.detach().reshape(channels) * (count / (count - 1))
+                running_mean.copy_(running_mean * (1.0 - momentum) + batch_mean * momentum)
+                running_var.copy_(running_var * (1.0 - momentum) + unbiased * momentum)
+    else:
+        if running_mean is None or running_var is None:
+            raise op_error("batch_norm", [input.aval],
+                           "running_mean and running_var are needed when not training")
+        centered = input - _channel_view(running_mean, input.ndim)
+        var = _channel_view(running_var, input.ndim)
+    out = centered / (var + eps).sqrt()
+    if weight is not None:
+        out = out * _channel_view(weight, input.ndim)
+    if bias is not None:
+        out = out + _channel_view(bias, input.ndim)
+    return out
+
+
+def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalize over the trailing dims `normalized_shape` (biased variance), then scale/shift."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(shape)
+    if k == 0 or input.ndim < k or tuple(input.shape[-k:]) != shape:
+        raise op_error("layer_norm", [input.aval],
+                       f"normalized_shape {shape} does not match the input's trailing dims",
+                       ShapeError)
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != shape:
+            raise op_error("layer_norm", [input.aval, t.aval],
+                           f"{name} must have shape {shape}", ShapeError)
+    axes = tuple(range(input.ndim - k, input.ndim))
+    centered = input - input.mean(axes, keepdim=True)
+    var = (centered * centered).mean(axes, keepdim=True)
+    out = centered / (var + eps).sqrt()
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out

@@ -1,0 +1,715 @@
+"""The OpInfo table: one entry per primitive in `lucid.ops.REGISTRY` and per composite function.
+
+Each entry holds the callable under test, an independent NumPy reference, how to make sample inputs
+(shapes, domains, attrs), tolerances, and which arguments are differentiable. `tests/test_ops.py`
+drives every check from this table; later suites (compiled vs eager, CUDA simulator) reuse it.
+
+Sample arguments are NumPy arrays (the tests wrap them as tensors); attrs are keyword arguments
+passed both to the callable and to the reference.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from scipy import special
+
+import lucid
+from lucid import ops
+from lucid.ops import Slice, Slot
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One call: positional arrays and keyword attrs."""
+
+    args: tuple
+    attrs: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class S:
+    """A sample spec: the shapes of the positional arguments and the attrs."""
+
+    shapes: tuple
+    attrs: dict
+
+    def __init__(self, *shapes, **attrs):
+        object.__setattr__(self, "shapes", shapes)
+        object.__setattr__(self, "attrs", attrs)
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    """How to test one op. `op` is the primitive (None for a composite function)."""
+
+    name: str
+    fn: Callable[..., Any]
+    ref: Callable[..., Any] | None
+    specs: tuple = ()
+    sample_fn: Callable[[np.random.Generator, np.dtype], list] | None = None
+    domain: tuple[float, float] = (-2.0, 2.0)
+    # Sample |x| from domain with a random sign: keeps abs/relu/sign away from their kink at 0.
+    signed: bool = False
+    op: ops.Op | None = None
+    differentiable: bool = True
+    grad_args: tuple[int, ...] | None = None  # None: every floating argument
+    rtol: float = 1e-5
+    atol: float = 1e-6
+    fd_rtol: float = 1e-5
+    # Floating outputs have the samples' float dtype; False: the dtype NumPy's reference gives
+    # for the samples' own dtypes (cast).
+    keeps_float_dtype: bool = True
+    # For random ops: check(out_array, attrs) instead of a reference.
+    check: Callable[[np.ndarray, dict], None] | None = None
+
+    def samples(self, rng: np.random.Generator, dtype) -> list[Sample]:
+        dtype = np.dtype(dtype)
+        if self.sample_fn is not None:
+            # NumPy turns 0-d results into scalars; the tests want arrays.
+            return [Sample(tuple(np.asarray(a) if isinstance(a, np.generic) else a
+                                 for a in s.args), s.attrs) for s in self.sample_fn(rng, dtype)]
+        out = []
+        for spec in self.specs:
+            args = tuple(_uniform(rng, shape, self.domain, dtype, self.signed)
+                         for shape in spec.shapes)
+            out.append(Sample(args, dict(spec.attrs)))
+        return out
+
+    def grad_indices(self, sample: Sample) -> tuple[int, ...]:
+        if not self.differentiable:
+            return ()
+        if self.grad_args is not None:
+            return self.grad_args
+        return tuple(i for i, a in enumerate(sample.args)
+                     if isinstance(a, np.ndarray) and a.dtype.kind == "f")
+
+
+def _uniform(rng, shape, domain, dtype, signed=False) -> np.ndarray:
+    x = rng.uniform(*domain, size=shape)
+    if signed:
+        x = x * rng.choice([-1.0, 1.0], size=shape)
+    return np.asarray(x, dtype=dtype)
+
+
+def _distinct(rng, shape, dtype) -> np.ndarray:
+    """Values at least 0.05 apart (max and argmax have no ties, and FD steps never cross)."""
+    n = int(np.prod(shape))
+    return (rng.permutation(n) * 0.05 - n * 0.025).reshape(shape).astype(dtype)
+
+
+# --------------------------------------------------------------------------------- references
+
+_erf = special.erf
+
+
+def _ref_sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _ref_sum(x, axes=None, keepdims=False):
+    return np.sum(x, axis=axes, keepdims=keepdims)
+
+
+def _ref_max(x, axes=None, keepdims=False):
+    return np.amax(x, axis=axes, keepdims=keepdims)
+
+
+def _ref_scatter_add(g, *arrays, index, shape):
+    out = np.zeros(shape, g.dtype)
+    real = tuple(arrays[i.k] if isinstance(i, Slot) else
+                 slice(*i) if isinstance(i, Slice) else i for i in index)
+    np.add.at(out, real, g)
+    return out
+
+
+def _ref_getitem(x, *arrays, index):
+    real = tuple(arrays[i.k] if isinstance(i, Slot) else
+                 slice(*i) if isinstance(i, Slice) else i for i in index)
+    return x[real]
+
+
+def _ref_softmax(x, axis):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _ref_log_softmax(x, axis):
+    m = x.max(axis=axis, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
+
+
+def _out_len(size, k, s, p, d, ceil_mode=False):
+    span = size + 2 * p - d * (k - 1) - 1
+    if not ceil_mode:
+        return span // s + 1
+    n = -(-span // s) + 1
+    return n - 1 if (n - 1) * s >= size + p else n  # the last window must start inside
+
+
+def _patches(x, kernel, stride, padding, dilation, pad_value=0.0, ceil_mode=False):
+    """(N, C, kh, kw, OH, OW): patch[n, c, i, j, y, x] = xpad[n, c, y*sh + i*dh, x*sw + j*dw],
+    built by explicit loops over output positions (independent of lucid's strided view)."""
+    n, c, h, w = x.shape
+    kh, kw = kernel
+    oh = _out_len(h, kh, stride[0], padding[0], dilation[0], ceil_mode)
+    ow = _out_len(w, kw, stride[1], padding[1], dilation[1], ceil_mode)
+    big = np.full((n, c, h + 2 * padding[0] + kh * dilation[0] + stride[0] * oh,
+                   w + 2 * padding[1] + kw * dilation[1] + stride[1] * ow), pad_value, x.dtype)
+    big[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w] = x
+    out = np.zeros((n, c, kh, kw, oh, ow), x.dtype)
+    for y in range(oh):
+        for xx in range(ow):
+            for i in range(kh):
+                for j in range(kw):
+                    out[:, :, i, j, y, xx] = big[:, :, y * stride[0] + i * dilation[0],
+                                                 xx * stride[1] + j * dilation[1]]
+    return out
+
+
+def _ref_unfold(x, kernel, stride, padding, dilation):
+    """im2col in PyTorch's layout: (N, C*kh*kw, L), C slowest, then kh, then kw."""
+    p = _patches(x, kernel, stride, padding, dilation)
+    n, c, kh, kw, oh, ow = p.shape
+    return p.reshape(n, c * kh * kw, oh * ow)
+
+
+def _ref_fold(cols, output_size, kernel, stride, padding, dilation):
+    """col2im: the adjoint of unfold, by scattering each column entry back where it came from."""
+    n = cols.shape[0]
+    kh, kw = kernel
+    c = cols.shape[1] // (kh * kw)
+    h, w = output_size
+    oh = _out_len(h, kh, stride[0], padding[0], dilation[0])
+    ow = _out_len(w, kw, stride[1], padding[1], dilation[1])
+    cols = cols.reshape(n, c, kh, kw, oh, ow)
+    out = np.zeros((n, c, h + 2 * padding[0], w + 2 * padding[1]), cols.dtype)
+    for y in range(oh):
+        for xx in range(ow):
+            for i in range(kh):
+                for j in range(kw):
+                    out[:, :, y * stride[0] + i * dilation[0],
+                        xx * stride[1] + j * dilation[1]] += cols[:, :, i, j, y, xx]
+    return out[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
+
+
+def _ref_conv2d(x, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+    """Grouped cross-correlation with einsum over explicit patches."""
+    f, cg, kh, kw = w.shape
+    p = _patches(x, (kh, kw), stride, padding, dilation)  # (N, C, kh, kw, OH, OW)
+    n, c = p.shape[:2]
+    p = p.reshape(n, groups, cg, kh, kw, *p.shape[4:])
+    wg = w.reshape(groups, f // groups, cg, kh, kw)
+    out = np.einsum("ngcijyx,gocij->ngoyx", p, wg)
+    return out.reshape(n, f, *out.shape[3:])
+
+
+def _ref_max_pool2d(x, kernel, stride, padding, dilation, ceil_mode=False):
+    p = _patches(x, kernel, stride, padding, dilation, -np.inf, ceil_mode)
+    return p.max(axis=(2, 3))
+
+
+def _ref_avg_pool2d(x, kernel_size, stride=None, padding=0):
+    k = (kernel_size,) * 2 if isinstance(kernel_size, int) else tuple(kernel_size)
+    s = k if stride is None else (stride,) * 2 if isinstance(stride, int) else tuple(stride)
+    pd = (padding,) * 2 if isinstance(padding, int) else tuple(padding)
+    return _patches(x, k, s, pd, (1, 1)).mean(axis=(2, 3))  # padding counts (count_include_pad)
+
+
+def _ref_layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    axes = tuple(range(x.ndim - len(normalized_shape), x.ndim))
+    mu = x.mean(axis=axes, keepdims=True)
+    var = x.var(axis=axes, keepdims=True)
+    y = (x - mu) / np.sqrt(var + eps)
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+# --------------------------------------------------------------------------------- samplers
+
+
+def _where_samples(rng, dtype):
+    for shape in ((3, 4), ()):
+        c = rng.uniform(size=shape) > 0.5
+        yield Sample((c, _uniform(rng, shape, (-2, 2), dtype), _uniform(rng, shape, (-2, 2), dtype)))
+
+
+def _compare_samples(rng, dtype):
+    x = _uniform(rng, (3, 4), (-2, 2), dtype)
+    y = x.copy()
+    y[0] += 1  # some equal, some not
+    y[1] -= 1
+    yield Sample((x, y))
+    yield Sample((np.asarray(1.5, dtype), np.asarray(1.5, dtype)))
+
+
+def _binary_distinct(rng, dtype):
+    # maximum/minimum: operands at least 0.1 apart, so no ties and no FD step crosses over.
+    for shape in ((3, 4), ()):
+        x = _uniform(rng, shape, (-2, 2), dtype)
+        d = _uniform(rng, shape, (0.1, 1.0), dtype, signed=True)
+        yield Sample((x, (x + d).astype(dtype)))
+
+
+def _pow_samples(rng, dtype):
+    yield Sample((_uniform(rng, (3, 4), (0.5, 2.0), dtype), _uniform(rng, (3, 4), (-1.5, 2.5),
+                                                                      dtype)))
+    yield Sample((np.asarray(1.7, dtype), np.asarray(0.3, dtype)))
+
+
+def _cast_samples(rng, dtype):
+    x = _uniform(rng, (3, 4), (-3, 3), dtype)
+    yield Sample((x,), {"dtype": lucid.float64})  # widening is exact, so FD stays exact
+    yield Sample((_uniform(rng, (), (-3, 3), dtype),), {"dtype": lucid.float64})
+
+
+def _cast_int_samples(rng, dtype):
+    yield Sample((_uniform(rng, (3, 4), (-3, 3), dtype),), {"dtype": lucid.int64})
+    yield Sample((rng.integers(-3, 3, (5,)),), {"dtype": dtype})
+    yield Sample((rng.integers(0, 2, (5,)).astype(bool),), {"dtype": dtype})
+
+
+def _reduce_samples(attrs_list, shape=(3, 4, 5)):
+    def gen(rng, dtype):
+        for attrs in attrs_list:
+            yield Sample((_distinct(rng, shape, dtype),), dict(attrs))
+        yield Sample((np.asarray(0.7, dtype),), {"axes": None, "keepdims": False})
+        yield Sample((np.asarray(0.7, dtype),), {"axes": (), "keepdims": True})
+    return gen
+
+
+_REDUCE_ATTRS = ({"axes": None, "keepdims": False}, {"axes": (1,), "keepdims": False},
+                 {"axes": (0, 2), "keepdims": True}, {"axes": (2,), "keepdims": True})
+
+
+def _argmax_samples(rng, dtype):
+    x = _distinct(rng, (3, 4, 5), dtype)
+    yield Sample((x,), {"axis": None, "keepdims": False})
+    yield Sample((x,), {"axis": 1, "keepdims": False})
+    yield Sample((x,), {"axis": 2, "keepdims": True})
+    yield Sample((np.asarray(0.5, dtype),), {"axis": None, "keepdims": False})
+
+
+def _getitem_samples(rng, dtype):
+    x = _uniform(rng, (4, 5, 6), (-2, 2), dtype)
+    yield Sample((x,), {"index": (Slice(1, None, 2), 2, None)})
+    yield Sample((x,), {"index": (Ellipsis, Slice(None, None, -1))})
+    yield Sample((_uniform(rng, (), (-2, 2), dtype),), {"index": (None,)})
+    idx = np.array([3, 0, 3, 1])  # repeated: the vjp must accumulate
+    yield Sample((x, idx), {"index": (Slot(0), Slice(1, 4, None))})
+    yield Sample((x, idx, np.array([[0], [4]])), {"index": (Slice(None, None, None), Slot(1),
+                                                            Slot(0))})
+
+
+def _scatter_add_samples(rng, dtype):
+    idx = np.array([3, 0, 3, 1])
+    yield Sample((_uniform(rng, (4, 3, 6), (-2, 2), dtype), idx),
+                 {"index": (Slot(0), Slice(1, 4, None)), "shape": (4, 5, 6)})
+    yield Sample((_uniform(rng, (2, 6), (-2, 2), dtype),),
+                 {"index": (Slice(1, None, 2), 2), "shape": (4, 5, 6)})
+
+
+def _concat_samples(rng, dtype):
+    u = lambda *s: _uniform(rng, s, (-2, 2), dtype)
+    yield Sample((u(2, 3), u(4, 3)), {"axis": 0})
+    yield Sample((u(2, 3), u(2, 1), u(2, 2)), {"axis": 1})
+    yield Sample((u(5),), {"axis": 0})
+
+
+def _creation_samples(name):
+    def gen(rng, dtype):
+        if name == "full":
+            yield Sample((), {"shape": (3, 4), "value": 1.5, "dtype": dtype})
+            yield Sample((), {"shape": (), "value": -2.0, "dtype": dtype})
+            yield Sample((), {"shape": (2, 0), "value": 7, "dtype": lucid.int64})
+        elif name == "uniform":
+            yield Sample((), {"shape": (200, 50), "low": -1.0, "high": 3.0, "dtype": dtype})
+        else:
+            yield Sample((), {"shape": (200, 50), "mean": 1.0, "std": 2.0, "dtype": dtype})
+    return gen
+
+
+def _check_uniform(out, attrs):
+    assert out.min() >= attrs["low"] and out.max() < attrs["high"]
+    mean, width = (attrs["low"] + attrs["high"]) / 2, attrs["high"] - attrs["low"]
+    sigma = width / np.sqrt(12 * out.size)
+    assert abs(out.mean() - mean) < 5 * sigma, out.mean()
+    assert abs(out.std() - width / np.sqrt(12)) < 0.05 * width
+
+
+def _check_normal(out, attrs):
+    assert abs(out.mean() - attrs["mean"]) < 5 * attrs["std"] / np.sqrt(out.size), out.mean()
+    assert abs(out.std() - attrs["std"]) < 0.05 * attrs["std"], out.std()
+
+
+def _matmul_samples(rng, dtype):
+    u = lambda *s: _uniform(rng, s, (-2, 2), dtype)
+    yield Sample((u(3, 4), u(4, 2)))
+    yield Sample((u(2, 3, 4), u(2, 4, 5)))
+    yield Sample((u(2, 3, 4), u(4, 5)))  # a 2-d right operand shared across the batch
+    yield Sample((u(3, 0), u(0, 2)))
+
+
+def _composite_matmul_samples(rng, dtype):
+    u = lambda *s: _uniform(rng, s, (-2, 2), dtype)
+    yield Sample((u(4), u(4)))
+    yield Sample((u(4), u(4, 3)))
+    yield Sample((u(3, 4), u(4)))
+    yield Sample((u(2, 1, 3, 4), u(5, 4, 2)))  # batch dims broadcast
+    yield Sample((u(3, 4), u(2, 4, 5)))
+
+
+def _where_broadcast_samples(rng, dtype):
+    yield Sample((rng.uniform(size=(3, 1)) > 0.5, _uniform(rng, (1, 4), (-2, 2), dtype),
+                  _uniform(rng, (3, 4), (-2, 2), dtype)))
+    yield Sample((rng.uniform(size=(4,)) > 0.5, _uniform(rng, (), (-2, 2), dtype),
+                  _uniform(rng, (2, 4), (-2, 2), dtype)))
+
+
+def _gather_samples(rng, dtype):
+    x = _uniform(rng, (5, 4), (-2, 2), dtype)
+    yield Sample((x, np.array([4, 0, 4, 2])))
+    yield Sample((x, np.array([[1, 1], [3, 0]])))
+
+
+def _stack_samples(rng, dtype):
+    u = lambda *s: _uniform(rng, s, (-2, 2), dtype)
+    yield Sample((u(2, 3), u(2, 3), u(2, 3)), {"dim": 1})
+    yield Sample((u(), u()), {"dim": 0})
+
+
+def _cat_samples(rng, dtype):
+    u = lambda *s: _uniform(rng, s, (-2, 2), dtype)
+    yield Sample((u(2, 3), u(2, 2)), {"dim": -1})
+    yield Sample((u(1, 3), u(2, 3)), {"dim": 0})
+
+
+def _min_dim_samples(rng, dtype):
+    yield Sample((_distinct(rng, (3, 4), dtype),), {"dim": 1})
+    yield Sample((_distinct(rng, (3, 4), dtype),), {"dim": 0, "keepdim": True})
+
+
+def _clamp_samples(rng, dtype):
+    # Values at least 0.05 from the bounds -0.5 and 0.5, so FD steps never cross them.
+    x = _distinct(rng, (4, 5), dtype) + np.asarray(0.025, dtype)
+    yield Sample((x,), {"min": -0.5, "max": 0.5})
+    yield Sample((x,), {"min": -0.5})
+    yield Sample((x,), {"max": 0.5})
+
+
+# --------------------------------------------------------------------------------- the table
+
+_SHAPES = (S((4, 5)), S(()), S((2, 0, 3)))
+_BINARY = (S((3, 4), (3, 4)), S((), ()))
+
+
+def _unary(op, ref, **kw) -> OpInfo:
+    return OpInfo(op.name, op, ref, specs=kw.pop("specs", _SHAPES), op=op, **kw)
+
+
+def _binary(op, ref, **kw) -> OpInfo:
+    return OpInfo(op.name, op, ref, specs=kw.pop("specs", _BINARY), op=op, **kw)
+
+
+PRIMITIVES: tuple[OpInfo, ...] = (
+    _unary(ops.neg, np.negative),
+    _unary(ops.exp, np.exp),
+    _unary(ops.log, np.log, domain=(0.1, 3.0)),
+    _unary(ops.sqrt, np.sqrt, domain=(0.1, 3.0)),
+    _unary(ops.abs, np.abs, domain=(0.1, 2.0), signed=True),
+    _unary(ops.sin, np.sin, domain=(-3.0, 3.0)),
+    _unary(ops.cos, np.cos, domain=(-3.0, 3.0)),
+    _unary(ops.tanh, np.tanh),
+    _unary(ops.erf, _erf),
+    _unary(ops.sign, np.sign, domain=(0.1, 2.0), signed=True, differentiable=False),
+    _unary(ops.reciprocal, lambda x: 1.0 / x, domain=(0.2, 2.0), signed=True),
+    _unary(ops.sigmoid, _ref_sigmoid, domain=(-6.0, 6.0)),
+    _unary(ops.relu, lambda x: np.where(x > 0, x, 0).astype(x.dtype), domain=(0.1, 2.0),
+           signed=True),
+    _unary(ops.copy, lambda x: x.copy()),
+    OpInfo("cast", ops.cast, lambda x, dtype: x.astype(dtype), sample_fn=_cast_samples,
+           op=ops.cast, keeps_float_dtype=False),
+    OpInfo("cast(int/bool)", ops.cast, lambda x, dtype: x.astype(dtype),
+           sample_fn=_cast_int_samples, differentiable=False, keeps_float_dtype=False),
+    _binary(ops.add, np.add),
+    _binary(ops.sub, np.subtract),
+    _binary(ops.mul, np.multiply),
+    _binary(ops.div, np.divide, domain=(0.3, 2.0), signed=True),
+    OpInfo("pow", ops.pow, np.power, sample_fn=_pow_samples, op=ops.pow),
+    OpInfo("maximum", ops.maximum, np.maximum, sample_fn=_binary_distinct, op=ops.maximum),
+    OpInfo("minimum", ops.minimum, np.minimum, sample_fn=_binary_distinct, op=ops.minimum),
+    *(OpInfo(op.name, op, ref, sample_fn=_compare_samples, op=op, differentiable=False)
+      for op, ref in ((ops.eq, np.equal), (ops.ne, np.not_equal), (ops.lt, np.less),
+                      (ops.le, np.less_equal), (ops.gt, np.greater), (ops.ge, np.greater_equal))),
+    OpInfo("where", ops.where, np.where, sample_fn=_where_samples, op=ops.where),
+    OpInfo("sum", ops.sum, _ref_sum, sample_fn=_reduce_samples(_REDUCE_ATTRS), op=ops.sum),
+    OpInfo("max", ops.max, _ref_max, sample_fn=_reduce_samples(_REDUCE_ATTRS), op=ops.max),
+    OpInfo("argmax", ops.argmax, lambda x, axis, keepdims: np.argmax(x, axis, keepdims=keepdims),
+           sample_fn=_argmax_samples, op=ops.argmax, differentiable=False),
+    _unary(ops.reshape, lambda x, shape: np.reshape(x, shape),
+           specs=(S((3, 4), shape=(2, 6)), S((3, 4), shape=(12,)), S((), shape=(1, 1)),
+                  S((2, 0), shape=(0, 5)))),
+    _unary(ops.permute, lambda x, axes: np.transpose(x, axes),
+           specs=(S((2, 3, 4), axes=(2, 0, 1)), S((3, 4), axes=(1, 0)), S((), axes=()))),
+    _unary(ops.broadcast_to, lambda x, shape: np.broadcast_to(x, shape),
+           specs=(S((3, 1), shape=(2, 3, 4)), S((), shape=(2, 2)), S((4,), shape=(4,)))),
+    OpInfo("getitem", ops.getitem, _ref_getitem, sample_fn=_getitem_samples,
+           op=ops.getitem),
+    OpInfo("scatter_add", ops.scatter_add, _ref_scatter_add, sample_fn=_scatter_add_samples,
+           op=ops.scatter_add),
+    OpInfo("concat", ops.concat, lambda *xs, axis: np.concatenate(xs, axis),
+           sample_fn=_concat_samples, op=ops.concat),
+    _unary(ops.pad, lambda x, pads, value=0.0: np.pad(x, pads, constant_values=value),
+           specs=(S((3, 4), pads=((1, 2), (0, 3))), S((2, 2, 2), pads=((0, 0), (1, 1), (2, 0)),
+                                                     value=-1.5))),
+    OpInfo("matmul", ops.matmul, np.matmul, sample_fn=_matmul_samples, op=ops.matmul,
+           rtol=1e-5, atol=1e-5),
+    OpInfo("full", ops.full, lambda shape, value, dtype: np.full(shape, value, dtype),
+           sample_fn=_creation_samples("full"), op=ops.full, differentiable=False),
+    OpInfo("uniform", ops.uniform, None, sample_fn=_creation_samples("uniform"), op=ops.uniform,
+           differentiable=False, check=_check_uniform),
+    OpInfo("normal", ops.normal, None, sample_fn=_creation_samples("normal"), op=ops.normal,
+           differentiable=False, check=_check_normal),
+)
+
+
+COMPOSITES: tuple[OpInfo, ...] = (
+    OpInfo("Tensor.mean", lambda x, **a: x.mean(**a), lambda x, dim=None, keepdim=False:
+           np.mean(x, axis=dim, keepdims=keepdim),
+           specs=(S((3, 4)), S((3, 4), dim=1), S((2, 3, 4), dim=(0, 2), keepdim=True), S(()))),
+    OpInfo("Tensor.var", lambda x, **a: x.var(**a),
+           lambda x, dim=None, keepdim=False, unbiased=True:
+           np.var(x, axis=dim, keepdims=keepdim, ddof=1 if unbiased else 0),
+           specs=(S((3, 4)), S((3, 4), dim=1, unbiased=False), S((2, 3, 4), dim=-1,
+                                                                  keepdim=True))),
+    OpInfo("Tensor.min", lambda x: x.min(), np.min,
+           sample_fn=lambda rng, dt: [Sample((_distinct(rng, (3, 4), dt),))]),
+    OpInfo("Tensor.min(dim)", lambda x, **a: x.min(**a).values,
+           lambda x, dim, keepdim=False: np.min(x, axis=dim, keepdims=keepdim),
+           sample_fn=_min_dim_samples),
+    OpInfo("Tensor.clamp", lambda x, **a: x.clamp(**a),
+           lambda x, min=None, max=None: np.clip(x, min, max), sample_fn=_clamp_samples),
+    OpInfo("lucid.matmul", lucid.matmul, np.matmul, sample_fn=_composite_matmul_samples,
+           atol=1e-5),
+    OpInfo("lucid.where", lucid.where, np.where, sample_fn=_where_broadcast_samples),
+    OpInfo("lucid.cat", lambda *xs, dim: lucid.cat(list(xs), dim=dim),
+           lambda *xs, dim: np.concatenate(xs, axis=dim), sample_fn=_cat_samples),
+    OpInfo("lucid.stack", lambda *xs, dim: lucid.stack(list(xs), dim=dim),
+           lambda *xs, dim: np.stack(xs, axis=dim), sample_fn=_stack_samples),
+    OpInfo("Tensor.__getitem__[slices]", lambda x: x[1:, ::2, -1], lambda x: x[1:, ::2, -1],
+           specs=(S((4, 5, 6)),)),
+    OpInfo("Tensor.__getitem__[int,None]", lambda x: x[2, None, ..., 1:3],
+           lambda x: x[2, None, ..., 1:3], specs=(S((4, 5, 6)),)),
+    OpInfo("Tensor.__getitem__[gather]", lambda x, i: x[i, 1:], lambda x, i: x[i, 1:],
+           sample_fn=_gather_samples),
+)
+
+
+# --------------------------------------------------------------------------------- conv ops
+
+def _conv_primitives() -> tuple[OpInfo, ...]:
+    """Entries for lucid/ops/conv.py (written by another engineer) when it exists."""
+    try:
+        conv = importlib.import_module("lucid.ops.conv")
+    except ImportError:
+        return ()
+    one = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1)}
+    odd = {"stride": (2, 1), "padding": (1, 0), "dilation": (1, 2)}
+    return (
+        OpInfo("unfold", conv.unfold, _ref_unfold, op=conv.unfold, specs=(
+            S((2, 3, 5, 6), kernel=(2, 2), **one), S((1, 2, 5, 5), kernel=(3, 2), **odd))),
+        OpInfo("fold", conv.fold, _ref_fold, op=conv.fold, specs=(
+            S((2, 12, 20), output_size=(5, 6), kernel=(2, 2), **one),
+            S((1, 12, 9), output_size=(5, 5), kernel=(3, 2), **odd))),
+        OpInfo("conv2d", conv.conv2d, _ref_conv2d, op=conv.conv2d, atol=1e-5, specs=(
+            S((2, 3, 6, 5), (4, 3, 3, 3), groups=1, **one),
+            S((1, 4, 7, 7), (6, 2, 3, 2), groups=2, **odd))),
+        OpInfo("max_pool2d", conv.max_pool2d, _ref_max_pool2d, op=conv.max_pool2d,
+               sample_fn=_pool_samples),
+    )
+
+
+def _pool_samples(rng, dtype):
+    yield Sample((_distinct(rng, (2, 3, 6, 6), dtype),), {
+        "kernel": (2, 2), "stride": (2, 2), "padding": (0, 0), "dilation": (1, 1),
+        "ceil_mode": False})
+    yield Sample((_distinct(rng, (1, 2, 5, 7), dtype),), {
+        "kernel": (3, 3), "stride": (2, 2), "padding": (1, 1), "dilation": (1, 1),
+        "ceil_mode": True})
+    yield Sample((_distinct(rng, (1, 2, 7, 7), dtype),), {
+        "kernel": (2, 3), "stride": (1, 2), "padding": (1, 0), "dilation": (2, 1),
+        "ceil_mode": False})
+
+
+def _ref_log_softmax_np(x, axis):
+    m = x.max(axis=axis, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
+
+
+def _ref_cross_entropy(x, t, w=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """Class-index targets; x is (N, C) or (N, C, d)."""
+    logp = _ref_log_softmax_np(x, 1)
+    if x.ndim == 3:
+        logp = logp.transpose(0, 2, 1).reshape(-1, x.shape[1])
+        t = t.reshape(-1)
+    c = logp.shape[1]
+    w = np.ones(c) if w is None else w
+    keep = t != ignore_index
+    safe = np.where(keep, t, 0)
+    wt = np.where(keep, w[safe], 0.0)
+    nll = -logp[np.arange(len(t)), safe] * wt
+    smooth = -(logp * w).sum(axis=1) * keep
+    if reduction == "sum":
+        return (1 - label_smoothing) * nll.sum() + label_smoothing / c * smooth.sum()
+    return ((1 - label_smoothing) * nll.sum() + label_smoothing / c * smooth.sum()) / wt.sum()
+
+
+def _ref_nll(x, t, w=None, reduction="mean"):
+    w = np.ones(x.shape[1]) if w is None else w
+    picked = -x[np.arange(len(t)), t] * w[t]
+    if reduction == "none":
+        return picked
+    return picked.sum() if reduction == "sum" else picked.sum() / w[t].sum()
+
+
+def _reduce_ref(loss, reduction="mean"):
+    return loss if reduction == "none" else loss.sum() if reduction == "sum" else loss.mean()
+
+
+def _loss_pair_samples(domain, far=False):
+    def gen(rng, dtype):
+        for shape, reduction in (((4, 5), "mean"), ((3,), "sum"), ((2, 3), "none")):
+            x = _uniform(rng, shape, domain, dtype)
+            y = (_uniform(rng, shape, domain, dtype) if not far else
+                 x + _uniform(rng, shape, (0.1, 1.0), dtype, signed=True))
+            yield Sample((x, np.asarray(y, dtype)), {"reduction": reduction})
+    return gen
+
+
+def _class_samples(rng, dtype):
+    u = lambda *s: _uniform(rng, s, (-2, 2), dtype)
+    yield Sample((u(4, 5), rng.integers(0, 5, 4)))
+    yield Sample((u(4, 5), rng.integers(0, 5, 4), _uniform(rng, (5,), (0.5, 2), dtype)),
+                 {"reduction": "sum"})
+    yield Sample((u(3, 4, 2), np.array([[0, 3], [-100, 1], [2, 2]])), {"ignore_index": -100})
+    yield Sample((u(4, 5), rng.integers(0, 5, 4)), {"label_smoothing": 0.2})
+
+
+def _nll_samples(rng, dtype):
+    u = lambda *s: _uniform(rng, s, (-3, -0.1), dtype)
+    yield Sample((u(4, 5), rng.integers(0, 5, 4)))
+    yield Sample((u(4, 5), np.array([1, 1, 0, 4]), _uniform(rng, (5,), (0.5, 2), dtype)))
+    yield Sample((u(3, 5), np.array([1, 2, 3])), {"reduction": "none"})
+
+
+def _ce_prob_samples(rng, dtype):
+    p = rng.uniform(0.1, 1.0, (4, 5))
+    yield Sample((_uniform(rng, (4, 5), (-2, 2), dtype), (p / p.sum(1, keepdims=True))
+                  .astype(dtype)))
+
+
+def _pm(domain=(0.05, 2.0)):
+    """Away from the kink at 0: |x| in domain with random signs."""
+    def gen(rng, dtype):
+        yield Sample((_uniform(rng, (4, 5), domain, dtype, signed=True),))
+        yield Sample((_uniform(rng, (), domain, dtype, signed=True),))
+    return gen
+
+
+def _functional_composites() -> tuple[OpInfo, ...]:
+    """nn.functional composites (written by another engineer), those that exist."""
+    try:
+        F = importlib.import_module("lucid.nn.functional")  # noqa: N806
+    except ImportError:
+        return ()
+    sig = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
+    entries = {
+        "relu": lambda: OpInfo("F.relu", F.relu, lambda x: np.maximum(x, 0), sample_fn=_pm()),
+        "leaky_relu": lambda: OpInfo(
+            "F.leaky_relu", lambda x: F.leaky_relu(x, 0.1),
+            lambda x: np.where(x > 0, x, 0.1 * x), sample_fn=_pm()),
+        "elu": lambda: OpInfo("F.elu", lambda x: F.elu(x, alpha=0.7),
+                              lambda x: np.where(x > 0, x, 0.7 * (np.exp(x) - 1)),
+                              sample_fn=_pm()),
+        "gelu": lambda: OpInfo("F.gelu", F.gelu,
+                               lambda x: 0.5 * x * (1 + _erf(x / np.sqrt(2))), specs=_SHAPES),
+        "gelu_tanh": lambda: OpInfo(
+            "F.gelu(tanh)", lambda x: F.gelu(x, approximate="tanh"),
+            lambda x: 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3))),
+            specs=_SHAPES),
+        "silu": lambda: OpInfo("F.silu", F.silu, lambda x: x * sig(x), specs=_SHAPES),
+        "softmax": lambda: OpInfo("F.softmax", lambda x, dim: F.softmax(x, dim),
+                                  lambda x, dim: _ref_softmax(x, dim),
+                                  specs=(S((4, 5), dim=1), S((3, 4, 2), dim=0), S((6,), dim=-1))),
+        "log_softmax": lambda: OpInfo("F.log_softmax", lambda x, dim: F.log_softmax(x, dim),
+                                      lambda x, dim: _ref_log_softmax(x, dim),
+                                      specs=(S((4, 5), dim=1), S((3, 4, 2), dim=0))),
+        "linear": lambda: OpInfo("F.linear", F.linear,
+                                 lambda x, w, b=None: x @ w.T + (0 if b is None else b),
+                                 specs=(S((4, 3), (5, 3), (5,)), S((2, 4, 3), (5, 3)),
+                                        S((3,), (2, 3), (2,))), atol=1e-5),
+        "mse_loss": lambda: OpInfo("F.mse_loss", F.mse_loss,
+                                   lambda x, y, reduction: _reduce_ref((x - y) ** 2, reduction),
+                                   sample_fn=_loss_pair_samples((-2, 2))),
+        "l1_loss": lambda: OpInfo("F.l1_loss", F.l1_loss,
+                                  lambda x, y, reduction: _reduce_ref(np.abs(x - y), reduction),
+                                  sample_fn=_loss_pair_samples((-2, 2), far=True)),
+        "binary_cross_entropy": lambda: OpInfo(
+            "F.binary_cross_entropy", F.binary_cross_entropy,
+            lambda p, y, reduction: _reduce_ref(-(y * np.log(p) + (1 - y) * np.log(1 - p)),
+                                                reduction),
+            sample_fn=_loss_pair_samples((0.05, 0.95))),
+        "binary_cross_entropy_with_logits": lambda: OpInfo(
+            "F.binary_cross_entropy_with_logits", F.binary_cross_entropy_with_logits,
+            lambda x, y, reduction: _reduce_ref(
+                -(y * np.log(sig(x)) + (1 - y) * np.log(1 - sig(x))), reduction),
+            sample_fn=lambda rng, dt: (
+                Sample((s.args[0] * 4, s.args[1]), s.attrs)
+                for s in _loss_pair_samples((0.0, 1.0))(rng, dt))),
+        "cross_entropy": lambda: OpInfo("F.cross_entropy", F.cross_entropy, _ref_cross_entropy,
+                                        sample_fn=_class_samples),
+        "cross_entropy_probs": lambda: OpInfo(
+            "F.cross_entropy(probs)", F.cross_entropy,
+            lambda x, y: -(y * _ref_log_softmax_np(x, 1)).sum() / x.shape[0],
+            sample_fn=_ce_prob_samples),
+        "nll_loss": lambda: OpInfo("F.nll_loss", F.nll_loss, _ref_nll, sample_fn=_nll_samples),
+        "layer_norm": lambda: OpInfo(
+            "F.layer_norm", lambda x, *wb, normalized_shape: F.layer_norm(
+                x, normalized_shape, *wb),
+            lambda x, *wb, normalized_shape: _ref_layer_norm(x, normalized_shape, *wb),
+            specs=(S((4, 5), (5,), (5,), normalized_shape=(5,)),
+                   S((2, 3, 4), normalized_shape=(3, 4))), atol=1e-5),
+        "conv2d": lambda: OpInfo(
+            "F.conv2d", lambda x, w, b, **a: F.conv2d(x, w, b, **a),
+            lambda x, w, b, stride, padding: _ref_conv2d(
+                x, w, (stride,) * 2, (padding,) * 2) + b.reshape(1, -1, 1, 1),
+            specs=(S((2, 3, 6, 5), (4, 3, 3, 3), (4,), stride=2, padding=1),), atol=1e-5),
+        "max_pool2d": lambda: OpInfo(
+            "F.max_pool2d", lambda x: F.max_pool2d(x, 2),
+            lambda x: _ref_max_pool2d(x, (2, 2), (2, 2), (0, 0), (1, 1)),
+            sample_fn=lambda rng, dt: [Sample((_distinct(rng, (2, 3, 6, 4), dt),))]),
+        "avg_pool2d": lambda: OpInfo(
+            "F.avg_pool2d", lambda x, **a: F.avg_pool2d(x, **a), _ref_avg_pool2d,
+            specs=(S((2, 3, 6, 4), kernel_size=2),
+                   S((1, 2, 5, 5), kernel_size=3, stride=2, padding=1))),
+    }
+    required = ("relu", "leaky_relu", "elu", "gelu", "silu", "softmax", "log_softmax", "linear",
+                "mse_loss", "l1_loss", "binary_cross_entropy",
+                "binary_cross_entropy_with_logits", "cross_entropy", "nll_loss", "layer_norm",
+                "conv2d", "max_pool2d", "avg_pool2d")
+    MISSING_FUNCTIONAL[:] = [n for n in required if not hasattr(F, n)]
+    return tuple(make() for key, make in entries.items()
+                 if hasattr(F, key.replace("_tanh", "").replace("_probs", "")))
+
+
+MISSING_FUNCTIONAL: list[str] = []
+
+
+OPINFOS: tuple[OpInfo, ...] = PRIMITIVES + _conv_primitives() + COMPOSITES + \
+    _functional_composites()
