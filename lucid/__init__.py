@@ -1,13 +1,28 @@
 """lucid: an eager, NumPy-backed deep-learning library. `lucid.compile` is its compiler."""
 
 from lucid import dtypes
+from lucid import functions as _functions
 from lucid.autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
 from lucid.dtypes import bool_, float32, float64, int32, int64
 from lucid.factories import (
-    arange, empty, eye, full, full_like, linspace, manual_seed, ones, ones_like, rand, rand_like,
-    randint, randn, randn_like, tensor, zeros, zeros_like,
+    arange,
+    empty,
+    eye,
+    full,
+    full_like,
+    linspace,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    tensor,
+    zeros,
+    zeros_like,
 )
-from lucid import functions as _functions
 from lucid.functions import cat, clamp, concat, is_tracing, matmul, maximum, minimum, stack, where
 from lucid.ops.registry import DTypeError, LucidError, ShapeError
 from lucid.tensor import Tensor

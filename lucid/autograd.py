@@ -84,7 +84,8 @@ def _toposort(roots) -> list:
                     "it; pass retain_graph=True to the first call to backward twice "
                     f"({user_location()})")
             if ctx is not None:
-                stack.extend((x, False) for x in ctx.inputs if x.requires_grad and id(x) not in seen)
+                stack.extend((x, False) for x in ctx.inputs
+                             if x.requires_grad and id(x) not in seen)
     return order
 
 
@@ -123,7 +124,7 @@ def run_backward(roots, seeds, *, inputs=None, retain_graph=False, create_graph=
             raise LucidError("backward: the tensor does not require grad and has no graph "
                              f"(is every input detached or under no_grad?) ({user_location()})")
     grads: dict[int, object] = {}
-    for root, seed in zip(roots, seeds):
+    for root, seed in zip(roots, seeds, strict=True):
         grads[id(root)] = grads[id(root)] + seed if id(root) in grads else seed
     wanted = None if inputs is None else {id(t): i for i, t in enumerate(inputs)}
     found = [None] * (0 if inputs is None else len(inputs))

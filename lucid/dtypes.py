@@ -29,7 +29,7 @@ _ALIASES = {
 
 
 def as_dtype(dtype) -> np.dtype:
-    """Normalize anything that names a dtype (np.float32, "float32", float, np.dtype) to np.dtype."""
+    """Normalize anything naming a dtype (np.float32, "float32", float, np.dtype) to np.dtype."""
     if isinstance(dtype, np.dtype) and dtype in _CATEGORY:
         return dtype
     d = _ALIASES.get(dtype) if isinstance(dtype, (str, type)) else None
@@ -39,7 +39,8 @@ def as_dtype(dtype) -> np.dtype:
         except TypeError:
             d = None
     if d is None or d not in _CATEGORY:
-        raise TypeError(f"lucid supports dtypes float32, float64, int32, int64 and bool, not {dtype!r}")
+        raise TypeError("lucid supports dtypes float32, float64, int32, int64 and bool, "
+                        f"not {dtype!r}")
     return d
 
 
@@ -94,4 +95,5 @@ def infer_from_data(data) -> np.dtype:
         return DEFAULT_INT
     if arr.dtype.kind == "b":
         return bool_
-    raise TypeError(f"lucid cannot make a tensor from {type(data).__name__} (numpy dtype {arr.dtype})")
+    raise TypeError(f"lucid cannot make a tensor from {type(data).__name__} "
+                    f"(numpy dtype {arr.dtype})")

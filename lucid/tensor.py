@@ -204,7 +204,9 @@ class Tensor:
         return _bind(op, y, x) if reverse else _bind(op, x, y)
 
     def _float_operand(self) -> Tensor:
-        return self if dtypes.is_floating(self.dtype) else ops.cast(self, dtype=dtypes.DEFAULT_FLOAT)
+        if dtypes.is_floating(self.data.dtype):
+            return self
+        return ops.cast(self, dtype=dtypes.DEFAULT_FLOAT)
 
     # ------------------------------------------------------------------ operators
 

@@ -11,8 +11,9 @@ passed both to the callable and to the reference.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from scipy import special
@@ -237,7 +238,8 @@ def _ref_layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
 def _where_samples(rng, dtype):
     for shape in ((3, 4), ()):
         c = rng.uniform(size=shape) > 0.5
-        yield Sample((c, _uniform(rng, shape, (-2, 2), dtype), _uniform(rng, shape, (-2, 2), dtype)))
+        yield Sample((c, _uniform(rng, shape, (-2, 2), dtype),
+                      _uniform(rng, shape, (-2, 2), dtype)))
 
 
 def _compare_samples(rng, dtype):

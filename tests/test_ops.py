@@ -1,4 +1,4 @@
-"""Every op against its NumPy reference, its shape rule, and finite differences (the OpInfo table)."""
+"""Every op against its NumPy reference, its shape rule and finite differences (OpInfo table)."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def test_vjp_matches_finite_differences(info: OpInfo):
 
         fd = np.sum(u * (f(EPS) - f(-EPS))) / (2 * EPS)
         analytic = 0.0
-        for i, g in zip(wrt, grads):
+        for i, g in zip(wrt, grads, strict=True):
             if g is None:
                 continue
             assert g.shape == xs[i].shape and g.dtype == xs[i].dtype, (info.name, i, g.aval)

@@ -18,7 +18,9 @@ from lucid.ops.registry import OUT, Aval, DTypeError, ShapeError, defop, op_erro
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
-    from scipy.special import erf  # scipy is a dependency; imported late to keep `import lucid` light
+    from scipy.special import (
+        erf,  # scipy is a dependency; imported late to keep `import lucid` light
+    )
 
     return erf(x)
 

@@ -11,8 +11,8 @@ import numpy as np
 
 from lucid import dtypes
 from lucid.ops import rules
-from lucid.ops.registry import Aval, DTypeError, ShapeError, defop, op_error
 from lucid.ops.reduction import sum as _sum
+from lucid.ops.registry import Aval, DTypeError, ShapeError, defop, op_error
 
 # ----------------------------------------------------------------------------- reshape
 
@@ -51,7 +51,7 @@ permute = defop("permute", kind="movement", impl=lambda x, *, axes: np.transpose
 def _broadcast_infer(x: Aval, *, shape) -> Aval:
     shape = rules.check_shape("broadcast_to", shape)
     lead = len(shape) - len(x.shape)
-    if lead < 0 or any(d not in (1, s) for d, s in zip(x.shape, shape[lead:])):
+    if lead < 0 or any(d not in (1, s) for d, s in zip(x.shape, shape[lead:], strict=True)):
         raise op_error("broadcast_to", [x], f"cannot broadcast to {shape}")
     return Aval(shape, x.dtype)
 
@@ -174,8 +174,9 @@ def _concat_infer(*xs: Aval, axis) -> Aval:
     for x in xs[1:]:
         if x.dtype != first.dtype:
             raise op_error("concat", xs, "dtypes differ (cast explicitly)", DTypeError)
-        if len(x.shape) != ndim or any(a != b for i, (a, b) in enumerate(zip(x.shape, first.shape))
-                                       if i != axis):
+        if len(x.shape) != ndim or any(
+                a != b for i, (a, b) in enumerate(zip(x.shape, first.shape, strict=True))
+                if i != axis):
             raise op_error("concat", xs, f"shapes differ outside axis {axis}")
     size = sum(x.shape[axis] for x in xs)
     return Aval(first.shape[:axis] + (size,) + first.shape[axis + 1:], first.dtype)
@@ -207,11 +208,11 @@ def _pad_infer(x: Aval, *, pads, value=0.0) -> Aval:
     if len(pads) != len(x.shape) or any(lo < 0 or hi < 0 for lo, hi in pads):
         raise op_error("pad", [x], f"pads {pads} must give a non-negative (low, high) pair "
                                   f"for each of the {len(x.shape)} dimensions")
-    return Aval(tuple(d + lo + hi for d, (lo, hi) in zip(x.shape, pads)), x.dtype)
+    return Aval(tuple(d + lo + hi for d, (lo, hi) in zip(x.shape, pads, strict=True)), x.dtype)
 
 
 def _pad_vjp(g, out, x, *, pads, value=0.0):
-    index = tuple(Slice(lo, lo + d, None) for d, (lo, _hi) in zip(x.shape, pads))
+    index = tuple(Slice(lo, lo + d, None) for d, (lo, _hi) in zip(x.shape, pads, strict=True))
     return (getitem(g, index=index),)
 
 

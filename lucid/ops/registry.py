@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -163,7 +164,12 @@ def bind(op: Op, *args, **attrs):
         except LucidError:
             raise
         except Exception as exc:
-            op.infer(*[a.aval for a in args], **attrs)  # raises the clear error if the rule sees it
+            try:  # the shape rule raises the clear error if it sees what went wrong
+                op.infer(*[a.aval for a in args], **attrs)
+            except LucidError:
+                raise
+            except Exception:  # e.g. a misspelled attribute: report the impl's own error below
+                pass
             avals = ", ".join(str(a.aval) for a in args)
             raise op_error(op.name, [avals] if avals else [], f"{type(exc).__name__}: {exc}",
                            LucidError) from exc

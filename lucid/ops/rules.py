@@ -1,5 +1,5 @@
-"""Shape and dtype rules shared by the primitives. Each takes avals (and attrs) and returns the output
-aval, or raises an error naming the op, the operands and the user's line."""
+"""Shape and dtype rules shared by the primitives. Each takes avals (and attrs) and returns the
+output aval, or raises an error naming the op, the operands and the user's line."""
 
 from __future__ import annotations
 

@@ -1,15 +1,29 @@
 """lucid.nn.functional: the functional form of every layer, and the losses."""
 
 from lucid.nn.functional.activation import (  # noqa: F401
-    elu, gelu, leaky_relu, leaky_relu_, log_softmax, relu, relu_, sigmoid, silu, softmax, softplus,
+    elu,
+    gelu,
+    leaky_relu,
+    leaky_relu_,
+    log_softmax,
+    relu,
+    relu_,
+    sigmoid,
+    silu,
+    softmax,
+    softplus,
     tanh,
 )
+from lucid.nn.functional.conv import avg_pool2d, conv2d, fold, max_pool2d, unfold  # noqa: F401
 from lucid.nn.functional.dropout import dropout  # noqa: F401
 from lucid.nn.functional.embedding import embedding  # noqa: F401
 from lucid.nn.functional.linear import linear  # noqa: F401
 from lucid.nn.functional.loss import (  # noqa: F401
-    binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, l1_loss, mse_loss,
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    l1_loss,
+    mse_loss,
     nll_loss,
 )
 from lucid.nn.functional.normalization import batch_norm, layer_norm  # noqa: F401
-from lucid.nn.functional.conv import avg_pool2d, conv2d, fold, max_pool2d, unfold  # noqa: F401

@@ -1,16 +1,30 @@
 """Layers. Each helper module adds its names here."""
 
-from lucid.nn.modules.container import ModuleList, Sequential
-from lucid.nn.modules.module import Module, Parameter
-from lucid.nn.modules.conv import Conv2d  # noqa: F401
-from lucid.nn.modules.pooling import AvgPool2d, MaxPool2d  # noqa: F401
 from lucid.nn.modules.activation import (  # noqa: F401
-    ELU, GELU, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh,
+    ELU,
+    GELU,
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
 )
+from lucid.nn.modules.container import ModuleList, Sequential
+from lucid.nn.modules.conv import Conv2d  # noqa: F401
 from lucid.nn.modules.dropout import Dropout  # noqa: F401
 from lucid.nn.modules.linear import Flatten, Identity, Linear  # noqa: F401
 from lucid.nn.modules.loss import (  # noqa: F401
-    BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss,
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
 )
+from lucid.nn.modules.module import Module, Parameter
 from lucid.nn.modules.normalization import BatchNorm1d, BatchNorm2d, LayerNorm  # noqa: F401
+from lucid.nn.modules.pooling import AvgPool2d, MaxPool2d  # noqa: F401
 from lucid.nn.modules.sparse import Embedding  # noqa: F401
