@@ -196,11 +196,16 @@ class Tensor:
             target = dtypes.promote(x.dtype, y.dtype)
             x = x if x.dtype == target else ops.cast(x, dtype=target)
             y = y if y.dtype == target else ops.cast(y, dtype=target)
-        if x.data.shape != y.data.shape and (CURRENT_TRACER.get() is not None or (
-                GRAD_ENABLED.get() and (x.requires_grad or y.requires_grad))):
-            shape = broadcast_shapes(op.name, x.aval, y.aval)  # ShapeError naming the op
-            x = x if x.shape == shape else ops.broadcast_to(x, shape=shape)
-            y = y if y.shape == shape else ops.broadcast_to(y, shape=shape)
+        if x.data.shape != y.data.shape:
+            # Under a trace every broadcast is explicit. Eagerly only an operand that gets a
+            # gradient needs one (its vjp must sum back to its shape); NumPy broadcasts the rest.
+            tracing = CURRENT_TRACER.get() is not None
+            if tracing or (GRAD_ENABLED.get() and (x.requires_grad or y.requires_grad)):
+                shape = broadcast_shapes(op.name, x.aval, y.aval)  # ShapeError naming the op
+                if x.shape != shape and (tracing or x.requires_grad):
+                    x = ops.broadcast_to(x, shape=shape)
+                if y.shape != shape and (tracing or y.requires_grad):
+                    y = ops.broadcast_to(y, shape=shape)
         return _bind(op, y, x) if reverse else _bind(op, x, y)
 
     def _float_operand(self) -> Tensor:
