@@ -201,7 +201,12 @@ class Tensor:
             # gradient needs one (its vjp must sum back to its shape); NumPy broadcasts the rest.
             tracing = CURRENT_TRACER.get() is not None
             if tracing or (GRAD_ENABLED.get() and (x.requires_grad or y.requires_grad)):
-                shape = broadcast_shapes(op.name, x.aval, y.aval)  # ShapeError naming the op
+                if not y.data.shape:  # a scalar operand: np.broadcast_shapes costs ~3 us
+                    shape = x.data.shape
+                elif not x.data.shape:
+                    shape = y.data.shape
+                else:
+                    shape = broadcast_shapes(op.name, x.aval, y.aval)  # ShapeError naming the op
                 if x.shape != shape and (tracing or x.requires_grad):
                     x = ops.broadcast_to(x, shape=shape)
                 if y.shape != shape and (tracing or y.requires_grad):
