@@ -10,6 +10,7 @@ changing `opt.param_groups[0]["lr"]` between steps takes effect at the next one.
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -34,7 +35,7 @@ class _Required:
 required = _Required()
 
 
-class Optimizer:
+class Optimizer(ABC):
     """Holds parameter groups and per-parameter state; `step()` updates the parameters."""
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
@@ -123,15 +124,16 @@ class Optimizer:
                     self._update(group, p, state)
         return loss
 
-    def _prepare_group(self, group: dict[str, Any]) -> None:
+    def _prepare_group(self, group: dict[str, Any]) -> None:  # noqa: B027 (optional hook)
         """Per-group work done once per step before its parameters are updated (optional)."""
 
-    def _init_state(self, group: dict[str, Any], p: Tensor, state: dict[str, Any]) -> None:
+    def _init_state(self, group: dict[str, Any], p: Tensor, state: dict[str, Any]) -> None:  # noqa: B027
         """Fill a parameter's empty state before its first update (optional). Kept apart from
         `_update` so that state can be created eagerly, outside a traced step."""
 
+    @abstractmethod
     def _update(self, group: dict[str, Any], p: Tensor, state: dict[str, Any]) -> None:
-        raise NotImplementedError(f"{type(self).__name__} does not implement _update()")
+        """Apply one step's update to p in place (each optimizer defines its rule here)."""
 
     # ------------------------------------------------------------------ state_dict
 
