@@ -437,6 +437,25 @@ class Tensor:
         index, arrays = index_spec(self, key)
         return self._view(ops.getitem(self, *arrays, index=index))
 
+    def __setitem__(self, key, value) -> None:
+        """`t[key] = value`, in place. Built from getitem/scatter_add/where, so it records under
+        a trace and differentiates: written positions get value's gradient, the rest keep
+        self's. (With repeated integer indices the written values add up.)"""
+        from lucid.indexing import index_spec
+
+        index, arrays = index_spec(self, key)
+
+        def compute(old: Tensor) -> Tensor:
+            target = ops.getitem(old, *arrays, index=index)
+            v = value if isinstance(value, Tensor) else self._lift(value)
+            v = v.cast(self.dtype).broadcast_to(target.shape)
+            hit = ops.full(shape=target.shape, value=1, dtype=dtypes.int64)
+            written = ops.scatter_add(hit, *arrays, index=index, shape=self.shape) > 0
+            return ops.where(written, ops.scatter_add(v, *arrays, index=index, shape=self.shape),
+                             old)
+
+        self._inplace(compute)
+
     def matmul(self, other) -> Tensor:
         from lucid.functions import matmul
 
