@@ -32,8 +32,8 @@ double = float64
 long = int64
 bool = bool_  # noqa: A001
 
-for _name in _functions._METHODS:
-    globals()[_name] = getattr(_functions, _name)
+for _name in _functions.METHODS:
+    globals()[_name] = _functions.method_function(_name)
 
 
 from lucid import nn, optim  # noqa: E402  (they build on Tensor)

@@ -3,8 +3,6 @@ stack, and the module-level forms of Tensor's methods (`lucid.exp(t)`)."""
 
 from __future__ import annotations
 
-import builtins
-
 import numpy as np
 
 from lucid import dtypes, ops
@@ -87,8 +85,7 @@ def cat(tensors, dim: int = 0) -> Tensor:
     dtype = tensors[0].dtype
     for t in tensors[1:]:
         dtype = dtypes.promote(dtype, t.dtype)
-    # builtins.max: this module's `max` is lucid.max (see _METHODS at the bottom).
-    axis = dim % builtins.max(tensors[0].ndim, 1)
+    axis = dim % max(tensors[0].ndim, 1)
     return ops.concat(*(t.cast(dtype) for t in tensors), axis=axis)
 
 
@@ -110,7 +107,8 @@ def is_tracing() -> bool:
     return CURRENT_TRACER.get() is not None
 
 
-def _method(name: str):
+def method_function(name: str):
+    """`lucid.<name>(t, ...)` as `t.<name>(...)` (lucid/__init__ exports one per METHODS name)."""
     def fn(x, *args, **kwargs):
         return getattr(_as_tensor(x), name)(*args, **kwargs)
     fn.__name__ = name
@@ -118,8 +116,7 @@ def _method(name: str):
     return fn
 
 
-_METHODS = ("exp", "log", "sqrt", "abs", "sin", "cos", "tanh", "erf", "sign", "reciprocal",
-            "sigmoid", "relu", "neg", "sum", "mean", "var", "std", "max", "min", "amax", "amin",
-            "argmax", "argmin", "reshape", "permute", "transpose", "flatten", "squeeze",
-            "unsqueeze", "broadcast_to", "pow", "detach", "clone")
-globals().update({name: _method(name) for name in _METHODS})
+METHODS = ("exp", "log", "sqrt", "abs", "sin", "cos", "tanh", "erf", "sign", "reciprocal",
+           "sigmoid", "relu", "neg", "sum", "mean", "var", "std", "max", "min", "amax", "amin",
+           "argmax", "argmin", "reshape", "permute", "transpose", "flatten", "squeeze",
+           "unsqueeze", "broadcast_to", "pow", "detach", "clone")
