@@ -38,4 +38,14 @@ for _name in _functions.METHODS:
 
 from lucid import nn, optim  # noqa: E402  (they build on Tensor)
 
+
+def compile(fn=None, *, backend: str = "cpu", fullgraph: bool = False,  # noqa: A001
+            fastmath: bool = False, **options):
+    """Compile a function or an nn.Module with lucid_jit (imported on first use, so that
+    `import lucid` stays free of the compiler and numba). See `lucid_jit.compile`."""
+    from lucid_jit import compile as _compile
+
+    return _compile(fn, backend=backend, fullgraph=fullgraph, fastmath=fastmath, **options)
+
+
 __version__ = "0.1.0"

@@ -34,6 +34,9 @@ class Tensor:
             data = data.numpy()
         dtype = dtypes.infer_from_data(data) if dtype is None else dtypes.as_dtype(dtype)
         self.data = np.array(data, dtype=dtype)
+        tracer = CURRENT_TRACER.get()
+        if tracer is not None:  # a constant made inside a compiled function
+            tracer.created(self, data)
         self.grad = None
         self._ctx = None
         self._version = [0]
@@ -43,7 +46,18 @@ class Tensor:
 
     @staticmethod
     def _wrap(data) -> Tensor:
-        """A tensor around an existing array (or traced value) without copying it."""
+        """A tensor around a new array (or traced value), without copying it. Under a trace, an
+        array wrapped here is a constant made inside the compiled function."""
+        t = Tensor._share(data)
+        if isinstance(t.data, np.ndarray):
+            tracer = CURRENT_TRACER.get()
+            if tracer is not None:
+                tracer.created(t, data)
+        return t
+
+    @staticmethod
+    def _share(data) -> Tensor:
+        """A tensor around an existing array that other tensors may own (detach, views)."""
         t = _new_tensor(Tensor)
         t.data = np.asarray(data) if isinstance(data, np.generic) else data
         t.requires_grad = False
@@ -99,12 +113,13 @@ class Tensor:
     # ------------------------------------------------------------------ leaving the graph
 
     def _concrete(self, what: str) -> np.ndarray:
-        """The array behind this tensor; a traced tensor cannot give one (a graph break)."""
-        if isinstance(self.data, np.ndarray):
-            return self.data
+        """The array behind this tensor. Under a trace the tracer decides: a constant made inside
+        the compiled function has one; anything that varies between calls is a graph break."""
         tracer = CURRENT_TRACER.get()
         if tracer is not None:
             return tracer.concretize(self, what)
+        if isinstance(self.data, np.ndarray):
+            return self.data
         raise LucidError(f"{what}: this tensor was made while tracing a compiled function and "
                          f"has no value outside it ({registry.user_location()})")
 
@@ -171,7 +186,7 @@ class Tensor:
         backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
 
     def detach(self) -> Tensor:
-        t = Tensor._wrap(self.data)
+        t = Tensor._share(self.data)
         t._version = self._version
         return t
 
@@ -185,8 +200,11 @@ class Tensor:
         if isinstance(value, Tensor):
             return value
         if isinstance(value, _SCALARS):
-            return Tensor._wrap(np.array(value, dtype=dtype or dtypes.scalar_dtype(self.dtype,
-                                                                                 value)))
+            dtype = dtype or dtypes.scalar_dtype(self.dtype, value)
+            tracer = CURRENT_TRACER.get()
+            if tracer is not None:  # a Python number entering the graph (maybe lifted)
+                return tracer.scalar(value, dtype)
+            return Tensor._wrap(np.array(value, dtype=dtype))
         return Tensor(value, dtype=dtype)
 
     def _binary(self, op, other, reverse: bool = False) -> Tensor:
@@ -474,7 +492,7 @@ class Tensor:
             raise LucidError("a leaf tensor that requires grad cannot be modified in place "
                              "(wrap the update in lucid.no_grad()) "
                              f"({registry.user_location()})")
-        old = Tensor._wrap(self.data)
+        old = Tensor._share(self.data)
         old.requires_grad, old._ctx, old._version = self.requires_grad, self._ctx, self._version
         result = compute(old)
         if result.dtype != self.dtype:
@@ -546,3 +564,4 @@ def _check_device(device) -> None:
 
 
 registry._wrap = Tensor._wrap
+registry._wrap_eager = Tensor._share

@@ -130,8 +130,10 @@ CURRENT_TRACER: ContextVar[Any] = ContextVar("lucid_current_tracer", default=Non
 # Whether ops record autograd contexts (no_grad / enable_grad flip it).
 GRAD_ENABLED: ContextVar[bool] = ContextVar("lucid_grad_enabled", default=True)
 
-# Set by lucid.tensor at import: the function that wraps an array (or traced value) as a Tensor.
+# Set by lucid.tensor at import: wrap a new array as a Tensor (under a trace, a constant), and the
+# same without the tracer check, for bind's eager results.
 _wrap: Callable[[Any], Any] = None  # type: ignore[assignment]
+_wrap_eager: Callable[[Any], Any] = None  # type: ignore[assignment]
 
 
 class Context(NamedTuple):
@@ -173,7 +175,7 @@ def bind(op: Op, *args, **attrs):
             avals = ", ".join(str(a.aval) for a in args)
             raise op_error(op.name, [avals] if avals else [], f"{type(exc).__name__}: {exc}",
                            LucidError) from exc
-        out = _wrap(data)
+        out = _wrap_eager(data)
     # Integer and bool results carry no gradient (d int(x)/dx is 0 almost everywhere), as in
     # PyTorch: `x.long()` of a tensor that requires grad does not require grad.
     if op.vjp is not None and GRAD_ENABLED.get() and out.dtype.kind == "f":

@@ -41,6 +41,11 @@ def _addindent(text: str, spaces: int) -> str:
         " " * spaces + line for line in lines[1:])
 
 
+# Bumped by every change to any module's attributes, registrations or training flag. Compiled
+# functions compare it to decide whether the modules they captured need to be re-checked.
+STATE_EPOCH = [0]
+
+
 class Module:
     """Base class of all layers. Subclasses define `forward`; attributes that are Parameters,
     Modules or registered buffers are tracked automatically, in assignment order."""
@@ -57,6 +62,7 @@ class Module:
     # ------------------------------------------------------------------ attributes
 
     def __setattr__(self, name: str, value) -> None:
+        STATE_EPOCH[0] += 1
         if "_parameters" not in self.__dict__:
             if isinstance(value, (Parameter, Module)):
                 raise LucidError(f"{type(self).__name__}: call super().__init__() before "
@@ -85,6 +91,7 @@ class Module:
             object.__setattr__(self, name, value)
 
     def _forget(self, name: str) -> None:
+        STATE_EPOCH[0] += 1
         for store in (self._parameters, self._buffers, self._modules):
             store.pop(name, None)
         self.__dict__.pop(name, None)
@@ -97,6 +104,7 @@ class Module:
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __delattr__(self, name: str) -> None:
+        STATE_EPOCH[0] += 1
         for store in (self._parameters, self._buffers, self._modules):
             if name in store:
                 del store[name]
@@ -192,6 +200,7 @@ class Module:
     # ------------------------------------------------------------------ modes and grads
 
     def train(self, mode: bool = True) -> Module:
+        STATE_EPOCH[0] += 1
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
         return self
