@@ -486,7 +486,7 @@ class CompiledFunction:
         self.last_entry = None
         self._warned = False
         self.calls = 0
-        functools.update_wrapper(self, fn)
+        functools.update_wrapper(self, fn, updated=())
 
     @property
     def name(self) -> str:

@@ -158,6 +158,7 @@ def _scan_optimizer(opt: Optimizer, name: str, reach: Reach) -> None:
 
 
 _MAX_DEPTH = 3
+_LIBRARIES = frozenset({"lucid", "lucid_jit", "numpy", "scipy"})
 
 
 def _visit(value, name: str, reach: Reach, seen: set[int], depth: int) -> None:
@@ -206,6 +207,8 @@ def _visit_function(fn, name: str, reach: Reach, seen: set[int], depth: int) -> 
     if id(fn) in seen or depth > _MAX_DEPTH:
         return
     seen.add(id(fn))
+    if depth > 0 and (fn.__module__ or "").split(".")[0] in _LIBRARIES:
+        return  # lucid's own functions hold no user state
     code = fn.__code__
     for var, cell in zip(code.co_freevars, fn.__closure__ or (), strict=True):
         try:
