@@ -153,6 +153,10 @@ class EagerEntry:
     def check(self, flat):
         return () if all(g.holds(flat) for g in self.guards) else None
 
+    def failures(self, flat) -> list[str]:
+        return [f"{g.name}: {g.expected!r} -> {g.current(flat)!r}" for g in self.guards
+                if not g.holds(flat)] or ["a new input signature"]
+
 
 @dataclass
 class CompiledEntry:
@@ -309,7 +313,9 @@ class CompiledEntry:
                 leaves.append(leaf[1].get(fn_flat))
             else:
                 _, index, grad = leaf
-                t = _share(fresh(outs[index]))
+                t = self._view_of_input(outs[index], arrays, fn_flat)
+                if t is None:
+                    t = _share(fresh(outs[index]))
                 if grad == "freed":
                     t.requires_grad, t._ctx = True, _FREED
                 elif grad == "leaf":
@@ -323,6 +329,23 @@ class CompiledEntry:
                                      tuple(x._version[0] for x in xs), 0)
                 leaves.append(t)
         return pytree.unflatten(self.out_spec, leaves)
+
+
+    def _view_of_input(self, arr, arrays, flat):
+        """An output that is a view of an input tensor's array stays a view sharing that tensor's
+        version counter, as eagerly (writes through either are seen by both)."""
+        if arr.flags.owndata:
+            return None
+        root = arr
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        for k, a in enumerate(arrays):
+            if a is root and not isinstance(self.input_sources[k], tuple):
+                owner = self.input_sources[k].get(flat)
+                t = _share(arr)
+                t._version = owner._version
+                return t
+        return None
 
 
 class _BackwardRunner:
@@ -575,7 +598,9 @@ class CompiledFunction:
         tracer = Tracer(sources=reach.tensors, aliases=reach.aliases)
         for t, src in reach.tensors.values():
             tracer.snapshot_tensor(t, src)
-        structure_guards = _structure_guards(reach)
+        structure_guards = _structure_guards(reach) + [
+            Guard(f"variable {src.describe()}", _binding_observer(src), expected)
+            for src, expected in reach.bindings]
         state = _State(reach, tracer, names)
         traced_flat = list(flat)
         for i, x in enumerate(flat):
@@ -660,6 +685,14 @@ class CompiledFunction:
         if graph is None:
             return f"# {self.name} has no backward graph for this input signature"
         return graph.__str__()
+
+
+def _binding_observer(src: Source):
+    from lucid_jit.sources import _binding_value
+
+    def observe(flat):
+        return _binding_value(src.get(flat))
+    return observe
 
 
 def _grad_is_none(src: Source):

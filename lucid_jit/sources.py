@@ -105,6 +105,46 @@ class GroupSource(Source):
         return f"{self.name}.param_groups[{self.group}][{self.key!r}]{item}"
 
 
+@dataclass(frozen=True, eq=False)
+class CellSource(Source):
+    """A closure variable of the function (read on every call: rebinding it is seen)."""
+
+    cell: Any
+    name: str
+
+    def get(self, flat):
+        return self.cell.cell_contents
+
+    def describe(self):
+        return self.name
+
+
+@dataclass(frozen=True, eq=False)
+class GlobalSource(Source):
+    """A global variable the function's code names."""
+
+    namespace: dict
+    name: str
+
+    def get(self, flat):
+        return self.namespace[self.name]
+
+    def describe(self):
+        return self.name
+
+
+_SIMPLE = (bool, int, float, str, bytes, type(None))
+
+
+def _binding_value(value):
+    """What a guard on a closure or global variable compares: simple values by value, tensors not
+    at all (they are read afresh), anything else by identity."""
+    if isinstance(value, _SIMPLE) or (isinstance(value, tuple) and
+                                       all(isinstance(v, _SIMPLE) for v in value)):
+        return value
+    return ("object", id(value))
+
+
 @dataclass
 class Reach:
     """What a function can reach: modules, optimizers, and a source for every tensor found."""
@@ -114,6 +154,8 @@ class Reach:
     tensors: dict[int, tuple[Tensor, Source]] = field(default_factory=dict)
     # Further sources of a tensor already found (an argument that is also a closure variable).
     aliases: dict[int, list[Source]] = field(default_factory=dict)
+    # Closure and global variables the function reads: (source, the value a guard expects).
+    bindings: list[tuple[Source, Any]] = field(default_factory=list)
 
     def add_tensor(self, t: Tensor, source: Source) -> None:
         if id(t) in self.tensors:
@@ -215,13 +257,24 @@ def _visit_function(fn, name: str, reach: Reach, seen: set[int], depth: int) -> 
             value = cell.cell_contents
         except ValueError:  # an empty cell
             continue
+        _bind(CellSource(cell, var), value, reach)
         _visit(value, var, reach, seen, depth)
     for gname in _global_names(code):
         value = fn.__globals__.get(gname, MISSING)
         if value is not MISSING:
+            _bind(GlobalSource(fn.__globals__, gname), value, reach)
             _visit(value, gname, reach, seen, depth)
     for d in fn.__defaults__ or ():
         _visit(d, "default", reach, seen, depth)
+
+
+def _bind(source: Source, value, reach: Reach) -> None:
+    if isinstance(value, (types.ModuleType, type)):
+        return
+    if isinstance(value, Tensor):
+        reach.add_tensor(value, source)  # read through the variable on every call
+        return
+    reach.bindings.append((source, _binding_value(value)))
 
 
 def _global_names(code: types.CodeType):

@@ -178,6 +178,8 @@ class Tracer:
         self.storage_sources = {id(t.data): src for t, src in self.sources.values()
                                 if isinstance(t.data, np.ndarray)}
         self.aliases = aliases if aliases is not None else {}
+        self.storage_aliases = {id(t.data): self.aliases[id(t)] for t, _ in self.sources.values()
+                                if id(t) in self.aliases and isinstance(t.data, np.ndarray)}
         # Per graph input: (shape, dtype, requires_grad) of the tensor it was captured from
         # (None for lifted floats and residuals), and further sources that must resolve to the
         # same array (an argument that is also a closure variable).
@@ -311,7 +313,7 @@ class Tracer:
         self.current[id(t.data)] = v
         self.keep[id(t.data)] = t.data
         self._snapshot(t, source)
-        extra = self.aliases.get(id(t))
+        extra = self.aliases.get(id(t)) or self.storage_aliases.get(id(t.data))
         if extra:
             self.alias_sources.setdefault(len(self.inputs) - 1, []).extend(extra)
         return v
