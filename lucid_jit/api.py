@@ -149,6 +149,7 @@ class EagerEntry:
     location: str
     guards: list = field(default_factory=list)
     kind: str = "eager"
+    hits: int = 0
 
     def check(self, flat):
         return () if all(g.holds(flat) for g in self.guards) else None
@@ -186,6 +187,7 @@ class CompiledEntry:
     backend: Any = None
     name: str = "fn"
     kind: str = "compiled"
+    hits: int = 0
 
     # ------------------------------------------------------------------ guards
 
@@ -537,6 +539,7 @@ class CompiledFunction:
             arrays = entry.check(flat)
             if arrays is not None:
                 self.last_entry = entry
+                entry.hits += 1
                 if entry.kind == "eager":
                     return self.fn(*args, **kwargs)
                 return entry.run(flat, arrays)
@@ -552,16 +555,17 @@ class CompiledFunction:
                                                              self.recompiles else []),
                               RuntimeWarning, stacklevel=3)
             return self.fn(*args, **kwargs)
-        if self.entries:
-            reasons = self._why(key, flat)
-            self.recompiles.append((self.name, reasons))
-            if log.enabled("recompiles"):
-                log.write("recompiles", f"{self.name}: retracing (entry {len(self.entries) + 1}) "
-                          "because\n    " + "\n    ".join(reasons))
+        reasons = self._why(key, flat) if self.entries else None
+        if reasons is not None and log.enabled("recompiles"):
+            log.write("recompiles", f"{self.name}: retracing (entry {len(self.entries) + 1}) "
+                      "because\n    " + "\n    ".join(reasons))
         entry = self._trace(key, spec, flat, args, kwargs)
+        if reasons is not None:  # recorded once the trace gave an entry: recompile i -> entry i+1
+            self.recompiles.append((self.name, reasons))
         self.cache.setdefault(key, []).append(entry)
         self.entries.append(entry)
         self.last_entry = entry
+        entry.hits += 1
         if entry.kind == "eager":
             return self.fn(*args, **kwargs)
         arrays = entry.check(flat)
@@ -651,7 +655,8 @@ class CompiledFunction:
         entry = CompiledEntry(
             key=key, traced=traced, forward=forward, input_sources=list(tracer.input_sources),
             input_checks=checks, alias_checks=built["alias_checks"],
-            slot_sources=list(tracer.slot_sources), float_guards=list(tracer.float_guards),
+            slot_sources=list(tracer.slot_sources),
+            float_guards=_dedupe_float_guards(tracer.float_guards),
             guards=guards, modules=modules, epoch=STATE_EPOCH[0], effects=built["effects"],
             out_spec=built["out_spec"], out_leaves=built["out_leaves"], n_user=built["n_user"],
             backward=backward, backward_traced=built["backward"],
@@ -685,6 +690,25 @@ class CompiledFunction:
         if graph is None:
             return f"# {self.name} has no backward graph for this input signature"
         return graph.__str__()
+
+
+def _structural(expr):
+    if isinstance(expr, TracedFloat):
+        expr = expr.expr
+    if isinstance(expr, tuple):
+        return tuple(_structural(x) for x in expr)
+    return expr
+
+
+def _dedupe_float_guards(guards) -> list:
+    """One guard per distinct comparison (an optimizer compares `1 - beta1` once per parameter)."""
+    seen, out = set(), []
+    for g in guards:
+        key = (_structural(g.expr), g.op, g.other, g.result)
+        if key not in seen:
+            seen.add(key)
+            out.append(g)
+    return out
 
 
 def _binding_observer(src: Source):
@@ -833,7 +857,10 @@ def _effects(tracer: Tracer, state: _State, values: list) -> list[Effect]:
                 if not isinstance(v, Tensor):
                     tracer.graph_break(f"the optimizer's state {k!r} is a Python value the step "
                                        "changes")
-                effects.append(Effect("state", OptStateSource(opt, p, k, name), len(values)))
+                found = tracer.sources.get(id(p))
+                pname = found[1].describe() if found is not None else "param"
+                effects.append(Effect("state", OptStateSource(opt, p, k, f"{name}.state[{pname}]"),
+                                      len(values)))
                 values.append(tracer.read(v))
             for k in before:
                 if k not in entries:

@@ -1,46 +1,235 @@
-"""`lucid_jit.explain(fn, *args)`: what the compiler did with a function, as a printable report."""
+"""`lucid_jit.explain(fn, *args)`: what the compiler did with a function, as a report.
+
+The report collects, for every cache entry of a compiled function, the graphs at each stage (traced,
+optimized, backward, backward optimized), the node count after every pass, the guards the entry
+checks before it runs, what it writes back after a call, and the time each compile stage took;
+and, for the function, its graph breaks and why it was retraced. `str(report)` is the text (built
+by `report.py`); the attributes are the same facts as data, for tests and tools.
+
+`record_compiled()` collects every `CompiledFunction` created while it is active: it is how
+`python -m lucid_jit explain script.py` finds the compiled functions of a script it runs.
+"""
 
 from __future__ import annotations
 
+import functools
+import os
+import runpy
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from lucid_jit import report as fmt
 from lucid_jit.api import CompiledFunction, CompiledModule
+from lucid_jit.ir.graph import Graph
+
+GRAPH_STAGES = ("traced", "optimized", "backward", "backward_optimized")
+
+
+@dataclass(frozen=True)
+class GraphBreakInfo:
+    """A cache entry that runs eagerly: why the trace stopped and on which line of user code."""
+
+    entry: int
+    reason: str
+    location: str
+    signature: str
+
+
+@dataclass
+class EntryReport:
+    """One cache entry, described. `kind` is "compiled" or "eager" (a graph break)."""
+
+    index: int
+    kind: str
+    signature: str
+    why: list[str]
+    graphs: dict[str, Graph | None] = field(default_factory=dict)
+    # "forward" / "backward": [(stage, nodes)], from "traced" through each pass to "optimized".
+    node_counts: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    pass_seconds: dict[str, list[float]] = field(default_factory=dict)
+    times: list[tuple[str, float]] = field(default_factory=list)  # (stage, seconds)
+    guards: list[tuple[str, str]] = field(default_factory=list)  # (kind, text)
+    write_backs: list[str] = field(default_factory=list)
+    returns: list[str] = field(default_factory=list)
+    graph_break: GraphBreakInfo | None = None
+    raw: Any = None  # the CompiledEntry or EagerEntry itself
+
+    @property
+    def compile_seconds(self) -> float:
+        return sum(s for _, s in self.times)
 
 
 class ExplainReport:
-    """The graphs, node counts per stage, graph breaks, guards, cache entries, recompiles and
-    compile times of a compiled function. `str(report)` is the text."""
+    """What the compiler did with one compiled function, up to the moment the report was made."""
 
-    def __init__(self, compiled: CompiledFunction) -> None:
+    def __init__(self, compiled: CompiledFunction, result: Any = None) -> None:
         self.compiled = compiled
+        self.result = result
         self.name = compiled.name
-        self.entries = list(compiled.entries)
-        self.recompiles = list(compiled.recompiles)
+        self.calls = getattr(compiled, "calls", 0)
+        self.backend = compiled.backend_name
+        self.backend_runs_on = getattr(compiled.backend, "name", compiled.backend_name)
+        self.pipeline = compiled.pipeline
+        self.cache_limit = compiled.cache_limit
+        self.fullgraph = getattr(compiled, "fullgraph", False)
+        self.recompiles: list[tuple[str, list[str]]] = [(n, list(r))
+                                                        for n, r in compiled.recompiles]
+        self.entries = [self._entry(i, e) for i, e in enumerate(compiled.entries)]
+
+    # ------------------------------------------------------------------ the data
 
     @property
-    def graph_breaks(self) -> list[tuple[str, str]]:
-        return [(e.reason, e.location) for e in self.entries if e.kind == "eager"]
+    def graph_breaks(self) -> list[GraphBreakInfo]:
+        return [e.graph_break for e in self.entries if e.graph_break is not None]
+
+    @property
+    def node_counts(self) -> dict[int, dict[str, list[tuple[str, int]]]]:
+        """Entry index -> {"forward": [(stage, nodes), ...], "backward": [...]}."""
+        return {e.index: e.node_counts for e in self.entries if e.kind == "compiled"}
+
+    @property
+    def compile_times(self) -> dict[int, list[tuple[str, float]]]:
+        return {e.index: e.times for e in self.entries if e.kind == "compiled"}
+
+    def _entry(self, index: int, raw) -> EntryReport:
+        signature = fmt.describe_key(raw.key, self.compiled.fn)
+        if index == 0:
+            why = ["the first call"]
+        elif index - 1 < len(self.recompiles):
+            why = self.recompiles[index - 1][1]
+        else:
+            why = []
+        if raw.kind == "eager":
+            info = GraphBreakInfo(index, raw.reason, raw.location, signature)
+            return EntryReport(index, "eager", signature, why, guards=fmt.describe_guards(raw),
+                               graph_break=info, raw=raw)
+        graphs = {"traced": raw.traced, "optimized": raw.forward,
+                  "backward": raw.backward_traced, "backward_optimized": raw.backward}
+        counts, seconds = {}, {}
+        stats = getattr(raw, "pass_stats", None) or {}
+        for part, before, after in (("forward", raw.traced, raw.forward),
+                                    ("backward", raw.backward_traced, raw.backward)):
+            if before is None:
+                counts[part], seconds[part] = [], []
+                continue
+            steps = list(stats.get(part, ()))
+            counts[part] = ([("traced", len(before))] + [(s.name, s.nodes_after) for s in steps]
+                            + [("optimized", len(after))])
+            seconds[part] = [s.seconds for s in steps]
+        return EntryReport(
+            index, "compiled", signature, why, graphs=graphs, node_counts=counts,
+            pass_seconds=seconds, times=[(s.name, s.seconds) for s in raw.stages],
+            guards=fmt.describe_guards(raw), write_backs=fmt.describe_effects(raw),
+            returns=fmt.describe_returns(raw), raw=raw)
+
+    # ------------------------------------------------------------------ the text
+
+    def format(self, graphs: bool = True) -> str:
+        """The report as text; `graphs=False` leaves out the IR dumps (summaries only)."""
+        return fmt.format_report(self, graphs=graphs)
 
     def __str__(self) -> str:
-        from lucid_jit.report import format_report
-
-        return format_report(self)
+        return self.format()
 
     def __repr__(self) -> str:
-        return (f"<ExplainReport {self.name}: {len(self.entries)} entries, "
-                f"{len(self.graph_breaks)} graph breaks>")
+        return (f"<ExplainReport {self.name}: {fmt.plural(len(self.entries), 'cache entry')}, "
+                f"{fmt.plural(len(self.graph_breaks), 'graph break')}, "
+                f"{fmt.plural(len(self.recompiles), 'recompile')}>")
+
+
+def _compiled_of(fn) -> tuple[CompiledFunction, tuple]:
+    """The CompiledFunction behind fn (and arguments bound to it), compiling fn if it is not."""
+    if isinstance(fn, functools.partial) and isinstance(fn.func, CompiledFunction):
+        return fn.func, fn.args  # a compiled method, bound by CompiledFunction.__get__
+    if isinstance(fn, CompiledModule):
+        return fn._compiled_forward, ()
+    if isinstance(fn, CompiledFunction):
+        return fn, ()
+    from lucid_jit.api import compile as _compile
+
+    compiled = _compile(fn)
+    if isinstance(compiled, CompiledModule):
+        compiled = compiled._compiled_forward
+    return compiled, ()
 
 
 def explain(fn, *args, **kwargs) -> ExplainReport:
-    """Call fn (compiling it first if it is a plain function) and report what the compiler did."""
-    if isinstance(fn, CompiledModule):
-        compiled = fn._compiled_forward
-    elif isinstance(fn, CompiledFunction):
-        compiled = fn
-    else:
-        from lucid_jit.api import compile as _compile
+    """Report what the compiler did with `fn`.
 
-        compiled = _compile(fn)
-        if isinstance(compiled, CompiledModule):
-            compiled = compiled._compiled_forward
+    `fn` is a compiled function or module (its cache so far is reported), or a plain function or
+    module (compiled here). With arguments, `fn(*args, **kwargs)` is called first, and its result is
+    the report's `.result`. `print(report)` shows everything; `report.format(graphs=False)` leaves
+    out the graphs."""
+    compiled, bound = _compiled_of(fn)
+    result = None
     if args or kwargs:
-        compiled(*args, **kwargs)
-    return ExplainReport(compiled)
+        result = compiled(*bound, *args, **kwargs)
+    return ExplainReport(compiled, result)
+
+
+# ----------------------------------------------------------------------------- recording
+
+# The lists of the active `record_compiled()` blocks (a registry: one list per open block).
+_RECORDERS: list[list[CompiledFunction]] = []
+_ORIGINAL_INIT: list = []
+
+
+def _recording_init(self, *args, **kwargs) -> None:
+    _ORIGINAL_INIT[0](self, *args, **kwargs)
+    for found in _RECORDERS:
+        found.append(self)
+
+
+@contextmanager
+def record_compiled() -> Iterator[list[CompiledFunction]]:
+    """Collect every CompiledFunction created inside the block (compiled modules included: their
+    forward is one). The list holds strong references, so functions that a script made in a local
+    scope can still be reported after it returns."""
+    found: list[CompiledFunction] = []
+    if not _RECORDERS:
+        _ORIGINAL_INIT[:] = [CompiledFunction.__init__]
+        CompiledFunction.__init__ = _recording_init
+    _RECORDERS.append(found)
+    try:
+        yield found
+    finally:
+        del _RECORDERS[next(i for i, f in enumerate(_RECORDERS) if f is found)]
+        if not _RECORDERS:
+            CompiledFunction.__init__ = _ORIGINAL_INIT.pop()
+
+
+def run_script(path: str, argv: list[str]) -> tuple[int, list[CompiledFunction]]:
+    """Run a Python file as `__main__` (with `sys.argv` set and its directory first on `sys.path`),
+    recording the functions it compiles. Returns its exit status and those functions; an uncaught
+    exception is printed and gives status 1."""
+    path = os.path.abspath(path)
+    saved_argv, saved_path = sys.argv, list(sys.path)
+    sys.argv = [path, *argv]
+    sys.path.insert(0, os.path.dirname(path))
+    status = 0
+    with record_compiled() as found:
+        try:
+            runpy.run_path(path, run_name="__main__")
+        except SystemExit as exc:
+            status = _exit_status(exc.code)
+        except Exception:
+            import traceback
+
+            traceback.print_exc()
+            status = 1
+        finally:
+            sys.argv = saved_argv
+            sys.path[:] = saved_path
+    return status, found
+
+
+def _exit_status(code) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1

@@ -23,7 +23,7 @@ def run_example(name: str, *args: str) -> str:
 
 
 @pytest.mark.parametrize("name", ["relu_basics.py", "train_mlp.py", "plot_activations.py",
-                                  "simple_cnn.py"])
+                                  "simple_cnn.py", "inspect_ir.py"])
 def test_example_has_a_docstring(name):
     source = (EXAMPLES / name).read_text()
     assert source.lstrip().startswith('"""'), f"{name} has no module docstring"
@@ -88,3 +88,25 @@ def test_simple_cnn_prints_the_model_and_output_shape():
     assert expected_model in out
     assert "Input shape: (1, 3, 32, 32)" in out
     assert "Output shape: (1, 64, 8, 8)" in out
+
+
+def test_inspect_ir_shows_the_graphs_a_report_a_graph_break_and_dot(tmp_path):
+    path = tmp_path / "forward.dot"
+    out = run_example("inspect_ir.py", str(path))
+    losses = [float(v) for v in re.findall(r"^Epoch \[\d/5\], Loss: (\S+)$", out, flags=re.M)]
+    assert len(losses) == 5 and losses[-1] < losses[0]
+    # The compiled forward's IR at each stage, and the backward graph it traced.
+    for stage in ("traced", "optimized", "backward", "backward_optimized"):
+        assert f"-- compiled_model.ir('{stage}')" in out
+    assert "%9: f32[32,128] = relu %8" in out
+    assert "%0: f32[32,2] grad_output0," in out
+    # LUCID_JIT_LOG, the explain report, and the graph break with its line.
+    assert "[lucid_jit:recompiles] NeuralNetwork.forward: retracing (entry 2) because" in out
+    assert "=== lucid_jit.explain: main.<locals>.train_step ===" in out
+    assert "5 calls, 2 cache entries (2 compiled, 0 eager), 1 recompile, 0 graph breaks" in out
+    assert "set optimizer.state[model.fc1.weight]['exp_avg'] <- output 10" in out
+    line = next(i for i, text in enumerate((EXAMPLES / "inspect_ir.py").read_text().splitlines(),
+                                           1) if "loss.item() > 10.0" in text)
+    assert (f"graph break at inspect_ir.py:{line}: item() needs a tensor's value" in out)
+    assert "with fullgraph=True: GraphBreakError:" in out
+    assert path.read_text().startswith("digraph forward {")
