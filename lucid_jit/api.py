@@ -611,15 +611,22 @@ class CompiledFunction:
             if _is_float(x):
                 traced_flat[i] = tracer.lift_float(x, ArgSource(i, names[i]))
         targs, tkwargs = pytree.unflatten(spec, traced_flat)
-        grad_guards = [Guard(f"{src.describe()}.grad is None",
-                             _grad_is_none(src), t.grad is None)
+        # Code may branch on whether a `.grad` is None: the optimizer skips parameters without
+        # one, and backward sets a missing grad instead of adding to it.
+        grad_guards = [(t, t.grad, Guard(f"{src.describe()}.grad is None", _grad_is_none(src),
+                                         t.grad is None))
                        for t, src in reach.tensors.values() if t.requires_grad]
+        optimized = {id(p) for opt, _ in reach.optimizers.values() for g in opt.param_groups
+                     for p in g["params"]}
         try:
             with tracer.active():
                 result = self.fn(*targs, **tkwargs)
                 t1 = time.perf_counter()
                 built = _finish_trace(tracer, state, reach, result)
             t2 = time.perf_counter()
+            # Only those whose None-ness the trace could depend on.
+            used_grad_guards = [g for t, before, g in grad_guards
+                                if id(t) in optimized or t.grad is not before]
         except GraphBreak as gb:
             tracer.restore()
             state.restore()
@@ -628,14 +635,15 @@ class CompiledFunction:
                                       f"({gb.location})") from None
             log.write("graph_breaks", f"{self.name}: {gb.reason} ({gb.location}); this input "
                       "signature runs eagerly")
-            return EagerEntry(key, gb.reason, gb.location, grad_guards + structure_guards)
+            return EagerEntry(key, gb.reason, gb.location,
+                              [g for _, _, g in grad_guards] + structure_guards)
         except BaseException:
             tracer.restore()
             state.restore()
             raise
         tracer.restore()
         state.restore()
-        return self._build_entry(key, tracer, reach, built, grad_guards + structure_guards,
+        return self._build_entry(key, tracer, reach, built, used_grad_guards + structure_guards,
                                  [Stage("trace", t1 - t0, len(tracer.nodes)),
                                   Stage("autodiff", t2 - t1, len(built["bwd_nodes"]))])
 

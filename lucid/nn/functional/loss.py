@@ -12,7 +12,7 @@ import numpy as np
 
 from lucid import dtypes
 from lucid.factories import arange
-from lucid.functions import where
+from lucid.functions import is_tracing, where
 from lucid.nn.functional.activation import _softplus, log_softmax
 from lucid.ops.registry import DTypeError, ShapeError, op_error
 from lucid.tensor import Tensor
@@ -136,7 +136,8 @@ def _picked(name: str, logp: Tensor, target: Tensor, weight: Tensor | None, igno
         raise op_error(name, [logp.aval, weight.aval], f"weight must have shape ({classes},)",
                        ShapeError)
     keep = target != ignore_index
-    if isinstance(target.data, np.ndarray):
+    # Eagerly, name the bad target here; a compiled graph's gather reports it when it runs.
+    if not is_tracing() and isinstance(target.data, np.ndarray):
         bad = target.data[keep.data & ((target.data < 0) | (target.data >= classes))]
         if bad.size:
             raise op_error(name, [logp.aval, target.aval],
