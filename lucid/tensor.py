@@ -30,13 +30,17 @@ class Tensor:
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, device: str = "cpu"):
         _check_device(device)
-        if isinstance(data, Tensor):
-            data = data.numpy()
-        dtype = dtypes.infer_from_data(data) if dtype is None else dtypes.as_dtype(dtype)
-        self.data = np.array(data, dtype=dtype)
         tracer = CURRENT_TRACER.get()
-        if tracer is not None:  # a constant made inside a compiled function
-            tracer.created(self, data)
+        if tracer is not None and tracer.lifted(data):  # a float the compiler made an input
+            dtype = dtypes.DEFAULT_FLOAT if dtype is None else dtypes.as_dtype(dtype)
+            self.data = tracer.scalar(data, dtype).data
+        else:
+            if isinstance(data, Tensor):
+                data = data.numpy()
+            dtype = dtypes.infer_from_data(data) if dtype is None else dtypes.as_dtype(dtype)
+            self.data = np.array(data, dtype=dtype)
+            if tracer is not None:  # a constant made inside a compiled function
+                tracer.created(self, data)
         self.grad = None
         self._ctx = None
         self._version = [0]
@@ -202,9 +206,12 @@ class Tensor:
         if isinstance(value, _SCALARS):
             dtype = dtype or dtypes.scalar_dtype(self.dtype, value)
             tracer = CURRENT_TRACER.get()
-            if tracer is not None:  # a Python number entering the graph (maybe lifted)
+            if tracer is not None:  # a Python number entering the graph
                 return tracer.scalar(value, dtype)
             return Tensor._wrap(np.array(value, dtype=dtype))
+        tracer = CURRENT_TRACER.get()
+        if tracer is not None and tracer.lifted(value):  # a float the compiler made an input
+            return tracer.scalar(value, dtype or dtypes.scalar_dtype(self.dtype, value))
         return Tensor(value, dtype=dtype)
 
     def _binary(self, op, other, reverse: bool = False) -> Tensor:

@@ -86,9 +86,11 @@ def _module_fingerprint(m: Module):
 
 def _call_key(flat: list, spec) -> tuple:
     keys = []
+    storages = []
     for x in flat:
         if isinstance(x, Tensor):
             d = x.data
+            storages.append(id(d))
             keys.append((d.shape, d.dtype.str, x.requires_grad))
         elif isinstance(x, float) and not isinstance(x, TracedFloat):
             keys.append(float)
@@ -96,7 +98,11 @@ def _call_key(flat: list, spec) -> tuple:
             keys.append((type(x), x))
         else:
             keys.append(("object", id(x)))
-    return (spec, tuple(keys), GRAD_ENABLED.get())
+    # Which tensor arguments share an array (the same tensor passed twice): the graph differs.
+    shared = None
+    if len(storages) > 1 and len(set(storages)) != len(storages):
+        shared = tuple(storages.index(i) for i in storages)
+    return (spec, tuple(keys), GRAD_ENABLED.get(), shared)
 
 
 def _describe_key_field(part) -> str:
@@ -402,6 +408,9 @@ def _fmt_expr(expr, slot_sources) -> str:
         return repr(expr)
     if expr[0] == "slot":
         return slot_sources[expr[1]].describe()
+    if len(expr) == 2:
+        inner = _fmt_expr(expr[1], slot_sources)
+        return f"abs({inner})" if expr[0] == "abs" else f"-{inner}"
     sym = {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "pow": "**"}[expr[0]]
     return f"({_fmt_expr(expr[1], slot_sources)} {sym} {_fmt_expr(expr[2], slot_sources)})"
 
@@ -589,6 +598,9 @@ class CompiledFunction:
                                    f"{_describe_key_field(new)}")
         if last[2] != key[2]:
             reasons.append(f"grad mode: {last[2]} -> {key[2]}")
+        if last[3] != key[3]:
+            reasons.append(f"tensor arguments sharing an array (by position): {last[3]} -> "
+                           f"{key[3]}")
         return reasons or ["a new input signature"]
 
     # ------------------------------------------------------------------ tracing
@@ -793,7 +805,7 @@ def _finish_trace(tracer: Tracer, state: _State, reach, result) -> dict:
     for x in out_flat:
         if isinstance(x, TracedFloat):
             tracer.pin(x)
-            out_leaves.append(("const", float(x)))
+            out_leaves.append(("const", x.value))
         elif not isinstance(x, Tensor):
             out_leaves.append(("const", x))
         elif id(x) in grad_owner:

@@ -159,12 +159,14 @@ def _node_table(e) -> list[str]:
 def describe_key(key, fn) -> str:
     """A cache key as `x: f32[32,64], lr: float (lifted)`, plus grad mode when it is off."""
     try:
-        spec, fields, grad = key
+        spec, fields, grad, shared = key
         names = [_arg_name(p, fn) for p in _leaf_paths(spec, "")]
         parts = [f"{name}: {_key_field(f)}" for name, f in zip(names, fields, strict=True)]
     except Exception:  # a key of a shape this report does not know: show it raw
         return repr(key)
     text = ", ".join(parts) if parts else "no arguments"
+    if shared is not None:
+        text += f"; tensor arguments sharing an array {shared}"
     return text if grad else text + "; grad mode off"
 
 

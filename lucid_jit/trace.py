@@ -17,6 +17,7 @@ its base was overwritten, is a graph break instead of a silently different resul
 
 from __future__ import annotations
 
+import math
 import operator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,28 +51,42 @@ _ARITH = {"add": operator.add, "sub": operator.sub, "mul": operator.mul,
           "truediv": operator.truediv, "pow": operator.pow}
 
 
-class TracedFloat(float):
-    """A Python float that is a runtime input of the graph (an argument, a learning rate).
+_UNARY = {"abs": abs, "neg": operator.neg}
+_NUMBERS = (int, float, np.integer, np.floating)
 
-    It behaves as its current value, but arithmetic on it builds an expression, so a float derived
-    from it (`1 - beta1`, `lr * weight_decay`) reaches tensor ops as graph computation on the
-    input, not as a baked number. Comparisons and truth tests answer from the current value and
-    record a guard, so a call where the answer would differ retraces.
+
+class TracedFloat:
+    """A Python float that is a runtime input of the graph (a float argument, a learning rate).
+
+    Arithmetic on it builds an expression, so a float derived from it (`1 - beta1`,
+    `lr * weight_decay`, `abs(s)`) reaches tensor ops as graph computation on the input, not as a
+    baked number. Comparisons and truth tests answer from the traced value and record a guard, so
+    a call where the answer would differ retraces. Every other way of reading the number
+    (`float(s)`, `math.exp(s)`, `np.float64(s)`, `int(s)`, `s // 1`) goes through `__float__` and
+    friends, which pin it: the entry then only runs for that exact value.
+
+    It is deliberately not a float subclass: CPython reads a float subclass's value directly in
+    `math` and NumPy, so such uses could not be seen.
     """
 
-    def __new__(cls, value: float, expr: tuple, tracer: Tracer):
-        obj = float.__new__(cls, value)
-        obj.expr = expr
-        obj.tracer = tracer
-        return obj
+    __slots__ = ("value", "expr", "tracer", "__weakref__")
+
+    def __init__(self, value: float, expr: tuple, tracer: Tracer) -> None:
+        self.value = float(value)
+        self.expr = expr
+        self.tracer = tracer
 
     def _arith(self, other, name: str, reverse: bool):
-        if not isinstance(other, (int, float, np.floating, np.integer)):
+        if isinstance(other, TracedFloat):
+            plain_other = other.value
+        elif isinstance(other, _NUMBERS) and not isinstance(other, bool):
+            plain_other = float(other)
+        else:
             return NotImplemented
         fn = _ARITH[name]
-        plain = float(self)
-        value = fn(other, plain) if reverse else fn(plain, other)
+        value = fn(plain_other, self.value) if reverse else fn(self.value, plain_other)
         if isinstance(value, complex):
+            self.tracer.pin(self)
             return value
         expr = (name, other, self) if reverse else (name, self, other)
         return TracedFloat(value, expr, self.tracer)
@@ -86,12 +101,16 @@ class TracedFloat(float):
     def __rtruediv__(self, o): return self._arith(o, "truediv", True)
     def __pow__(self, o, mod=None): return self._arith(o, "pow", False)
     def __rpow__(self, o, mod=None): return self._arith(o, "pow", True)
-    def __neg__(self): return TracedFloat(-float(self), ("mul", self, -1.0), self.tracer)
+    def __neg__(self): return TracedFloat(-self.value, ("neg", self), self.tracer)
+    def __abs__(self): return TracedFloat(abs(self.value), ("abs", self), self.tracer)
     def __pos__(self): return self
 
     def _compare(self, other, name: str):
-        if isinstance(other, (int, float, np.floating, np.integer)):
-            result = _COMPARE[name](float(self), float(other))
+        if isinstance(other, TracedFloat):
+            self.tracer.pin(other)
+            other = other.value
+        if isinstance(other, _NUMBERS):
+            result = _COMPARE[name](self.value, float(other))
             self.tracer.float_guard(self, name, other, result)
             return result
         return NotImplemented
@@ -102,23 +121,41 @@ class TracedFloat(float):
     def __le__(self, o): return self._compare(o, "le")
     def __gt__(self, o): return self._compare(o, "gt")
     def __ge__(self, o): return self._compare(o, "ge")
-    __hash__ = float.__hash__
+
+    def __hash__(self):
+        return hash(self.value)
 
     def __bool__(self):
-        result = float(self) != 0.0
+        result = self.value != 0.0
         self.tracer.float_guard(self, "ne", 0.0, result)
         return result
 
-    def __int__(self):
+    def pinned(self) -> float:
+        """The plain value, guarded: the entry only runs while the value stays the same."""
         self.tracer.pin(self)
-        return int(float(self))
+        return self.value
 
-    def __round__(self, ndigits=None):
-        self.tracer.pin(self)
-        return round(float(self), ndigits)
+    def __float__(self): return self.pinned()
+    def __int__(self): return int(self.pinned())
+    def __round__(self, ndigits=None): return round(self.pinned(), ndigits)
+    def __floor__(self): return math.floor(self.pinned())
+    def __ceil__(self): return math.ceil(self.pinned())
+    def __trunc__(self): return math.trunc(self.pinned())
+    def __floordiv__(self, o): return self.pinned() // o
+    def __rfloordiv__(self, o): return o // self.pinned()
+    def __mod__(self, o): return self.pinned() % o
+    def __rmod__(self, o): return o % self.pinned()
+    def __divmod__(self, o): return divmod(self.pinned(), o)
+    def __rdivmod__(self, o): return divmod(o, self.pinned())
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
 
     def __reduce__(self):
-        return (float, (float(self),))
+        return (float, (self.pinned(),))
 
 
 def evaluate(expr, slots: list[float]) -> float:
@@ -129,6 +166,8 @@ def evaluate(expr, slots: list[float]) -> float:
         return expr
     if expr[0] == "slot":
         return slots[expr[1]]
+    if expr[0] in _UNARY:
+        return _UNARY[expr[0]](evaluate(expr[1], slots))
     _, a, b = expr
     return _ARITH[expr[0]](evaluate(a, slots), evaluate(b, slots))
 
@@ -218,9 +257,8 @@ class Tracer:
 
     def emit(self, op: Op, args, attrs) -> Tensor:
         ins = [self.read(a) for a in args]
-        for value in attrs.values():
-            if isinstance(value, TracedFloat):
-                self.pin(value)
+        if any(isinstance(v, TracedFloat) for v in attrs.values()):
+            attrs = {k: v.pinned() if isinstance(v, TracedFloat) else v for k, v in attrs.items()}
         aval = op.infer(*[v.aval for v in ins], **attrs)
         out = self._node(op, ins, aval, attrs)
         if op.name in VIEW_OPS and (op.name != "getitem" or len(args) == 1):
@@ -253,10 +291,12 @@ class Tracer:
 
     def created(self, t: Tensor, data) -> None:
         """A concrete tensor was made inside the trace: a constant."""
-        if isinstance(data, TracedFloat):
-            self.pin(data)
         self.born.add(id(t.data))
         self.keep[id(t.data)] = t.data
+
+    @staticmethod
+    def lifted(value) -> bool:
+        return isinstance(value, TracedFloat)
 
     def scalar(self, value, dtype) -> Tensor:
         """A Python number entering a tensor op: a lifted input if it is a TracedFloat."""
@@ -377,6 +417,7 @@ class Tracer:
     # ------------------------------------------------------------------ lifted floats
 
     def lift_float(self, value: float, source: Source) -> TracedFloat:
+        value = float(value)
         slot = len(self.slot_values)
         self.slot_values.append(float(value))
         self.slot_sources.append(source)
@@ -402,6 +443,9 @@ class Tracer:
             t = Tensor._share(np.array(float(expr), dtype=np.float64))
             self.created(t, None)
             return t
+        if expr[0] in _UNARY:
+            inner = self._float_tensor(expr[1])
+            return inner.abs() if expr[0] == "abs" else -inner
         if expr[0] == "slot":
             slot = expr[1]
             v = self.slot_inputs.get(slot)
@@ -421,7 +465,7 @@ class Tracer:
     def pin(self, tf: TracedFloat) -> None:
         """The function used this float's exact value where no graph input can reach (an op
         attribute, a Python computation): guard it, so a different value retraces."""
-        self.float_guards.append(FloatGuard(tf.expr, "pinned", float(tf), True))
+        self.float_guards.append(FloatGuard(tf.expr, "pinned", tf.value, True))
 
     # ------------------------------------------------------------------ state
 

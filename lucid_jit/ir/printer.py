@@ -65,8 +65,9 @@ def _attr(v) -> str:
     if isinstance(v, np.dtype) or (isinstance(v, type) and issubclass(v, np.generic)):
         return str(np.dtype(v))
     if isinstance(v, Slice):
-        text = ":".join("" if x is None else str(x) for x in (v.start, v.stop, v.step))
-        return text.rstrip(":") or ":"
+        text = ("" if v.start is None else str(v.start)) + ":" + \
+            ("" if v.stop is None else str(v.stop))
+        return text if v.step is None else f"{text}:{v.step}"
     if isinstance(v, Slot):
         return f"t{v.k}"
     if isinstance(v, tuple):
