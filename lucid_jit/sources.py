@@ -10,6 +10,7 @@ tensors a function can reach, so that the tracer knows their sources before it m
 from __future__ import annotations
 
 import types
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,14 +21,16 @@ from lucid.tensor import Tensor
 MISSING = object()
 
 
-class Source:
+class Source(ABC):
     """Fetches an object at call time: `get(flat_args)`; `describe()` names it for people."""
 
+    @abstractmethod
     def get(self, flat: list) -> Any:
-        raise NotImplementedError
+        """The object for this call (flat: the call's flattened arguments)."""
 
+    @abstractmethod
     def describe(self) -> str:
-        raise NotImplementedError
+        """A name for people: `model.0.weight`, `opt.state[model.0.weight]['exp_avg']`."""
 
     def __repr__(self) -> str:
         return self.describe()

@@ -27,7 +27,7 @@ import numpy as np
 
 from lucid.ops.registry import CURRENT_TRACER, Op, user_location
 from lucid.tensor import Tensor
-from lucid_jit.ir.graph import CONST, Node, Value, make_const
+from lucid_jit.ir.graph import Node, Value, make_const
 from lucid_jit.sources import ObjSource, Source
 
 VIEW_OPS = frozenset({"reshape", "permute", "broadcast_to", "getitem"})
@@ -410,10 +410,6 @@ class Tracer:
         self.nodes.append(Node(op, ins, (out,), attrs))
         return out
 
-    def value_of(self, t: Tensor) -> Value:
-        """The value a tensor holds now (what a write-back stores)."""
-        return self.read(t)
-
     # ------------------------------------------------------------------ lifted floats
 
     def lift_float(self, value: float, source: Source) -> TracedFloat:
@@ -493,6 +489,3 @@ class Tracer:
 
     def graph_break(self, reason: str):
         raise GraphBreak(reason, user_location())
-
-    def is_const(self, v: Value) -> bool:
-        return any(n.op is CONST and n.output is v for n in self.nodes)
