@@ -12,7 +12,8 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from lucid_jit import pytree
-from lucid_jit.api import _arg_name, _fmt_expr
+from lucid_jit.capture import arg_name
+from lucid_jit.guards import fmt_expr
 from lucid_jit.ir.graph import short
 from lucid_jit.ir.printer import format_graph
 from lucid_jit.sources import ObjSource, OptStateSource
@@ -160,7 +161,7 @@ def describe_key(key, fn) -> str:
     """A cache key as `x: f32[32,64], lr: float (lifted)`, plus grad mode when it is off."""
     try:
         spec, fields, grad, shared = key
-        names = [_arg_name(p, fn) for p in _leaf_paths(spec, "")]
+        names = [arg_name(p, fn) for p in _leaf_paths(spec, "")]
         parts = [f"{name}: {_key_field(f)}" for name, f in zip(names, fields, strict=True)]
     except Exception:  # a key of a shape this report does not know: show it raw
         return repr(key)
@@ -228,7 +229,7 @@ def describe_guards(entry) -> list[tuple[str, str]]:
         value = f"{traced_slots[i]!r}" if i < len(traced_slots) else "?"
         out.append(("lifted float", f"{src.describe()} (traced as {value}; read at every call)"))
     for g in getattr(entry, "float_guards", ()):
-        expr = _fmt_expr(g.expr, slot_sources)
+        expr = fmt_expr(g.expr, slot_sources)
         if g.op == "pinned":
             out.append(("float", f"{expr} == {g.other!r} (the function used the exact value)"))
         else:

@@ -1,0 +1,301 @@
+"""Cache entries: a compiled graph with its inputs' sources, guards and write-backs, or an eager
+fallback. `CompiledEntry.run` executes one call: forward graph, write-backs, outputs (with an
+autograd context that runs the backward graph where an output needs a gradient).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lucid.autograd import _FREED
+from lucid.nn.modules.module import STATE_EPOCH
+from lucid.ops.registry import ALL, GRAD_ENABLED, Context, LucidError, Op
+from lucid.tensor import Tensor
+from lucid_jit import pytree
+from lucid_jit.guards import fmt_check, fmt_expr, fmt_guard, module_fingerprint
+from lucid_jit.ir.graph import Graph
+from lucid_jit.sources import Source
+from lucid_jit.trace import evaluate
+
+_share = Tensor._share
+
+
+# ----------------------------------------------------------------------------- entries
+
+
+@dataclass
+class Effect:
+    """After each call: `kind` is "data" (copy into the tensor), "grad" (set `.grad`) or
+    "state" (set an optimizer state entry); `index` is the forward output holding the value."""
+
+    kind: str
+    source: Source
+    index: int | None
+
+    def describe(self) -> str:
+        what = {"data": "write into", "grad": "set", "state": "set"}[self.kind]
+        target = self.source.describe()
+        if self.kind == "grad" and not target.endswith(".grad"):
+            target += ".grad"
+        value = "None" if self.index is None else f"output {self.index}"
+        return f"{what} {target} <- {value}"
+
+
+@dataclass
+class Stage:
+    name: str
+    seconds: float
+    nodes: int
+
+
+@dataclass
+class EagerEntry:
+    """An input signature the function runs eagerly for (a graph break, or a failed trace)."""
+
+    key: tuple
+    reason: str
+    location: str
+    guards: list = field(default_factory=list)
+    kind: str = "eager"
+    hits: int = 0
+
+    def check(self, flat):
+        return () if all(g.holds(flat) for g in self.guards) else None
+
+    def failures(self, flat) -> list[str]:
+        return [f"{g.name}: {g.expected!r} -> {g.current(flat)!r}" for g in self.guards
+                if not g.holds(flat)] or ["a new input signature"]
+
+
+@dataclass
+class CompiledEntry:
+    key: tuple
+    traced: Graph
+    forward: Graph
+    input_sources: list
+    input_checks: list
+    alias_checks: list
+    slot_sources: list
+    float_guards: list
+    guards: list
+    modules: list
+    epoch: int
+    effects: list[Effect]
+    out_spec: Any
+    out_leaves: list
+    n_user: int
+    backward: Graph | None = None
+    backward_traced: Graph | None = None
+    backward_sources: list = field(default_factory=list)
+    leaf_sources: list = field(default_factory=list)
+    grad_index: list = field(default_factory=list)
+    diff_avals: list = field(default_factory=list)
+    stages: list[Stage] = field(default_factory=list)
+    pass_stats: dict = field(default_factory=dict)
+    backend: Any = None
+    name: str = "fn"
+    kind: str = "compiled"
+    hits: int = 0
+
+    # ------------------------------------------------------------------ guards
+
+    def check(self, flat):
+        """The forward graph's input arrays for this call, or None when a guard fails."""
+        if self.modules and STATE_EPOCH[0] != self.epoch:
+            for m, fp in self.modules:
+                if module_fingerprint(m) != fp:
+                    return None
+            self.epoch = STATE_EPOCH[0]
+        arrays = []
+        slots = None
+        for src, check in zip(self.input_sources, self.input_checks, strict=True):
+            if check is None:  # a lifted float
+                if slots is None:
+                    slots = self._slots(flat)
+                    if slots is None:
+                        return None
+                arrays.append(np.array(slots[src[1]], dtype=np.float64))
+                continue
+            t = src.get(flat)
+            if not isinstance(t, Tensor):
+                return None
+            d = t.data
+            if (d.shape, d.dtype, t.requires_grad) != check:
+                return None
+            arrays.append(d)
+        if self.float_guards:
+            if slots is None:
+                slots = self._slots(flat)
+            if slots is None or not all(g.holds(slots) for g in self.float_guards):
+                return None
+        for g in self.guards:
+            if not g.holds(flat):
+                return None
+        if self.alias_checks:
+            for k, src in self.alias_checks:
+                t = src.get(flat)
+                if not isinstance(t, Tensor) or t.data is not arrays[k]:
+                    return None
+        if len(arrays) > 1 and len({id(a) for a in arrays}) != len(arrays):
+            return None  # two inputs that were distinct when traced now share an array
+        return arrays
+
+    def _slots(self, flat):
+        values = []
+        for src in self.slot_sources:
+            v = src.get(flat)
+            if not isinstance(v, (float, int)) or isinstance(v, bool):
+                return None
+            values.append(float(v))
+        return values
+
+    def failures(self, flat) -> list[str]:
+        """Why `check` fails, one line per failed guard, with the traced and the current value."""
+        out = []
+        for m, fp in self.modules:
+            if module_fingerprint(m) != fp:
+                changed = [k for (k, v) in fp[0] if dict(module_fingerprint(m)[0]).get(k) != v]
+                detail = f" (attributes {', '.join(changed)})" if changed else ""
+                out.append(f"module {type(m).__name__} changed{detail}: training="
+                           f"{dict(fp[0]).get('training')} -> {m.training}")
+        for src, check in zip(self.input_sources, self.input_checks, strict=True):
+            if check is None:
+                continue
+            t = src.get(flat)
+            now = ((t.data.shape, t.data.dtype, t.requires_grad) if isinstance(t, Tensor)
+                   else type(t).__name__)
+            if now != check:
+                out.append(f"{src.describe()}: {fmt_check(check)} -> "
+                           f"{fmt_check(now) if isinstance(now, tuple) else now}")
+        slots = self._slots(flat)
+        for g in self.float_guards:
+            if slots is not None and not g.holds(slots):
+                was = evaluate(g.expr, self._traced_slots)
+                out.append(f"lifted float {fmt_expr(g.expr, self.slot_sources)}: "
+                           f"{was!r} -> {evaluate(g.expr, slots)!r} ({fmt_guard(g)})")
+        for g in self.guards:
+            if not g.holds(flat):
+                out.append(f"{g.name}: {g.expected!r} -> {g.current(flat)!r}")
+        return out or ["inputs that were distinct when traced now share storage"]
+
+    _traced_slots: list = field(default_factory=list)
+
+    # ------------------------------------------------------------------ running
+
+    def run(self, fn_flat, arrays):
+        outs = self.backend.run(self.forward, arrays)
+        input_ids = {id(a) for a in arrays}
+        given: set[int] = set()
+
+        def fresh(arr):
+            """An array no one else holds (inputs, constants and views are copied)."""
+            if (id(arr) in input_ids or id(arr) in given or not arr.flags.writeable
+                    or not arr.flags.owndata):
+                arr = arr.copy()
+            given.add(id(arr))
+            return arr
+
+        written = []
+        for eff in self.effects:
+            if eff.kind == "data":
+                arr = outs[eff.index]
+                if id(arr) in input_ids or not arr.flags.owndata:
+                    arr = arr.copy()  # its source may be overwritten by another write-back
+                written.append((eff.source.get(fn_flat), arr))
+        for t, arr in written:
+            if t.data is not arr:
+                np.copyto(t.data, arr)
+            t._version[0] += 1
+        for eff in self.effects:
+            if eff.kind == "grad":
+                owner = eff.source.get(fn_flat)
+                owner.grad = None if eff.index is None else _share(fresh(outs[eff.index]))
+            elif eff.kind == "state":
+                src = eff.source
+                src.opt.state[src.param][src.key] = _share(fresh(outs[eff.index]))
+        runner = None
+        leaves = []
+        for leaf in self.out_leaves:
+            kind = leaf[0]
+            if kind == "const":
+                leaves.append(leaf[1])
+            elif kind == "alias":
+                leaves.append(leaf[1].get(fn_flat))
+            else:
+                _, index, grad = leaf
+                t = self._view_of_input(outs[index], arrays, fn_flat)
+                if t is None:
+                    t = _share(fresh(outs[index]))
+                if grad == "freed":
+                    t.requires_grad, t._ctx = True, _FREED
+                elif grad == "leaf":
+                    t.requires_grad = True
+                elif grad is not None:
+                    if runner is None:
+                        runner = BackwardRunner(self, fn_flat, outs, arrays)
+                    xs = tuple(src.get(fn_flat) for src in self.leaf_sources)
+                    t.requires_grad = True
+                    t._ctx = Context(runner.op, xs, {"index": grad},
+                                     tuple(x._version[0] for x in xs), 0)
+                leaves.append(t)
+        return pytree.unflatten(self.out_spec, leaves)
+
+
+    def _view_of_input(self, arr, arrays, flat):
+        """An output that is a view of an input tensor's array stays a view sharing that tensor's
+        version counter, as eagerly (writes through either are seen by both)."""
+        if arr.flags.owndata:
+            return None
+        root = arr
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        for k, a in enumerate(arrays):
+            if a is root and not isinstance(self.input_sources[k], tuple):
+                owner = self.input_sources[k].get(flat)
+                t = _share(arr)
+                t._version = owner._version
+                return t
+        return None
+
+
+class BackwardRunner:
+    """Runs an entry's backward graph for the outputs of one call (holding that call's saved
+    values). Each differentiable output's context calls it with its own gradient."""
+
+    def __init__(self, entry: CompiledEntry, flat, outs, arrays) -> None:
+        self.entry = entry
+        self.flat = flat
+        self.outs = outs
+        self.op = Op(f"compiled {entry.name}", "matmul", None, None, self.vjp, save=ALL)
+
+    def vjp(self, g, out, *xs, index):
+        entry = self.entry
+        if GRAD_ENABLED.get():
+            raise LucidError(f"compiled function {entry.name!r}: backward with create_graph=True "
+                             "(a derivative of a derivative) is not supported through a compiled "
+                             "function; call the function eagerly for that")
+        seeds = [np.zeros(aval.shape, aval.dtype) for aval in entry.diff_avals]
+        seeds[index] = np.asarray(g.data, dtype=entry.diff_avals[index].dtype)
+        arrays = []
+        for src in entry.backward_sources:
+            if isinstance(src, tuple) and src[0] == "seed":
+                arrays.append(seeds[src[1]])
+            elif isinstance(src, tuple) and src[0] == "saved":
+                arrays.append(self.outs[src[1]])
+            else:
+                arrays.append(src.get(self.flat).data)
+        grads = entry.backend.run(entry.backward, arrays)
+        input_ids = {id(a) for a in arrays}
+        result = []
+        for i in entry.grad_index:
+            if i is None:
+                result.append(None)
+                continue
+            arr = grads[i]
+            if id(arr) in input_ids or not arr.flags.writeable:
+                arr = arr.copy()
+            result.append(_share(arr))
+        return tuple(result)

@@ -1,0 +1,173 @@
+"""Guards: what a cache entry checks before it runs, and the call key.
+
+A call's key is the arguments' structure and each leaf's shape, dtype, requires_grad or value.
+Beyond the key, an entry holds `Guard`s (a name, how to observe something at call time, and the
+value it must equal) and `FloatGuard`s on lifted floats; this module builds them and prints them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lucid.nn.modules.module import Module
+from lucid.ops.registry import GRAD_ENABLED
+from lucid.tensor import Tensor
+from lucid_jit.sources import Source
+from lucid_jit.trace import TracedFloat
+
+# ----------------------------------------------------------------------------- guards
+
+
+@dataclass
+class Guard:
+    """`observe(flat)` must equal `expected` for an entry to run."""
+
+    name: str
+    observe: Any
+    expected: Any
+
+    def holds(self, flat) -> bool:
+        try:
+            return self.observe(flat) == self.expected
+        except Exception:  # a source that no longer resolves
+            return False
+
+    def current(self, flat):
+        try:
+            return self.observe(flat)
+        except Exception as exc:
+            return f"<{type(exc).__name__}: {exc}>"
+
+
+def module_fingerprint(m: Module):
+    simple = (bool, int, float, str, type(None))
+    attrs = tuple((k, v if isinstance(v, simple) else ("object", id(v)))
+                  for k, v in m.__dict__.items()
+                  if k not in ("_parameters", "_buffers", "_modules", "_non_persistent"))
+    return (attrs,
+            tuple((k, id(v)) for k, v in m._parameters.items()),
+            tuple((k, id(v)) for k, v in m._buffers.items()),
+            tuple((k, id(v)) for k, v in m._modules.items()))
+
+
+def call_key(flat: list, spec) -> tuple:
+    keys = []
+    storages = []
+    for x in flat:
+        if isinstance(x, Tensor):
+            d = x.data
+            storages.append(id(d))
+            keys.append((d.shape, d.dtype.str, x.requires_grad))
+        elif isinstance(x, float) and not isinstance(x, TracedFloat):
+            keys.append(float)
+        elif x is None or isinstance(x, (bool, int, str, bytes)):
+            keys.append((type(x), x))
+        else:
+            keys.append(("object", id(x)))
+    # Which tensor arguments share an array (the same tensor passed twice): the graph differs.
+    shared = None
+    if len(storages) > 1 and len(set(storages)) != len(storages):
+        shared = tuple(storages.index(i) for i in storages)
+    return (spec, tuple(keys), GRAD_ENABLED.get(), shared)
+
+
+def describe_key_field(part) -> str:
+    if part is float:
+        return "float (lifted)"
+    if isinstance(part, tuple) and len(part) == 3 and isinstance(part[0], tuple):
+        shape, dtype, rg = part
+        return f"{np.dtype(dtype).name}{list(shape)}{' requires_grad' if rg else ''}"
+    if isinstance(part, tuple) and part and part[0] == "object":
+        return f"object id {part[1]}"
+    if isinstance(part, tuple) and len(part) == 2 and isinstance(part[0], type):
+        return repr(part[1])
+    return repr(part)
+
+
+def fmt_check(check) -> str:
+    shape, dtype, rg = check
+    return f"{np.dtype(dtype).name}{list(shape)}{' requires_grad' if rg else ''}"
+
+
+def fmt_expr(expr, slot_sources) -> str:
+    if isinstance(expr, TracedFloat):
+        expr = expr.expr
+    if not isinstance(expr, tuple):
+        return repr(expr)
+    if expr[0] == "slot":
+        return slot_sources[expr[1]].describe()
+    if len(expr) == 2:
+        inner = fmt_expr(expr[1], slot_sources)
+        return f"abs({inner})" if expr[0] == "abs" else f"-{inner}"
+    sym = {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "pow": "**"}[expr[0]]
+    return f"({fmt_expr(expr[1], slot_sources)} {sym} {fmt_expr(expr[2], slot_sources)})"
+
+
+def fmt_guard(g) -> str:
+    if g.op == "pinned":
+        return f"its exact value {g.other!r} was used"
+    sym = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}[g.op]
+    return f"`{sym} {g.other!r}` was {g.result}"
+
+
+def is_float(v) -> bool:
+    return isinstance(v, float) and not isinstance(v, TracedFloat)
+
+
+def structural(expr):
+    if isinstance(expr, TracedFloat):
+        expr = expr.expr
+    if isinstance(expr, tuple):
+        return tuple(structural(x) for x in expr)
+    return expr
+
+
+def dedupe_float_guards(guards) -> list:
+    """One guard per distinct comparison (an optimizer compares `1 - beta1` once per parameter)."""
+    seen, out = set(), []
+    for g in guards:
+        key = (structural(g.expr), g.op, g.other, g.result)
+        if key not in seen:
+            seen.add(key)
+            out.append(g)
+    return out
+
+
+def binding_observer(src: Source):
+    from lucid_jit.sources import _binding_value
+
+    def observe(flat):
+        return _binding_value(src.get(flat))
+    return observe
+
+
+def grad_is_none(src: Source):
+    def observe(flat):
+        t = src.get(flat)
+        return t.grad is None
+    return observe
+
+
+def structure_guards(reach) -> list[Guard]:
+    guards = []
+    for opt, name in reach.optimizers.values():
+        def params(flat, opt=opt):
+            return tuple(tuple(id(p) for p in g["params"]) for g in opt.param_groups)
+
+        def state_keys(flat, opt=opt):
+            return tuple(tuple(opt.state[p]) if p in opt.state else ()
+                         for g in opt.param_groups for p in g["params"])
+
+        def settings(flat, opt=opt):
+            return tuple(tuple((k, v) for k, v in g.items() if k != "params"
+                               and not is_float(v) and not (isinstance(v, tuple)
+                                                             and all(map(is_float, v))))
+                         for g in opt.param_groups)
+
+        guards.append(Guard(f"{name}: parameters", params, params(None)))
+        guards.append(Guard(f"{name}: state keys", state_keys, state_keys(None)))
+        guards.append(Guard(f"{name}: non-float settings", settings, settings(None)))
+    return guards
