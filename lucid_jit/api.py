@@ -27,20 +27,16 @@ from lucid_jit.backends import get_backend
 from lucid_jit.capture import CaptureState, arg_name, finish_trace
 from lucid_jit.entry import CompiledEntry, EagerEntry, Stage
 from lucid_jit.guards import (
-    Guard,
-    binding_observer,
+    binding_guard,
     call_key,
     dedupe_float_guards,
     describe_key_field,
-    grad_is_none,
+    grad_guard,
     is_float,
     module_fingerprint,
     structure_guards,
 )
-from lucid_jit.sources import (
-    ArgSource,
-    scan,
-)
+from lucid_jit.sources import ArgSource, scan
 from lucid_jit.trace import GraphBreak, Tracer
 
 DEFAULT_CACHE_LIMIT = 8
@@ -165,8 +161,7 @@ class CompiledFunction:
         for t, src in reach.tensors.values():
             tracer.snapshot_tensor(t, src)
         other_guards = structure_guards(reach) + [
-            Guard(f"variable {src.describe()}", binding_observer(src), expected)
-            for src, expected in reach.bindings]
+            binding_guard(src, expected) for src, expected in reach.bindings]
         state = CaptureState(reach, tracer, names)
         traced_flat = list(flat)
         for i, x in enumerate(flat):
@@ -175,8 +170,7 @@ class CompiledFunction:
         targs, tkwargs = pytree.unflatten(spec, traced_flat)
         # Code may branch on whether a `.grad` is None: the optimizer skips parameters without
         # one, and backward sets a missing grad instead of adding to it.
-        grad_guards = [(t, t.grad, Guard(f"{src.describe()}.grad is None", grad_is_none(src),
-                                         t.grad is None))
+        grad_guards = [(t, t.grad, grad_guard(src, t.grad is None))
                        for t, src in reach.tensors.values() if t.requires_grad]
         optimized = {id(p) for opt, _ in reach.optimizers.values() for g in opt.param_groups
                      for p in g["params"]}

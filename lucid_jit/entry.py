@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from lucid.autograd import _FREED
-from lucid.nn.modules.module import STATE_EPOCH
 from lucid.ops.registry import ALL, GRAD_ENABLED, Context, LucidError, Op
 from lucid.tensor import Tensor
 from lucid_jit import pytree
@@ -102,46 +101,12 @@ class CompiledEntry:
 
     # ------------------------------------------------------------------ guards
 
-    def check(self, flat):
-        """The forward graph's input arrays for this call, or None when a guard fails."""
-        if self.modules and STATE_EPOCH[0] != self.epoch:
-            for m, fp in self.modules:
-                if module_fingerprint(m) != fp:
-                    return None
-            self.epoch = STATE_EPOCH[0]
-        arrays = []
-        slots = None
-        for src, check in zip(self.input_sources, self.input_checks, strict=True):
-            if check is None:  # a lifted float
-                if slots is None:
-                    slots = self._slots(flat)
-                    if slots is None:
-                        return None
-                arrays.append(np.array(slots[src[1]], dtype=np.float64))
-                continue
-            t = src.get(flat)
-            if not isinstance(t, Tensor):
-                return None
-            d = t.data
-            if (d.shape, d.dtype, t.requires_grad) != check:
-                return None
-            arrays.append(d)
-        if self.float_guards:
-            if slots is None:
-                slots = self._slots(flat)
-            if slots is None or not all(g.holds(slots) for g in self.float_guards):
-                return None
-        for g in self.guards:
-            if not g.holds(flat):
-                return None
-        if self.alias_checks:
-            for k, src in self.alias_checks:
-                t = src.get(flat)
-                if not isinstance(t, Tensor) or t.data is not arrays[k]:
-                    return None
-        if len(arrays) > 1 and len({id(a) for a in arrays}) != len(arrays):
-            return None  # two inputs that were distinct when traced now share an array
-        return arrays
+    def __post_init__(self) -> None:
+        from lucid_jit.guardgen import compile_check
+
+        # check(flat): the forward graph's input arrays for this call, or None when a guard
+        # fails; generated straight-line code (see guardgen), since it runs on every call.
+        self.check = compile_check(self)
 
     def _slots(self, flat):
         values = []

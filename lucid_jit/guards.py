@@ -28,6 +28,9 @@ class Guard:
     name: str
     observe: Any
     expected: Any
+    # `code(bind)`: the same check as a Python expression for the generated check function (see
+    # guardgen); None means the generated code calls `holds`.
+    code: Any = None
 
     def holds(self, flat) -> bool:
         try:
@@ -136,22 +139,35 @@ def dedupe_float_guards(guards) -> list:
     return out
 
 
-def binding_observer(src: Source):
+def binding_guard(src: Source, expected) -> Guard:
+    """A closure or global variable: a simple value by value, anything else by identity."""
     from lucid_jit.sources import _binding_value
+
+    obj = src.get(None)
 
     def observe(flat):
         return _binding_value(src.get(flat))
-    return observe
+
+    if isinstance(expected, tuple) and expected == ("object", id(obj)):
+        def code(bind):
+            return f"{src.code(bind)} is {bind(obj)}"
+    else:
+        def code(bind):
+            return f"{src.code(bind)} == {bind(expected)}"
+    return Guard(f"variable {src.describe()}", observe, expected, code)
 
 
-def grad_is_none(src: Source):
+def grad_guard(src: Source, is_none: bool) -> Guard:
     def observe(flat):
-        t = src.get(flat)
-        return t.grad is None
-    return observe
+        return src.get(flat).grad is None
+
+    def code(bind):
+        return f"{src.code(bind)}.grad is {'' if is_none else 'not '}None"
+    return Guard(f"{src.describe()}.grad is None", observe, is_none, code)
 
 
 def structure_guards(reach) -> list[Guard]:
+    """Per optimizer: its parameter lists, each parameter's state keys, its non-float settings."""
     guards = []
     for opt, name in reach.optimizers.values():
         def params(flat, opt=opt):
@@ -162,12 +178,40 @@ def structure_guards(reach) -> list[Guard]:
                          for g in opt.param_groups for p in g["params"])
 
         def settings(flat, opt=opt):
-            return tuple(tuple((k, v) for k, v in g.items() if k != "params"
-                               and not is_float(v) and not (isinstance(v, tuple)
-                                                             and all(map(is_float, v))))
+            return tuple(tuple((k, v) for k, v in g.items() if k != "params" and not _lifted(v))
                          for g in opt.param_groups)
 
-        guards.append(Guard(f"{name}: parameters", params, params(None)))
-        guards.append(Guard(f"{name}: state keys", state_keys, state_keys(None)))
-        guards.append(Guard(f"{name}: non-float settings", settings, settings(None)))
+        def params_code(bind, opt=opt):
+            groups = f"{bind(opt)}.param_groups"
+            parts = [f"len({groups}) == {len(opt.param_groups)}"]
+            for i, g in enumerate(opt.param_groups):
+                lst = g["params"]
+                parts.append(f"{groups}[{i}]['params'] is {bind(lst)}")
+                parts.append(f"len({groups}[{i}]['params']) == {len(lst)}")
+            return " and ".join(parts)
+
+        def state_code(bind, opt=opt):
+            st = f"{bind(opt)}.state"
+            return " and ".join(f"len({st}.get({bind(p)}, ())) == "
+                                f"{len(opt.state[p]) if p in opt.state else 0}"
+                                for g in opt.param_groups for p in g["params"]) or "True"
+
+        def settings_code(bind, opt=opt):
+            parts = []
+            for i, g in enumerate(opt.param_groups):
+                group = f"{bind(opt)}.param_groups[{i}]"
+                parts.append(f"len({group}) == {len(g)}")
+                parts.extend(f"{group}[{k!r}] == {bind(v)}" for k, v in g.items()
+                             if k != "params" and not _lifted(v))
+            return " and ".join(parts) or "True"
+
+        guards.append(Guard(f"{name}: parameters", params, params(None), params_code))
+        guards.append(Guard(f"{name}: state keys", state_keys, state_keys(None), state_code))
+        guards.append(Guard(f"{name}: non-float settings", settings, settings(None),
+                            settings_code))
     return guards
+
+
+def _lifted(v) -> bool:
+    """A hyperparameter the trace lifts to a runtime input (a float, or a tuple of floats)."""
+    return is_float(v) or (isinstance(v, tuple) and bool(v) and all(map(is_float, v)))

@@ -32,6 +32,11 @@ class Source(ABC):
     def describe(self) -> str:
         """A name for people: `model.0.weight`, `opt.state[model.0.weight]['exp_avg']`."""
 
+    @abstractmethod
+    def code(self, bind) -> str:
+        """A Python expression fetching the object from `flat` in generated guard code;
+        `bind(obj)` returns the name under which an object is available there."""
+
     def __repr__(self) -> str:
         return self.describe()
 
@@ -47,6 +52,9 @@ class ArgSource(Source):
     def describe(self):
         return self.name
 
+    def code(self, bind):
+        return f"flat[{self.index}]"
+
 
 @dataclass(frozen=True, eq=False)
 class ObjSource(Source):
@@ -61,6 +69,9 @@ class ObjSource(Source):
     def describe(self):
         return self.name
 
+    def code(self, bind):
+        return bind(self.obj)
+
 
 @dataclass(frozen=True, eq=False)
 class GradSource(Source):
@@ -72,6 +83,9 @@ class GradSource(Source):
 
     def describe(self):
         return f"{self.parent.describe()}.grad"
+
+    def code(self, bind):
+        return f"{self.parent.code(bind)}.grad"
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,6 +101,9 @@ class OptStateSource(Source):
 
     def describe(self):
         return f"{self.name}[{self.key!r}]"
+
+    def code(self, bind):
+        return f"{bind(self.opt)}.state[{bind(self.param)}][{self.key!r}]"
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,6 +124,10 @@ class GroupSource(Source):
         item = "" if self.item is None else f"[{self.item}]"
         return f"{self.name}.param_groups[{self.group}][{self.key!r}]{item}"
 
+    def code(self, bind):
+        return (f"{bind(self.opt)}.param_groups[{self.group}][{self.key!r}]"
+                + ("" if self.item is None else f"[{self.item}]"))
+
 
 @dataclass(frozen=True, eq=False)
 class CellSource(Source):
@@ -121,6 +142,9 @@ class CellSource(Source):
     def describe(self):
         return self.name
 
+    def code(self, bind):
+        return f"{bind(self.cell)}.cell_contents"
+
 
 @dataclass(frozen=True, eq=False)
 class GlobalSource(Source):
@@ -134,6 +158,9 @@ class GlobalSource(Source):
 
     def describe(self):
         return self.name
+
+    def code(self, bind):
+        return f"{bind(self.namespace)}[{self.name!r}]"
 
 
 _SIMPLE = (bool, int, float, str, bytes, type(None))
