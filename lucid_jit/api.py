@@ -319,10 +319,14 @@ class CompiledModule(Module):
 
 
 def compile(fn=None, *, backend: str = "cpu", fullgraph: bool = False,  # noqa: A001
-            fastmath: bool = False, cache_limit: int = DEFAULT_CACHE_LIMIT):
-    """Compile a function (or an nn.Module's forward). Usable as `@compile` and `@compile(...)`."""
+            fastmath: bool = False, cache_limit: int = DEFAULT_CACHE_LIMIT,
+            pipeline: str = "default"):
+    """Compile a function (or an nn.Module's forward). Usable as `@compile` and `@compile(...)`.
+
+    `pipeline` names the pass pipeline (`lucid_jit.passes.PIPELINES`: "default", "fusion", ...).
+    """
     options = dict(backend=backend, fullgraph=fullgraph, fastmath=fastmath,
-                   cache_limit=cache_limit)
+                   cache_limit=cache_limit, pipeline=pipeline)
     if fn is None:
         return lambda f: compile(f, **options)
     if isinstance(fn, Module):

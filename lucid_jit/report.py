@@ -81,6 +81,8 @@ def _format_entry(e, graphs: bool) -> list[str]:
         return out
     out += ["", "node counts"]
     out += _indent(_node_table(e))
+    if e.raw is not None:
+        out += _format_fusion(e.raw)
     out += ["", "compile time"]
     rows = [[name, f"{seconds * 1e3:.2f} ms"] for name, seconds in e.times]
     rows.append(["total", f"{e.compile_seconds * 1e3:.2f} ms"])
@@ -101,6 +103,18 @@ def _format_entry(e, graphs: bool) -> list[str]:
                 continue
             out.append(f"{_GRAPH_TITLES[stage]} ({plural(len(g), 'node')})")
             out += _indent(format_graph(g).splitlines())
+    return out
+
+
+def _format_fusion(entry) -> list[str]:
+    """The fused groups and the edges left unfused, when the pipeline fused anything."""
+    from lucid_jit.passes import fusion_report
+
+    out = []
+    for part, graph in (("forward", entry.forward), ("backward", entry.backward)):
+        lines = fusion_report(graph) if graph is not None else []
+        if lines:
+            out += ["", f"fusion ({part})"] + [f"  {line}" for line in lines]
     return out
 
 

@@ -64,6 +64,18 @@ def _const_impl(*, value):
 CONST = Op("const", "creation", _const_impl, _const_infer, attrs=("value",))
 
 
+def _fused_unavailable(*_, **__):
+    raise TypeError("fused: a fused node runs its body (see Node.body); it has no impl or shape "
+                    "rule of its own")
+
+
+# A group of nodes the fusion passes made into one kernel: `body` holds the original nodes, reading
+# one body input per external input; attrs `kind` ("elementwise", "matmul_epilogue",
+# "reduction") and `name` ("fused_3"). The passes never put an impure op (a random draw) in a
+# body, so a fused node is pure: CSE may merge two with the same body, DCE may drop an unused one.
+FUSED = Op("fused", "fused", _fused_unavailable, _fused_unavailable, attrs=("kind", "name"))
+
+
 class Node:
     """`outputs = op(*inputs, **attrs)`; `body` is the sub-graph of a fused node."""
 

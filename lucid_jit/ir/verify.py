@@ -29,6 +29,10 @@ def verify(graph: Graph, where: str = "graph") -> Graph:
                     len(node.body.outputs) != len(node.outputs):
                 raise VerifyError(f"{where}: node {i} ({node.op.name}) and its body disagree on "
                                   "the number of inputs or outputs")
+            for v, b in zip(node.inputs, node.body.inputs, strict=True):
+                if v.aval != b.aval:
+                    raise VerifyError(f"{where}: node {i} ({node.op.name}) passes {v.aval} to a "
+                                      f"body input of {b.aval}")
             inferred = [v.aval for v in node.body.outputs]
         else:
             try:

@@ -15,6 +15,7 @@ from lucid_jit import log
 from lucid_jit.ir.graph import Graph
 from lucid_jit.ir.printer import format_graph
 from lucid_jit.ir.verify import verify as verify_graph
+from lucid_jit.passes.fusion import carry_log
 
 Pass = Callable[[Graph], Graph]
 
@@ -27,6 +28,11 @@ PIPELINES: dict[str, list[str]] = {
     "cleanup": ["cse", "dce"],
     "none": [],
 }
+# The next backend's pipeline: the default one, then fusion. Epilogues first, so a matmul keeps its
+# bias and activation; then reductions take their elementwise producers; elementwise fusion gets
+# what is left. A last dce drops whatever fusion left unread.
+PIPELINES["fusion"] = PIPELINES["default"] + ["fuse_matmul_epilogue", "fuse_reduction",
+                                              "fuse_elementwise", "dce"]
 
 
 def register(name: str) -> Callable[[Pass], Pass]:
@@ -59,8 +65,10 @@ def run_pipeline(graph: Graph, pipeline: str | Sequence[str] = "default", *,
     for name in names:
         before = len(graph)
         start = time.perf_counter()
-        graph = PASSES[name](graph)
-        stat = PassStat(name, time.perf_counter() - start, before, len(graph))
+        result = PASSES[name](graph)
+        stat = PassStat(name, time.perf_counter() - start, before, len(result))
+        carry_log(graph, result)
+        graph = result
         stats.append(stat)
         if verify:
             verify_graph(graph, f"after {name}")
