@@ -1,0 +1,1 @@
+"""Code generation: scalar building blocks that compiled kernels call (see vmath.py)."""
