@@ -152,11 +152,17 @@ class CompiledEntry:
 
     def run(self, fn_flat, arrays):
         outs = self.backend.run(self.forward, arrays)
+        owned = self.backend.owned(self.forward)
         input_ids = {id(a) for a in arrays}
         given: set[int] = set()
 
-        def fresh(arr):
-            """An array no one else holds (inputs, constants and views are copied)."""
+        def fresh(k):
+            """Output k as an array no one else holds (inputs, constants and views are copied;
+            the native backend says which of its outputs are fresh buffers already)."""
+            arr = outs[k]
+            if owned is not None and owned[k] and id(arr) not in given:
+                given.add(id(arr))
+                return arr
             if (id(arr) in input_ids or id(arr) in given or not arr.flags.writeable
                     or not arr.flags.owndata):
                 arr = arr.copy()
@@ -167,7 +173,8 @@ class CompiledEntry:
         for eff in self.effects:
             if eff.kind == "data":
                 arr = outs[eff.index]
-                if id(arr) in input_ids or not arr.flags.owndata:
+                if (owned is None or not owned[eff.index]) and (id(arr) in input_ids
+                                                                 or not arr.flags.owndata):
                     arr = arr.copy()  # its source may be overwritten by another write-back
                 written.append((eff.source.get(fn_flat), arr))
         for t, arr in written:
@@ -177,10 +184,10 @@ class CompiledEntry:
         for eff in self.effects:
             if eff.kind == "grad":
                 owner = eff.source.get(fn_flat)
-                owner.grad = None if eff.index is None else _share(fresh(outs[eff.index]))
+                owner.grad = None if eff.index is None else _share(fresh(eff.index))
             elif eff.kind == "state":
                 src = eff.source
-                src.opt.state[src.param][src.key] = _share(fresh(outs[eff.index]))
+                src.opt.state[src.param][src.key] = _share(fresh(eff.index))
         runner = None
         leaves = []
         for leaf in self.out_leaves:
@@ -193,7 +200,7 @@ class CompiledEntry:
                 _, index, grad = leaf
                 t = self._view_of_input(outs[index], arrays, fn_flat)
                 if t is None:
-                    t = _share(fresh(outs[index]))
+                    t = _share(fresh(index))
                 if grad == "freed":
                     t.requires_grad, t._ctx = True, _FREED
                 elif grad == "leaf":

@@ -1,0 +1,570 @@
+"""Kernel source for one fused group (or one plain op): loops over its iteration spaces.
+
+A kernel runs a body graph. Its nodes are split into phases, in order:
+
+- a loop phase is one loop nest over one iteration space. Elementwise nodes of that shape compute
+  a scalar per iteration; a `sum`/`max` accumulates its operand (its iteration space is the
+  operand's shape). A node that reads a reduction finished in the current phase starts a new
+  phase (the reduced value is complete only after the loop);
+- a matmul phase is one BLAS call (`np.dot` with `out=`), or one per batch.
+
+Values read only inside their phase are scalar locals, never stored; values read by a later phase
+or returned are stored into arrays (the kernel's output arguments, or temporaries it allocates).
+Free nodes cost nothing: a `full` or one-element constant is a typed scalar argument, hoisted out
+of the loops, and a `broadcast_to` reads its source with index 0 on the broadcast dimensions.
+
+The kernel is shape-generic: its arguments are the phases' extents (ints), the input arrays, the
+output arrays and the scalar constants. Adjacent loop dimensions that every access treats alike
+(all indexed, or all broadcast) are collapsed into one, so a 4-d elementwise group over contiguous
+arrays is one flat loop LLVM vectorizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lucid import ops
+from lucid_jit.ir.graph import CONST, Graph, Node, Value
+
+REDUCTIONS = ("sum", "max")
+
+# Elementwise ops: a template over operand names (already bound to locals) and typed constants.
+UNARY = {
+    "neg": "(-{0})",
+    "abs": "abs({0})",
+    "sqrt": "np.sqrt({0})",
+    "sin": "np.sin({0})",
+    "cos": "np.cos({0})",
+    "exp": "exp_{s}({0})",
+    "log": "log_{s}({0})",
+    "tanh": "tanh_{s}({0})",
+    "sigmoid": "sigmoid_{s}({0})",
+    "erf": "erf_{s}({0})",
+    "reciprocal": "({one} / {0})",
+    # np.maximum(x, 0): nan stays nan, -0.0 stays -0.0.
+    "relu": "({0} if ({0} >= {zero} or {0} != {0}) else {zero})",
+    "sign": "({one} if {0} > {zero} else (-{one} if {0} < {zero} else ({zero} if {0} == {zero} "
+            "else {0})))",
+    "copy": "{0}",
+}
+BINARY = {
+    "add": "({0} + {1})",
+    "sub": "({0} - {1})",
+    "mul": "({0} * {1})",
+    "div": "({0} / {1})",
+    "pow": "({0} ** {1})",
+    # NumPy's maximum/minimum: a nan in either operand wins.
+    "maximum": "({0} if ({0} >= {1} or {0} != {0}) else {1})",
+    "minimum": "({0} if ({0} <= {1} or {0} != {0}) else {1})",
+    "eq": "({0} == {1})",
+    "ne": "({0} != {1})",
+    "lt": "({0} < {1})",
+    "le": "({0} <= {1})",
+    "gt": "({0} > {1})",
+    "ge": "({0} >= {1})",
+}
+ELEMENTWISE = set(UNARY) | set(BINARY) | {"where", "cast"}
+FLOAT_ONLY = {"exp", "log", "tanh", "sigmoid", "erf", "sqrt", "sin", "cos", "reciprocal", "div",
+              "pow"}
+
+
+def np_type(dtype) -> str:
+    """The NumPy scalar type's name in generated code: np.float32, np.bool_, ..."""
+    dtype = np.dtype(dtype)
+    return "np.bool_" if dtype == np.bool_ else f"np.{dtype.name}"
+
+
+def typed(expr: str, dtype) -> str:
+    """expr converted to dtype (a bool from a number is `!= 0`)."""
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return f"({expr} != 0)"
+    return f"{np_type(dtype)}({expr})"
+
+
+def supported_node(node: Node) -> bool:
+    """Whether a kernel can compute this node (a body member or a plain op)."""
+    name = node.op.name
+    dtypes = [v.dtype for v in node.inputs] + [v.dtype for v in node.outputs]
+    if any(d.kind not in "biuf" for d in dtypes):
+        return False
+    if name in ELEMENTWISE:
+        return not (name in FLOAT_ONLY and node.output.dtype.kind != "f")
+    if name in REDUCTIONS:
+        return True
+    if name == "matmul":
+        return node.output.dtype.kind == "f"
+    if name in ("full", "broadcast_to"):
+        return True
+    return node.op is CONST and node.attrs["value"].size == 1
+
+
+def supported_body(body: Graph) -> bool:
+    producer = {v.id: n for n in body.nodes for v in n.outputs}
+    if any(v.id in producer and _is_free(producer[v.id]) for v in body.outputs):
+        return False  # a group returns what its loops read for free: leave it to the host
+    return all(supported_node(n) for n in body.nodes)
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+@dataclass
+class Phase:
+    kind: str  # "loop" or "matmul"
+    shape: tuple[int, ...]  # the iteration space
+    nodes: list[Node] = field(default_factory=list)
+    reduced: set[int] = field(default_factory=set)  # reductions finished by this phase
+
+
+def _is_free(node: Node) -> bool:
+    return (node.op is CONST and node.attrs["value"].size == 1) or node.op in (ops.full,
+                                                                               ops.broadcast_to)
+
+
+def plan_phases(body: Graph) -> list[Phase]:
+    producer = {v.id: n for n in body.nodes for v in n.outputs}
+
+    def computed_deps(node):
+        """The computed values node reads (through free nodes)."""
+        out, stack = [], list(node.inputs)
+        while stack:
+            v = stack.pop()
+            p = producer.get(v.id)
+            if p is None:
+                continue
+            if _is_free(p):
+                stack.extend(p.inputs)
+            else:
+                out.append(v.id)
+        return out
+
+    phases: list[Phase] = []
+    for node in body.nodes:
+        if _is_free(node):
+            continue
+        if node.op is ops.matmul:
+            phases.append(Phase("matmul", node.output.shape, [node]))
+            continue
+        shape = node.inputs[0].shape if node.op.name in REDUCTIONS else node.output.shape
+        cur = phases[-1] if phases and phases[-1].kind == "loop" else None
+        if cur is not None and (cur.shape != shape
+                                or any(d in cur.reduced for d in computed_deps(node))):
+            cur = None
+        if cur is None:
+            cur = Phase("loop", shape)
+            phases.append(cur)
+        cur.nodes.append(node)
+        if node.op.name in REDUCTIONS:
+            cur.reduced.add(node.output.id)
+    return phases
+
+
+def reduced_axes(node: Node) -> tuple[int, ...]:
+    axes = node.attrs.get("axes")
+    rank = len(node.inputs[0].shape)
+    if axes is None:
+        return tuple(range(rank))
+    if isinstance(axes, int):
+        axes = (axes,)
+    return tuple(sorted(a % rank for a in axes)) if rank else ()
+
+
+def keepdims_shape(node: Node) -> tuple[int, ...]:
+    axes = reduced_axes(node)
+    return tuple(1 if d in axes else s for d, s in enumerate(node.inputs[0].shape))
+
+
+# ----------------------------------------------------------------------------- emission
+
+
+class KernelSource:
+    """Builds one kernel's source. `extents` lists, per phase, the iteration shape the caller
+    passes (as ints, in order); `consts` the scalar constants (value, dtype) it passes after the
+    arrays; `c_inputs` which inputs must be C-contiguous (a 2-d matmul operand need not be)."""
+
+    def __init__(self, body: Graph) -> None:
+        self.body = body
+        self.phases = plan_phases(body)
+        self.producer = {v.id: n for n in body.nodes for v in n.outputs}
+        self.lines: list[str] = []
+        self.extents: list[tuple[int, ...]] = []
+        self.consts: list[tuple[object, np.dtype]] = []
+        self._const_names: dict[tuple, str] = {}
+        self.names: dict[int, str] = {}  # value id -> array name (inputs, outputs, temps)
+        self.c_inputs = [False] * len(body.inputs)
+        self._phase_of = {v.id: k for k, ph in enumerate(self.phases) for n in ph.nodes
+                          for v in n.outputs}
+        self._readers: dict[int, set[int]] = {}
+        for k, ph in enumerate(self.phases):
+            for n in ph.nodes:
+                for v in self._computed_reads(n):
+                    self._readers.setdefault(v, set()).add(k)
+        self._emit()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _computed_reads(self, node):
+        out, stack = [], list(node.inputs)
+        while stack:
+            v = stack.pop()
+            p = self.producer.get(v.id)
+            if p is not None and _is_free(p):
+                stack.extend(p.inputs)
+            else:
+                out.append(v.id)
+        return out
+
+    def _const(self, value, dtype) -> str:
+        dtype = np.dtype(dtype)
+        key = (repr(float(value)) if dtype.kind == "f" else int(value), dtype.str)
+        name = self._const_names.get(key)
+        if name is None:
+            name = f"c{len(self.consts)}"
+            self._const_names[key] = name
+            self.consts.append((value, dtype))
+        return name
+
+    def _materialized(self, v: Value) -> bool:
+        if v.id not in self._phase_of:
+            return True  # a body input
+        if v.id in {o.id for o in self.body.outputs}:
+            return True
+        if self.phases[self._phase_of[v.id]].kind == "matmul":
+            return True
+        if v.id in self.phases[self._phase_of[v.id]].reduced:
+            return True
+        return bool(self._readers.get(v.id, set()) - {self._phase_of[v.id]})
+
+    # ------------------------------------------------------------------ whole kernel
+
+    def _emit(self) -> None:
+        body = self.body
+        outputs = {}
+        for k, v in enumerate(body.inputs):
+            self.names[v.id] = f"a{k}"
+        for k, v in enumerate(body.outputs):
+            if v.id in self.names:  # an input returned as is, or the same value twice
+                outputs[k] = v
+                continue
+            self.names[v.id] = f"o{k}"
+        self._alias_matmul_outputs()
+        code: list[str] = []
+        for k, ph in enumerate(self.phases):
+            code.append(f"# phase {k}: " + (f"matmul {ph.shape}" if ph.kind == "matmul" else
+                                            f"loop over {ph.shape}: "
+                                            + ", ".join(n.op.name for n in ph.nodes)))
+            self.extents.append(ph.shape)
+            if ph.kind == "matmul":
+                code.extend(self._matmul(k, ph))
+            else:
+                code.extend(self._loop(k, ph))
+        for k, v in outputs.items():  # outputs that are inputs or repeats: copy
+            code.append(f"o{k}[...] = {self.names[v.id]}")
+        ext = [f"p{k}_{d}" for k, ph in enumerate(self.phases) for d in range(len(ph.shape))]
+        params = (ext + [f"a{k}" for k in range(len(body.inputs))]
+                  + [f"o{k}" for k in range(len(body.outputs))]
+                  + [f"c{k}" for k in range(len(self.consts))])
+        self.params = params
+        self.lines = [f"def {{name}}({', '.join(params)}):"] + ["    " + ln for ln in code]
+        if len(self.lines) == 1:
+            self.lines.append("    pass")
+
+    def _alias_matmul_outputs(self) -> None:
+        """A matmul whose result only the next loop phase reads, and that phase returns a value
+        of the same shape and dtype: the matmul writes straight into that output and the loop
+        updates it in place (each element is read before it is written, at the same index)."""
+        outs = {v.id for v in self.body.outputs}
+        for k, ph in enumerate(self.phases[:-1]):
+            if ph.kind != "matmul":
+                continue
+            m = ph.nodes[0].output
+            nxt = self.phases[k + 1]
+            if m.id in outs or self._readers.get(m.id, set()) != {k + 1} or nxt.kind != "loop" \
+                    or nxt.shape != m.shape or nxt.reduced:
+                continue
+            for n in reversed(nxt.nodes):
+                v = n.output
+                if v.id in outs and v.shape == m.shape and v.dtype == m.dtype and \
+                        self.names.get(v.id, "").startswith("o"):
+                    self.names[m.id] = self.names[v.id]
+                    break
+
+    def _alloc(self, v: Value, shape_expr: str) -> list[str]:
+        if v.id in self.names:
+            return []
+        name = f"t{len(self.names)}"
+        self.names[v.id] = name
+        return [f"{name} = np.empty({shape_expr}, {np_type(v.dtype)})"]
+
+    # ------------------------------------------------------------------ matmul
+
+    def _matmul(self, k: int, ph: Phase) -> list[str]:
+        node = ph.nodes[0]
+        a, b = node.inputs
+        m = node.output
+        ext = [f"p{k}_{d}" for d in range(len(m.shape))]
+        code = self._alloc(m, _tuple(ext))
+        na, nb, no = self.names[a.id], self.names[b.id], self.names[m.id]
+        for v in (a, b):
+            if len(a.shape) > 2 and v.id in self.names and self.names[v.id].startswith("a"):
+                self.c_inputs[int(self.names[v.id][1:])] = True
+        if len(m.shape) == 2:
+            code.append(f"np.dot({na}, {nb}, {no})")
+            return code
+        batch = " * ".join(ext[:-2])
+        M, N = ext[-2], ext[-1]
+        K = f"{na}.shape[-1]"
+        if len(b.shape) == 2:
+            code.append(f"np.dot({na}.reshape(({batch} * {M}, {K})), {nb}, "
+                        f"{no}.reshape(({batch} * {M}, {N})))")
+            return code
+        code += [f"a3 = {na}.reshape(({batch}, {M}, {K}))",
+                 f"b3 = {nb}.reshape(({batch}, {K}, {N}))",
+                 f"o3 = {no}.reshape(({batch}, {M}, {N}))",
+                 f"for bi in range({batch}):",
+                 "    np.dot(a3[bi], b3[bi], o3[bi])"]
+        return code
+
+    # ------------------------------------------------------------------ loops
+
+    def _loop(self, k: int, ph: Phase) -> list[str]:
+        L = ph.shape
+        r = len(L)
+        code: list[str] = []
+        local: dict[int, str] = {}  # value id -> local scalar in the loop body
+        accesses: dict[str, tuple[int, ...]] = {}  # array name -> its shape aligned to L
+
+        def aligned(shape):
+            return (1,) * (r - len(shape)) + tuple(shape)
+
+        reads: list[tuple] = []  # (local, array, aligned shape, array's rank)
+        hoisted: list[str] = []
+        stmts: list[str] = []
+        stores: list[tuple[str, str]] = []  # (array, local)
+        reductions: list[tuple[Node, str]] = []  # (node, accumulator array)
+
+        def read(v: Value) -> str:
+            if v.id in local:
+                return local[v.id]
+            p = self.producer.get(v.id)
+            if p is not None and _is_free(p) and v.id not in self.names:
+                if p.op is CONST:
+                    name = self._const(p.attrs["value"].reshape(()).item(), v.dtype)
+                elif p.op is ops.full:
+                    name = self._const(p.attrs["value"], v.dtype)
+                else:  # broadcast_to: read its source with the broadcast dims at index 0
+                    return read_array(p.inputs[0], aligned(p.inputs[0].shape))
+                local[v.id] = name
+                return name
+            return read_array(v, aligned(v.shape))
+
+        def read_array(v: Value, shape) -> str:
+            src = self.producer.get(v.id)
+            if src is not None and _is_free(src) and v.id not in self.names:
+                return read(v)  # a broadcast of a fill or constant: the scalar
+            arr = self.names[v.id]
+            if arr.startswith("a"):
+                self.c_inputs[int(arr[1:])] = True
+            key = (arr, shape)
+            name = f"r{len(reads)}_{arr}"
+            for loc, a, s, _ in reads:
+                if (a, s) == key:
+                    return loc
+            reads.append((name, arr, shape, v.ndim))
+            accesses[arr + repr(shape)] = shape
+            return name
+
+        for n in ph.nodes:
+            if n.op.name in REDUCTIONS:
+                acc_shape = keepdims_shape(n)
+                x = read(n.inputs[0])
+                out = n.output
+                code += self._alloc(out, "_SHAPE_")  # fixed below, once the extents are known
+                reductions.append((n, self.names[out.id], x, aligned(acc_shape)))
+                accesses[self.names[out.id] + "acc"] = aligned(acc_shape)
+                continue
+            args = [read(v) for v in n.inputs]
+            expr = self._expr(n, args)
+            name = f"v{len(local)}"
+            local[n.output.id] = name
+            stmts.append(f"{name} = {expr}")
+            if self._materialized(n.output):
+                shape_expr = _tuple([f"p{k}_{d}" for d in range(r)])
+                code += self._alloc(n.output, shape_expr)
+                stores.append((self.names[n.output.id], name))
+                accesses[self.names[n.output.id]] = L
+
+        # collapse adjacent dims every access treats alike
+        patterns = []
+        for shape in accesses.values():
+            patterns.append(tuple("b" if s == 1 and L[d] != 1 else "f"
+                                  for d, s in enumerate(shape)))
+        groups: list[list[int]] = []
+        for d in range(r):
+            if groups and all(p[d] == p[groups[-1][-1]] for p in patterns):
+                groups[-1].append(d)
+            else:
+                groups.append([d])
+        ext = [f"p{k}_{d}" for d in range(r)]
+        gext = [" * ".join(ext[d] for d in g) for g in groups]
+
+        def pattern(shape):
+            return tuple("b" if all(shape[d] == 1 and L[d] != 1 for d in g) else "f"
+                         for g in groups)
+
+        def view(arr, shape):
+            pat = pattern(shape)
+            dims = [gext[i] if p == "f" else "1" for i, p in enumerate(pat)]
+            return f"{arr}.reshape({_tuple(dims)})", pat
+
+        def index(pat):
+            if not pat:
+                return "()"
+            return ", ".join(f"i{i}" if p == "f" else "0" for i, p in enumerate(pat))
+
+        # fix up reduction result allocations: their shapes are the kept extents
+        fixed = []
+        for line in code:
+            if "_SHAPE_" in line:
+                arr = line.split(" = ")[0]
+                n = next(rn for rn, a, *_ in reductions if a == arr)
+                axes = reduced_axes(n)
+                keep = n.attrs.get("keepdims", False)
+                dims = [("1" if d in axes else ext[d]) for d in range(r)
+                        if keep or d not in axes]
+                line = line.replace("_SHAPE_", _tuple(dims))
+            fixed.append(line)
+        code = fixed
+        ng = len(groups)
+        views: dict[tuple, str] = {}
+        loads: list[str] = []  # read statements in the innermost body
+        for loc, arr, shape, ndim in reads:
+            pat = pattern(shape)
+            if all(p == "b" for p in pat):
+                hoisted.append(f"{loc} = {arr}[{', '.join(['0'] * ndim) or '()'}]")
+                continue
+            key = (arr, pat)
+            if key not in views:
+                vname = f"{arr}_{len(views)}"
+                views[key] = vname
+                code.append(f"{vname} = {view(arr, shape)[0]}")
+            loads.append(f"{loc} = {views[key]}[{index(pat)}]")
+        store_lines = []
+        for arr, loc in stores:
+            key = (arr, pattern(L))
+            if key not in views:
+                vname = f"{arr}_{len(views)}"
+                views[key] = vname
+                code.append(f"{vname} = {view(arr, L)[0]}")
+            store_lines.append(f"{views[key]}[{index(pattern(L))}] = {loc}")
+        code += hoisted
+        inner = loads + stmts
+        red_pats = {pattern(acc) for _, _, _, acc in reductions}
+        trailing = (len(red_pats) == 1 and _is_trailing(next(iter(red_pats))))
+        if not reductions:
+            code += _nest(groups, gext, range(ng), inner + store_lines)
+            return code
+        if trailing:
+            pat = next(iter(red_pats))
+            kept = [i for i, p in enumerate(pat) if p == "f"]
+            red = [i for i, p in enumerate(pat) if p == "b"]
+            init, update, final = [], [], []
+            for j, (n, arr, x, acc_shape) in enumerate(reductions):
+                s = f"s{j}"
+                init.append(f"{s} = {self._acc_init(n)}")
+                update.append(self._acc_update(n, s, x))
+                oview = f"{arr}_k"
+                code.append(f"{oview} = {arr}.reshape({_tuple([gext[i] for i in kept] or ['1'])})")
+                idx = ", ".join(f"i{i}" for i in kept) or "0"
+                final.append(f"{oview}[{idx}] = {s}")
+            inner_nest = _nest(groups, gext, red, inner + update + store_lines)
+            code += _nest(groups, gext, kept, init + inner_nest + final)
+            return code
+        # general: accumulator arrays indexed like the reduced result (keepdims)
+        update = []
+        finals = []
+        for j, (n, arr, x, acc_shape) in enumerate(reductions):
+            pat = pattern(acc_shape)
+            dims = [gext[i] if p == "f" else "1" for i, p in enumerate(pat)]
+            acc_dtype = self._acc_dtype(n)
+            code.append(f"acc{j} = np.full({_tuple(dims)}, {self._acc_init(n)}, "
+                        f"{np_type(acc_dtype)})")
+            s = f"acc{j}[{index(pat)}]"
+            update.append(self._acc_update(n, s, x))
+            finals += [f"{arr}_f = {arr}.reshape(({arr}.size,))",
+                       f"acc{j}_f = acc{j}.reshape((acc{j}.size,))",
+                       f"for j in range({arr}.size):",
+                       f"    {arr}_f[j] = acc{j}_f[j]"]
+        code += _nest(groups, gext, range(ng), inner + update + store_lines)
+        code += finals
+        return code
+
+    def _acc_dtype(self, n: Node):
+        dt = n.output.dtype
+        if n.op.name == "sum":
+            return np.dtype(np.float64) if dt.kind == "f" else np.dtype(np.int64)
+        return dt
+
+    def _acc_init(self, n: Node) -> str:
+        dt = self._acc_dtype(n)
+        if n.op.name == "sum":
+            return f"{np_type(dt)}(0)"
+        if dt.kind == "f":
+            return f"{np_type(dt)}(-np.inf)"
+        if dt.kind == "b":
+            return "False"
+        return f"{np_type(dt)}({np.iinfo(dt).min})"
+
+    def _acc_update(self, n: Node, s: str, x: str) -> str:
+        if n.op.name == "sum":
+            return f"{s} += {x}"
+        if n.output.dtype.kind == "f":
+            return f"{s} = {x} if ({x} > {s} or {x} != {x}) else {s}"
+        return f"{s} = {x} if {x} > {s} else {s}"
+
+    def _expr(self, n: Node, args: list[str]) -> str:
+        name = n.op.name
+        dt = n.output.dtype
+        src_dt = n.inputs[0].dtype
+        template = UNARY.get(name) or BINARY.get(name)
+        if template is not None:
+            fmt = {"s": "f32" if src_dt == np.float32 else "f64"}
+            if "{one}" in template:
+                fmt["one"] = self._const(1, src_dt)
+            if "{zero}" in template:
+                fmt["zero"] = self._const(0, src_dt)
+            expr = template.format(*args, **fmt)
+        elif name == "where":
+            expr = f"({args[1]} if {args[0]} else {args[2]})"
+        elif name == "cast":
+            return typed(args[0], dt)
+        else:
+            raise NotImplementedError(name)
+        if dt.kind == "b" or dt in (np.float64, np.int64):
+            return expr
+        return typed(expr, dt)
+
+
+def _is_trailing(pat) -> bool:
+    """f...fb...b: the reduced groups are innermost."""
+    s = "".join(pat)
+    return "b" in s and "bf" not in s
+
+
+def _nest(groups, gext, dims, body: list[str]) -> list[str]:
+    out = list(body)
+    for i in reversed(list(dims)):
+        out = [f"for i{i} in range({gext[i]}):"] + ["    " + ln for ln in out]
+    return out
+
+
+def _tuple(items) -> str:
+    items = list(items)
+    if not items:
+        return "()"
+    if len(items) == 1:
+        return f"({items[0]},)"
+    return "(" + ", ".join(items) + ")"
