@@ -52,7 +52,7 @@ class CompiledFunction:
 
     def __init__(self, fn, *, backend: str = "cpu", fullgraph: bool = False,
                  fastmath: bool = False, cache_limit: int = DEFAULT_CACHE_LIMIT,
-                 pipeline: str = "default") -> None:
+                 pipeline: str = "fusion") -> None:
         self.fn = fn
         self.backend_name = backend
         self.backend = get_backend(backend, fastmath=fastmath)
@@ -255,6 +255,28 @@ class CompiledFunction:
             return f"# {self.name} has no backward graph for this input signature"
         return graph.__str__()
 
+    def source(self, stage: str = "forward") -> str:
+        """The generated module of the most recent cache entry's "forward" or "backward" graph:
+        numba kernels, the segments that call them (as Python, and as one njit function each
+        with the kernels inlined) and `run`. It ends with a demo that runs it on random inputs
+        of the traced shapes (`python file.py`, with lucid_jit installed)."""
+        entry = self.last_entry
+        if entry is None:
+            raise LucidError(f"{self.name}: not traced yet; call it first")
+        if entry.kind == "eager":
+            return (f"# {self.name} runs eagerly for this input signature: {entry.reason} "
+                    f"({entry.location})")
+        graph = {"forward": entry.forward, "backward": entry.backward}.get(stage, ...)
+        if graph is ...:
+            raise ValueError(f"source(): stage must be 'forward' or 'backward', not {stage!r}")
+        if graph is None:
+            return f"# {self.name} has no backward graph for this input signature"
+        program = entry.backend.program(graph)
+        if program is None:
+            return (f"# backend {entry.backend.name!r} generates no code; it interprets the "
+                    "graph (see .ir())")
+        return program.source()
+
 
 # ----------------------------------------------------------------------------- modules
 
@@ -317,10 +339,13 @@ class CompiledModule(Module):
     def ir(self, stage: str = "traced") -> str:
         return self._compiled_forward.ir(stage)
 
+    def source(self, stage: str = "forward") -> str:
+        return self._compiled_forward.source(stage)
+
 
 def compile(fn=None, *, backend: str = "cpu", fullgraph: bool = False,  # noqa: A001
             fastmath: bool = False, cache_limit: int = DEFAULT_CACHE_LIMIT,
-            pipeline: str = "default"):
+            pipeline: str = "fusion"):
     """Compile a function (or an nn.Module's forward). Usable as `@compile` and `@compile(...)`.
 
     `pipeline` names the pass pipeline (`lucid_jit.passes.PIPELINES`: "default", "fusion", ...).

@@ -41,58 +41,93 @@ class ReferenceBackend:
 
 
 class Program:
-    """One graph's generated module and the data its `run` takes (sizes, constants, host ops)."""
+    """One graph's generated module and the data its `run` takes (sizes, constants, host ops).
 
-    def __init__(self, graph, *, fastmath: bool = False) -> None:
+    Tiered: the first calls run the module's segments as Python, which call the njit kernels
+    (kernels are shared by every graph, so a small graph compiles only kernels not seen before);
+    from call `NATIVE_AFTER` on (or at once, when numba's disk cache has them) the segments run
+    as njit functions too, one native call per segment."""
+
+    NATIVE_AFTER = int(os.environ.get("LUCID_JIT_NATIVE_AFTER", "2"))
+
+    def __init__(self, graph, *, fastmath: bool = False, inplace=None) -> None:
         from lucid_jit.codegen import loader
         from lucid_jit.codegen.cpu import emit_module
 
         self.graph = graph
-        self.emitted = emit_module(graph, fastmath=fastmath)
+        self.emitted = emit_module(graph, fastmath=fastmath, inplace=inplace)
         self.text = self.emitted.text
+        loader.register_kernels(self.emitted.kernel_texts)
         self.module = loader.load(self.text)
         self.D = np.array(self.emitted.dims, dtype=np.int64)
         self.K = np.array(self.emitted.consts, dtype=np.float64)
         self.H = tuple(self.emitted.host)
         self.C = tuple(self.emitted.const_arrays)
         self.owned = self.emitted.owned
-        self.ready = False
+        self.calls = 0
+        self.tier = "python"
         self.fallback = False
+        self.fast = False
+        if self.NATIVE_AFTER <= 1 or loader.native_cached(self.text):
+            self.calls = self.NATIVE_AFTER
 
     def __call__(self, arrays):
-        if self.ready:
+        if self.fast:
             return self.module.run(arrays, self.D, self.K, self.H, self.C)
-        return self._first_call(arrays)
+        return self._slow_call(arrays)
 
-    def _first_call(self, arrays):
-        """The first call compiles (or loads numba's cached code). Code that fails to load is
-        dropped and compiled again; a graph numba cannot compile runs on the reference backend,
-        with a warning (an error under LUCID_JIT_STRICT=1)."""
-        from lucid_jit.codegen import loader
-
+    def _slow_call(self, arrays):
+        """Calls before the native tier, and the first native one. Code that fails to load is
+        dropped and compiled again once; segments numba cannot compile run as Python; a kernel it
+        cannot compile sends the graph to the reference backend, with a warning (an error under
+        LUCID_JIT_STRICT=1)."""
         if self.fallback:
             return interpret(self.graph, arrays)
+        self.calls += 1
+        native = self.calls >= self.NATIVE_AFTER
+        segments = self.module.NATIVE if native else self.module.PYTHON
         try:
-            try:
-                out = self.module.run(arrays, self.D, self.K, self.H, self.C)
-            except LucidError:
-                raise
-            except Exception:  # noqa: BLE001 (a corrupt cache entry: rebuild it once)
-                self.module = loader.purge(self.text)
-                out = self.module.run(arrays, self.D, self.K, self.H, self.C)
+            out = self._attempt(arrays, segments, native)
         except LucidError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (ours, not the user's: see below)
+            if native:
+                self._warn("run its segments as Python", exc)
+                self.NATIVE_AFTER = 1 << 62  # stay on the Python tier
+                return self._slow_call(arrays)
+            try:
+                out = interpret(self.graph, arrays)
+            except Exception:
+                raise exc from None  # the inputs are bad, not the code: report the error
+            self._warn("run on the reference backend", exc)
+            self.fallback = True
+            return out
+        if native:
+            self.tier = "native"
+            self.fast = True
+        return out
+
+    def _attempt(self, arrays, segments, native: bool):
+        from lucid_jit.codegen import loader
+
+        try:
+            return self.module.run(arrays, self.D, self.K, self.H, self.C, segments)
+        except LucidError:
+            raise
+        except Exception:  # noqa: BLE001 (a corrupt cache entry: rebuild it once)
             if STRICT:
                 raise
-            warnings.warn(f"lucid_jit: the cpu backend could not compile a graph "
-                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                          "); it runs on the reference backend instead", stacklevel=4)
-            log.write("recompiles", f"cpu backend fallback: {exc!r}")
-            self.fallback = True
-            return interpret(self.graph, arrays)
-        self.ready = True
-        return out
+            self.module = loader.purge(self.text, self.emitted.kernel_texts.values())
+            segments = self.module.NATIVE if native else self.module.PYTHON
+            return self.module.run(arrays, self.D, self.K, self.H, self.C, segments)
+
+    def _warn(self, what: str, exc: Exception) -> None:
+        if STRICT:
+            raise exc
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        warnings.warn(f"lucid_jit: numba could not compile a graph ({type(exc).__name__}: "
+                      f"{first}); it will {what}", stacklevel=5)
+        log.write("recompiles", f"cpu backend: {what}: {exc!r}")
 
     def source(self) -> str:
         """The module, plus a demo that runs it on random inputs of the traced shapes."""
@@ -112,9 +147,23 @@ class Program:
             demo.append("    raise SystemExit('this graph calls host ops; run it through lucid')")
         demo.append("    C = [" + ", ".join(f"np.array({c.tolist()!r}, dtype=np.{c.dtype.name})"
                                             for c in self.C) + "]")
-        demo += ["    for out in run(args, D, K, [], C):",
+        demo += ["    for out in run(args, D, K, [], C, NATIVE):",
                  "        print(out.dtype, out.shape)"]
         return self.text + "\n".join(demo) + "\n"
+
+
+def inplace_requests(entry) -> dict[int, int]:
+    """Forward output index -> input index, for each write-back of data into a tensor the graph
+    also reads: the native code may compute the new value straight into it."""
+    out = {}
+    for eff in entry.effects:
+        if eff.kind != "data" or eff.index is None:
+            continue
+        for k, src in enumerate(entry.input_sources):
+            if src is eff.source:
+                out[eff.index] = k
+                break
+    return out
 
 
 class NumbaBackend:
@@ -127,7 +176,9 @@ class NumbaBackend:
     def prepare(self, entry) -> None:
         for graph in (entry.forward, entry.backward):
             if graph is not None and id(graph) not in self.programs:
-                self.programs[id(graph)] = Program(graph, fastmath=self.fastmath)
+                inplace = inplace_requests(entry) if graph is entry.forward else None
+                self.programs[id(graph)] = Program(graph, fastmath=self.fastmath,
+                                                   inplace=inplace)
 
     def program(self, graph) -> Program:
         prog = self.programs.get(id(graph))

@@ -172,11 +172,12 @@ class CompiledEntry:
         written = []
         for eff in self.effects:
             if eff.kind == "data":
+                t = eff.source.get(fn_flat)
                 arr = outs[eff.index]
-                if (owned is None or not owned[eff.index]) and (id(arr) in input_ids
-                                                                 or not arr.flags.owndata):
+                if arr is not t.data and (owned is None or not owned[eff.index]) and (
+                        id(arr) in input_ids or not arr.flags.owndata):
                     arr = arr.copy()  # its source may be overwritten by another write-back
-                written.append((eff.source.get(fn_flat), arr))
+                written.append((t, arr))
         for t, arr in written:
             if t.data is not arr:
                 np.copyto(t.data, arr)

@@ -1,7 +1,16 @@
-import numpy as np
-import pytest
+import os
+import tempfile
 
-import lucid
+# Before lucid_jit is imported: a graph numba cannot compile fails the test instead of falling
+# back, and compiled modules go to one cache directory for the run (shared by the subprocesses
+# the tests start), not the user's.
+os.environ.setdefault("LUCID_JIT_STRICT", "1")
+os.environ.setdefault("LUCID_JIT_CACHE_DIR", tempfile.mkdtemp(prefix="lucid_jit_test_cache_"))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import lucid  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

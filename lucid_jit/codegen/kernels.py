@@ -185,8 +185,12 @@ class KernelSource:
     passes (as ints, in order); `consts` the scalar constants (value, dtype) it passes after the
     arrays; `c_inputs` which inputs must be C-contiguous (a 2-d matmul operand need not be)."""
 
-    def __init__(self, body: Graph) -> None:
+    def __init__(self, body: Graph, same: dict[int, int] | None = None) -> None:
         self.body = body
+        # output index -> input index: the output is written into that input's array (an
+        # in-place update). One name for both lets LLVM see that each element is read before
+        # it is written at the same index, so the loop still vectorizes.
+        self.same = dict(same or {})
         self.phases = plan_phases(body)
         self.producer = {v.id: n for n in body.nodes for v in n.outputs}
         self.lines: list[str] = []
@@ -246,6 +250,9 @@ class KernelSource:
         for k, v in enumerate(body.inputs):
             self.names[v.id] = f"a{k}"
         for k, v in enumerate(body.outputs):
+            if k in self.same:
+                self.names[v.id] = f"a{self.same[k]}"
+                continue
             if v.id in self.names:  # an input returned as is, or the same value twice
                 outputs[k] = v
                 continue
@@ -265,7 +272,7 @@ class KernelSource:
             code.append(f"o{k}[...] = {self.names[v.id]}")
         ext = [f"p{k}_{d}" for k, ph in enumerate(self.phases) for d in range(len(ph.shape))]
         params = (ext + [f"a{k}" for k in range(len(body.inputs))]
-                  + [f"o{k}" for k in range(len(body.outputs))]
+                  + [f"o{k}" for k in range(len(body.outputs)) if k not in self.same]
                   + [f"c{k}" for k in range(len(self.consts))])
         self.params = params
         self.lines = [f"def {{name}}({', '.join(params)}):"] + ["    " + ln for ln in code]
@@ -288,7 +295,7 @@ class KernelSource:
             for n in reversed(nxt.nodes):
                 v = n.output
                 if v.id in outs and v.shape == m.shape and v.dtype == m.dtype and \
-                        self.names.get(v.id, "").startswith("o"):
+                        self.names.get(v.id, "").startswith(("o", "a")):
                     self.names[m.id] = self.names[v.id]
                     break
 
@@ -543,7 +550,7 @@ class KernelSource:
             return typed(args[0], dt)
         else:
             raise NotImplementedError(name)
-        if dt.kind == "b" or dt in (np.float64, np.int64):
+        if dt.kind in "bf" or dt == np.int64:  # numba keeps float32 math float32
             return expr
         return typed(expr, dt)
 

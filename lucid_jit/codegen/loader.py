@@ -25,7 +25,7 @@ import threading
 from pathlib import Path
 
 CODEGEN_VERSION = "1"
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()
 _LOADED: dict[str, object] = {}  # text hash -> module
 
 
@@ -64,13 +64,16 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def module_name(digest: str) -> str:
-    return f"lucid_jit_generated.m_{digest}"
+def module_name(digest: str, prefix: str = "m") -> str:
+    return f"lucid_jit_generated.{prefix}_{digest}"
 
 
-def load(text: str):
+_KERNEL_TEXTS: dict[str, str] = {}  # digest -> text, for kernels emitted in this process
+
+
+def load(text: str, prefix: str = "m"):
     """The module for this text: loaded already, or from the cache directory (written first when
-    missing or different)."""
+    missing or different). `prefix` is "m" for a graph's module, "k" for a kernel's."""
     digest = text_hash(text)
     with _LOCK:
         mod = _LOADED.get(digest)
@@ -78,7 +81,7 @@ def load(text: str):
             return mod
         directory = cache_dir()
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"m_{digest}.py"
+        path = directory / f"{prefix}_{digest}.py"
         try:
             current = path.read_text()
         except (OSError, UnicodeDecodeError):
@@ -89,13 +92,33 @@ def load(text: str):
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(text)
             os.replace(tmp, path)
-        mod = _import(digest, path)
+        mod = _import(f"{prefix}_{digest}", path)
         _LOADED[digest] = mod
         return mod
 
 
-def _import(digest: str, path: Path):
-    name = module_name(digest)
+def register_kernels(texts: dict[str, str]) -> None:
+    """Kernel module texts by digest, for `kernel(digest)` to load."""
+    _KERNEL_TEXTS.update(texts)
+
+
+def kernel(digest: str):
+    """The njit kernel of the kernel module with this digest (what graph modules import)."""
+    mod = _LOADED.get(digest)
+    if mod is None:
+        text = _KERNEL_TEXTS.get(digest)
+        if text is None:  # a module run by itself, in a new process: the file is the source
+            path = cache_dir() / f"k_{digest}.py"
+            text = path.read_text()
+            if text_hash(text) != digest:
+                raise RuntimeError(f"lucid_jit: kernel file {path} does not match its name; "
+                                   "clear the cache (lucid_jit.cache_clear())")
+        mod = load(text, "k")
+    return mod.kernel
+
+
+def _import(stem: str, path: Path):
+    name = f"lucid_jit_generated.{stem}"
     if "lucid_jit_generated" not in sys.modules:
         import types
 
@@ -113,15 +136,22 @@ def _import(digest: str, path: Path):
     return mod
 
 
-def purge(text: str):
-    """Forget a module whose compiled code failed to load: drop numba's files and the module,
-    then load it again from its text (numba compiles it afresh)."""
-    digest = text_hash(text)
+def purge(text: str, kernel_texts=()):
+    """Forget a graph module (and its kernels) whose compiled code failed to load: drop numba's
+    files and the modules, then load them again from their text (numba compiles afresh)."""
     with _LOCK:
-        _LOADED.pop(digest, None)
-        sys.modules.pop(module_name(digest), None)
-        _drop_numba_files(cache_dir() / f"m_{digest}.py")
+        for t, prefix in [(text, "m")] + [(k, "k") for k in kernel_texts]:
+            digest = text_hash(t)
+            _LOADED.pop(digest, None)
+            sys.modules.pop(module_name(digest, prefix), None)
+            _drop_numba_files(cache_dir() / f"{prefix}_{digest}.py")
     return load(text)
+
+
+def native_cached(text: str) -> bool:
+    """Whether numba's cache holds compiled segments of this graph module (a second process)."""
+    pycache = cache_dir() / "__pycache__"
+    return any(pycache.glob(f"m_{text_hash(text)}.segment*.nbi"))
 
 
 def _drop_numba_files(path: Path) -> None:
@@ -138,7 +168,7 @@ def loaded_modules() -> list:
 def info() -> dict:
     """What `lucid_jit.cache_info()` reports."""
     directory = cache_dir()
-    files = list(directory.glob("m_*.py")) if directory.is_dir() else []
+    files = list(directory.glob("[mk]_*.py")) if directory.is_dir() else []
     numba_files = list((directory / "__pycache__").glob("*")) if directory.is_dir() else []
     size = sum(f.stat().st_size for f in files + numba_files if f.exists())
     compiled = hits = 0
@@ -148,7 +178,9 @@ def info() -> dict:
             if stats is not None and hasattr(stats, "cache_misses"):
                 compiled += sum(stats.cache_misses.values())
                 hits += sum(stats.cache_hits.values())
-    return {"dir": str(directory), "modules_on_disk": len(files), "numba_files": len(numba_files),
+    return {"dir": str(directory),
+            "graphs_on_disk": sum(f.name.startswith("m_") for f in files),
+            "kernels_on_disk": sum(f.name.startswith("k_") for f in files), "numba_files": len(numba_files),
             "bytes": size, "modules_loaded": len(_LOADED), "numba_compiles": compiled,
             "numba_cache_hits": hits}
 
@@ -158,6 +190,7 @@ def clear() -> None:
     with _LOCK:
         for digest in list(_LOADED):
             sys.modules.pop(module_name(digest), None)
+            sys.modules.pop(module_name(digest, "k"), None)
         _LOADED.clear()
         root = cache_root()
         if root.is_dir():

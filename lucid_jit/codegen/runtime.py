@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba.extending import overload
 
 from lucid_jit.codegen.vmath import (  # noqa: F401 (re-exported for generated modules)
     erf_f32,
@@ -37,4 +38,23 @@ def argmax3(x, out):
     return out
 
 
-__all__ = ["argmax3", "np"]
+def writeback(dst, src):
+    """Copy src into dst unless they are one array: after an in-place update of a C-contiguous
+    input (the usual case) nothing is copied; numba decides this from the layout when it
+    compiles."""
+    if dst is not src:
+        dst[...] = src
+
+
+@overload(writeback, jit_options={"cache": True})
+def _writeback(dst, src):
+    if getattr(dst, "layout", None) == "C":
+        return lambda dst, src: None
+
+    def copy(dst, src):
+        dst[...] = src
+
+    return copy
+
+
+__all__ = ["argmax3", "np", "writeback"]
