@@ -115,8 +115,6 @@ class Program:
         except LucidError:
             raise
         except Exception:  # noqa: BLE001 (a corrupt cache entry: rebuild it once)
-            if STRICT:
-                raise
             self.module = loader.purge(self.text, self.emitted.kernel_texts.values())
             segments = self.module.NATIVE if native else self.module.PYTHON
             return self.module.run(arrays, self.D, self.K, self.H, self.C, segments)

@@ -5,6 +5,9 @@ import tempfile
 # back, and compiled modules go to one cache directory for the run (shared by the subprocesses
 # the tests start), not the user's.
 os.environ.setdefault("LUCID_JIT_STRICT", "1")
+# Most test functions run once or twice: their segments run as Python calling shared njit
+# kernels. Functions called 3+ times (training loops) go native, as they do for users.
+os.environ.setdefault("LUCID_JIT_NATIVE_AFTER", "3")
 os.environ.setdefault("LUCID_JIT_CACHE_DIR", tempfile.mkdtemp(prefix="lucid_jit_test_cache_"))
 
 import numpy as np  # noqa: E402

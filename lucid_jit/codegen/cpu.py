@@ -240,13 +240,11 @@ class ModuleEmitter:
             if any(n is p for n in readers):
                 if any(i.id in ids and i.id != x.id for i in p.inputs):
                     continue
-                body = p.body if p.op is FUSED else None
-                if p.op is not FUSED and p.op.kind != "elementwise":
-                    continue
-                if body is not None:
-                    phases = plan_phases(body)
-                    if len(phases) != 1 or phases[0].kind != "loop" or phases[0].reduced:
+                if p.op is not FUSED:
+                    if p.op.kind != "elementwise":
                         continue
+                elif not _reads_only_where_it_writes(p, x, v, plan_phases(p.body)):
+                    continue
             if any(w is x for w in self.inplace.values()):
                 continue
             self.inplace[v.id] = x
@@ -496,6 +494,33 @@ class ModuleEmitter:
         """A 2-d matmul operand: BLAS takes C or F order as it is; anything else is copied."""
         nm = self.names[v.id]
         return nm if self.layout.get(v.id, "C") in "CF" else f"np.ascontiguousarray({nm})"
+
+
+def _reads_only_where_it_writes(node: Node, x: Value, v: Value, phases) -> bool:
+    """Whether fused `node` reads input x only in the loop that stores output v, over x's own
+    shape (so each element is read at the index it is then written at)."""
+    body = node.body
+    params = {body.inputs[j].id for j, i in enumerate(node.inputs) if i.id == x.id}
+    out = body.outputs[[o.id for o in node.outputs].index(v.id)]
+    where = None
+    for k, ph in enumerate(phases):
+        if any(o.id == out.id for n in ph.nodes for o in n.outputs):
+            where = k
+    if where is None or phases[where].kind != "loop" or phases[where].shape != x.shape:
+        return False
+    producer = {o.id: n for n in body.nodes for o in n.outputs}
+    for k, ph in enumerate(phases):
+        for n in ph.nodes:
+            stack = list(n.inputs)
+            while stack:
+                i = stack.pop()
+                if i.id in params:
+                    if k != where or i.id not in {j.id for j in n.inputs}:
+                        return False  # read in another loop, or through a broadcast
+                src = producer.get(i.id)
+                if src is not None and src.op is ops.broadcast_to:
+                    stack.extend(src.inputs)
+    return True
 
 
 _KERNEL_GLOBALS = {"np", "range", "abs", "exp_f32", "exp_f64", "log_f32", "log_f64", "tanh_f32",

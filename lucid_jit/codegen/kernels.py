@@ -260,8 +260,8 @@ class KernelSource:
         self._alias_matmul_outputs()
         code: list[str] = []
         for k, ph in enumerate(self.phases):
-            code.append(f"# phase {k}: " + (f"matmul {ph.shape}" if ph.kind == "matmul" else
-                                            f"loop over {ph.shape}: "
+            code.append(f"# phase {k}: " + (f"matmul, {len(ph.shape)}-d" if ph.kind == "matmul"
+                                            else f"loop over {len(ph.shape)}-d: "
                                             + ", ".join(n.op.name for n in ph.nodes)))
             self.extents.append(ph.shape)
             if ph.kind == "matmul":

@@ -25,6 +25,9 @@ from tests.jit.graphs import assert_pipeline_preserves
 from tests.jit.programs import Program, programs
 
 EXAMPLES = int(os.environ.get("LUCID_FUZZ_EXAMPLES", "800"))
+# Programs run on the numba backend too; each compiles a few kernels of its own (~0.3 s), so the
+# default run takes a slice of the programs the reference backend takes.
+NUMBA_EXAMPLES = int(os.environ.get("LUCID_FUZZ_NUMBA_EXAMPLES", str(max(EXAMPLES // 8, 1))))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None,
                 derandomize=os.environ.get("LUCID_FUZZ_RANDOM") != "1", database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
@@ -88,7 +91,17 @@ def _compare(program: Program, compiled, call: int) -> None:
 @FUZZ
 @given(programs())
 def test_compiled_matches_eager(program: Program):
-    compiled = lucid.compile(program.function(), fullgraph=True)
+    _differential(program, "reference")
+
+
+@settings(FUZZ, max_examples=NUMBA_EXAMPLES)
+@given(programs())
+def test_numba_compiled_matches_eager(program: Program):
+    _differential(program, "cpu")
+
+
+def _differential(program: Program, backend: str) -> None:
+    compiled = lucid.compile(program.function(), fullgraph=True, backend=backend)
     _compare(program, compiled, call=0)  # traces
     entry = compiled.last_entry
     _compare(program, compiled, call=1)  # new data: the same entry

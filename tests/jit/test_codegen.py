@@ -1,0 +1,268 @@
+"""The cpu backend's generated code: tiers, in-place updates, host ops, vectorization, the source
+a user reads, and the module cache (a new batch size and a second process compile nothing; a
+corrupt entry is rebuilt).
+
+Every other compiled-vs-eager test (test_compiled_ops, test_compiled_models, test_fuzz, ...) runs
+on this backend too: it is the default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lucid
+import lucid.nn as nn
+import lucid.nn.functional as F
+import lucid_jit
+from lucid_jit.backends import NumbaBackend, Program
+from lucid_jit.codegen import loader
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _program(compiled, stage="forward") -> Program:
+    entry = compiled.last_entry
+    return entry.backend.program(entry.forward if stage == "forward" else entry.backward)
+
+
+def _chain(x, w, b):
+    return F.leaky_relu(x * w + b) * x.sigmoid() + x.tanh()
+
+
+def _chain_eager(x, w, b):
+    return _chain(x, w, b)
+
+
+# ----------------------------------------------------------------------------- tiers
+
+
+def test_tiers_give_the_same_results_and_go_native():
+    rng = np.random.default_rng(0)
+    x = lucid.tensor(rng.standard_normal((64, 33)).astype(np.float32))
+    w = lucid.tensor(np.float32(0.7))
+    b = lucid.tensor(np.float32(-0.2))
+    compiled = lucid.compile(_chain)
+    expected = _chain_eager(x, w, b).numpy()
+    tiers = []
+    for _ in range(Program.NATIVE_AFTER + 1):
+        out = compiled(x, w, b)
+        tiers.append(_program(compiled).tier)
+        np.testing.assert_allclose(out.numpy(), expected, rtol=2e-6, atol=1e-6)
+    assert tiers[0] == "python" and tiers[-1] == "native"
+    assert len(compiled.entries) == 1
+
+
+def test_chain_is_one_kernel_and_vectorizes():
+    x = lucid.tensor(np.linspace(-4, 4, 4096, dtype=np.float32))
+    w, b = lucid.tensor(np.float32(1.5)), lucid.tensor(np.float32(0.25))
+    compiled = lucid.compile(_chain)
+    compiled(x, w, b)
+    program = _program(compiled)
+    assert program.emitted.kernels == 1 and program.emitted.segments == 1
+    (kernel,) = [k for k in vars(program.module).values()
+                 if getattr(k, "py_func", None) is not None and k.__module__.startswith(
+                     "lucid_jit_generated.k_")]
+    llvm = "".join(kernel.inspect_llvm().values())
+    assert "<8 x float>" in llvm or "<4 x float>" in llvm
+    for libm in ("@expf", "@tanhf", "@logf"):
+        assert libm not in llvm
+
+
+# ----------------------------------------------------------------------------- in place
+
+
+def _adam_step():
+    lucid.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2), nn.Sigmoid())
+    opt = lucid.optim.Adam(model.parameters(), lr=0.01)
+    crit = nn.BCELoss()
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = crit(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return model, opt, step
+
+
+def test_parameters_and_optimizer_state_update_in_place():
+    x = lucid.rand(4, 8)
+    y = lucid.randint(0, 2, (4, 2)).float()
+    model, opt, step = _adam_step()
+    eager_model, _, eager_step = _adam_step()
+    compiled = lucid.compile(step)
+    for _ in range(4):
+        compiled(x, y)
+        eager_step(x, y)
+    arrays = [p.data for p in model.parameters()]
+    versions = [p._version[0] for p in model.parameters()]
+    state = [s["exp_avg"].data for s in opt.state.values()]
+    loss = compiled(x, y)
+    eager_loss = eager_step(x, y)
+    program = _program(compiled)
+    assert program.tier == "native"
+    # params (4), exp_avg, exp_avg_sq and step (4 each): written by the native code itself
+    assert len(program.emitted.inplace) == 16
+    assert all(p.data is a for p, a in zip(model.parameters(), arrays, strict=True))
+    assert all(s["exp_avg"].data is a for s, a in zip(opt.state.values(), state, strict=True))
+    assert [p._version[0] for p in model.parameters()] == [v + 1 for v in versions]
+    np.testing.assert_allclose(loss.item(), eager_loss.item(), rtol=1e-5)
+    for p, q in zip(model.parameters(), eager_model.parameters(), strict=True):
+        np.testing.assert_allclose(p.numpy(), q.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_in_place_update_of_a_non_contiguous_argument():
+    """An in-place target passed as a transposed view: the native code works on a contiguous
+    copy and writes it back."""
+    def f(a, g):
+        a.sub_(g * 0.5)
+        return a.sum()
+
+    compiled = lucid.compile(f)
+    base = np.arange(12, dtype=np.float32).reshape(3, 4)
+    g = lucid.ones(4, 3)
+    for _ in range(Program.NATIVE_AFTER + 1):
+        a = lucid.tensor(base.copy()).T
+        b = lucid.tensor(base.copy()).T
+        out = compiled(a, g)
+        expected = f(b, g)
+        np.testing.assert_allclose(a.numpy(), b.numpy())
+        np.testing.assert_allclose(out.item(), expected.item())
+
+
+# ----------------------------------------------------------------------------- host ops
+
+
+def test_host_ops_run_between_native_segments():
+    """A gather (fancy index) and a random draw run through lucid's eager implementations."""
+    def f(x, t):
+        noise = lucid.randn(*x.shape) * 0.0
+        return F.cross_entropy(x * 2.0 + noise, t)
+
+    x = lucid.randn(6, 5, requires_grad=True)
+    t = lucid.tensor(np.array([0, 4, 2, 1, 3, 0]))
+    compiled = lucid.compile(f)
+    for _ in range(Program.NATIVE_AFTER + 1):
+        loss = compiled(x, t)
+        loss.backward()
+        got = x.grad.numpy().copy()
+        x.grad = None
+        want = f(x, t)
+        want.backward()
+        np.testing.assert_allclose(loss.item(), want.item(), rtol=1e-6)
+        np.testing.assert_allclose(got, x.grad.numpy(), rtol=1e-5, atol=1e-7)
+        x.grad = None
+    assert _program(compiled).emitted.host_nodes
+
+
+# ----------------------------------------------------------------------------- the source
+
+
+def test_source_is_shape_generic_and_runs_by_itself(tmp_path):
+    def f(x, w):
+        return (x @ w).relu().sum(dim=1)
+
+    w = lucid.randn(5, 7)
+    compiled = lucid.compile(f)
+    compiled(lucid.randn(3, 5), w)
+    compiled(lucid.randn(11, 5), w)  # a new batch size: a new entry, the same module
+    first, second = (e.backend.program(e.forward) for e in compiled.entries)
+    assert first.text == second.text and first.module is second.module
+    text = compiled.source()
+    assert "def run(" in text and "@njit" in text and "def native_segment0" in text
+    path = tmp_path / "graph.py"
+    path.write_text(text)
+    done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300, env=dict(os.environ))
+    assert done.returncode == 0, done.stderr
+    assert "float32 (11,)" in done.stdout
+
+
+def test_fastmath_reaches_the_generated_code():
+    compiled = lucid.compile(lambda x: (x * 2.0).exp().sum(), fastmath=True)
+    compiled(lucid.randn(8))
+    assert "fastmath=True" in compiled.source()
+    assert isinstance(compiled.last_entry.backend, NumbaBackend)
+
+
+# ----------------------------------------------------------------------------- cache
+
+
+def test_new_batch_size_compiles_nothing():
+    def f(x, w, b):
+        return ((x @ w + b).relu() * 0.5).sum()
+
+    w, b = lucid.randn(6, 4), lucid.randn(4)
+    compiled = lucid.compile(f)
+    for _ in range(Program.NATIVE_AFTER + 1):
+        compiled(lucid.randn(8, 6), w, b)
+    before = lucid_jit.cache_info()["numba_compiles"]
+    for _ in range(Program.NATIVE_AFTER + 1):
+        x = lucid.randn(13, 6)
+        np.testing.assert_allclose(compiled(x, w, b).item(), f(x, w, b).item(), rtol=1e-5)
+    assert len(compiled.entries) == 2
+    assert _program(compiled).tier == "native"
+    assert lucid_jit.cache_info()["numba_compiles"] == before
+
+
+_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import lucid, lucid_jit
+    lucid.manual_seed(0)
+    w = lucid.randn(6, 4)
+    def f(x):
+        return (x @ w).tanh().sum(dim=0)
+    compiled = lucid.compile(f)
+    x = lucid.randn(5, 6)
+    for _ in range(4):
+        out = compiled(x)
+    np.testing.assert_allclose(out.numpy(), f(x).numpy(), rtol=1e-5, atol=1e-6)
+    print(json.dumps(lucid_jit.cache_info()))
+""")
+
+
+def _run_script(cache: Path) -> dict:
+    env = dict(os.environ, LUCID_JIT_CACHE_DIR=str(cache), LUCID_JIT_NATIVE_AFTER="2")
+    done = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_second_process_compiles_nothing_and_a_corrupt_entry_is_rebuilt(tmp_path):
+    cache = tmp_path / "cache"
+    first = _run_script(cache)
+    assert first["numba_compiles"] > 0 and first["graphs_on_disk"] == 1
+    second = _run_script(cache)
+    assert second["numba_compiles"] == 0 and second["numba_cache_hits"] > 0
+    # corrupt the graph module and numba's files: rebuilt, not trusted
+    directory = Path(second["dir"])
+    (module,) = directory.glob("m_*.py")
+    module.write_text(module.read_text().replace("def run(", "def broken(", 1))
+    for f in (directory / "__pycache__").iterdir():
+        f.write_bytes(b"not a numba cache file")
+    third = _run_script(cache)
+    assert third["numba_compiles"] > 0
+    assert loader.text_hash(module.read_text()) == module.stem[2:]
+
+
+def test_cache_clear_empties_the_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("LUCID_JIT_CACHE_DIR", str(tmp_path / "c"))
+    lucid.compile(lambda x: x.exp() + 1.0)(lucid.randn(3))
+    info = lucid_jit.cache_info()
+    assert info["graphs_on_disk"] >= 1 and info["kernels_on_disk"] >= 1
+    assert info["dir"].startswith(str(tmp_path))
+    lucid_jit.cache_clear()
+    info = lucid_jit.cache_info()
+    assert info["graphs_on_disk"] == 0 and info["kernels_on_disk"] == 0
