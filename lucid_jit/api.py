@@ -26,6 +26,7 @@ from lucid_jit import log, pytree
 from lucid_jit.backends import get_backend
 from lucid_jit.capture import CaptureState, arg_name, finish_trace
 from lucid_jit.entry import CompiledEntry, EagerEntry, Stage
+from lucid_jit.guardgen import compile_run
 from lucid_jit.guards import (
     binding_guard,
     call_key,
@@ -97,6 +98,8 @@ class CompiledFunction:
                 entry.hits += 1
                 if entry.kind == "eager":
                     return self.fn(*args, **kwargs)
+                if entry.fast is not None:
+                    return entry.fast(flat, arrays)
                 return entry.run(flat, arrays)
         return self._miss(key, spec, flat, args, kwargs)
 
@@ -231,6 +234,7 @@ class CompiledFunction:
         entry._traced_slots = list(tracer.slot_values)
         t2 = time.perf_counter()
         self.backend.prepare(entry)
+        entry.fast = compile_run(entry)
         stages.append(Stage(f"backend ({self.backend.name})", time.perf_counter() - t2,
                             len(forward)))
         return entry

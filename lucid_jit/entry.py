@@ -98,6 +98,8 @@ class CompiledEntry:
     name: str = "fn"
     kind: str = "compiled"
     hits: int = 0
+    # run(flat, arrays) generated for entries whose write-backs are simple (guardgen.compile_run)
+    fast: Any = None
 
     # ------------------------------------------------------------------ guards
 

@@ -116,3 +116,90 @@ def _expr_code(expr, slots) -> str:
         return f"abs({inner})" if expr[0] == "abs" else f"(-{inner})"
     assert expr[0] in _ARITH
     return f"({_expr_code(expr[1], slots)} {_OPS[expr[0]]} {_expr_code(expr[2], slots)})"
+
+
+def compile_run(entry):
+    """A generated `run(flat, arrays)` for an entry whose write-backs are all simple, or None.
+
+    Simple: every data write-back was done in place by the native code (only the tensor's
+    version counter is left to bump); every `.grad`, optimizer state and output is a fresh
+    buffer of its own (wrapped as is); no output needs a gradient (no autograd context to build).
+    Everything else takes `CompiledEntry.run`, the general path."""
+    from lucid.tensor import Tensor
+    from lucid_jit import pytree
+
+    backend = entry.backend
+    program = backend.program(entry.forward) if hasattr(backend, "program") else None
+    if program is None or program.owned is None:
+        return None
+    owned, inplace = program.owned, program.emitted.inplace
+    ns = _Namespace()
+    bind = ns.bind
+    share = bind(Tensor._share)
+    used: set[int] = set()
+
+    def fresh(i):
+        if i in used or not owned[i]:
+            raise _NotSimple
+        used.add(i)
+        return f"{share}(outs[{i}])"
+
+    body = [f"outs = {bind(program)}(arrays)"]
+    try:
+        for eff in entry.effects:
+            if eff.kind == "data":
+                if eff.index not in inplace:
+                    return None
+                body.append(f"{eff.source.code(bind)}._version[0] += 1")
+        for eff in entry.effects:
+            if eff.kind == "grad":
+                value = "None" if eff.index is None else fresh(eff.index)
+                body.append(f"{eff.source.code(bind)}.grad = {value}")
+            elif eff.kind == "state":
+                src = eff.source
+                body.append(f"{bind(src.opt)}.state[{bind(src.param)}][{src.key!r}] = "
+                            f"{fresh(eff.index)}")
+        leaves = []
+        for leaf in entry.out_leaves:
+            if leaf[0] == "const":
+                leaves.append(bind(leaf[1]))
+            elif leaf[0] == "alias":
+                leaves.append(leaf[1].code(bind))
+            else:
+                _, index, grad = leaf
+                if grad is None:
+                    leaves.append(fresh(index))
+                elif grad in ("freed", "leaf"):
+                    leaves.append(f"{bind(_freed if grad == 'freed' else _leaf)}({fresh(index)})")
+                else:
+                    return None
+    except _NotSimple:
+        return None
+    if entry.out_spec is pytree.LEAF and len(leaves) == 1:
+        body.append(f"return {leaves[0]}")
+    else:
+        body.append(f"return {bind(pytree.unflatten)}({bind(entry.out_spec)}, "
+                    f"[{', '.join(leaves)}])")
+    source = "def run(flat, arrays):\n" + "".join(f"    {line}\n" for line in body)
+    namespace = dict(ns.globals)
+    exec(compile(source, f"<lucid_jit write-backs of {entry.name}>", "exec"), namespace)  # noqa: S102
+    run = namespace["run"]
+    run.source = source
+    return run
+
+
+class _NotSimple(Exception):
+    pass
+
+
+def _freed(t):
+    """An output whose graph a backward inside the function already freed (as eagerly)."""
+    from lucid.autograd import _FREED
+
+    t.requires_grad, t._ctx = True, _FREED
+    return t
+
+
+def _leaf(t):
+    t.requires_grad = True
+    return t

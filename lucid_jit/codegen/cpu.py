@@ -183,8 +183,8 @@ class ModuleEmitter:
         if self.const_arrays:
             head.append(f"({consts},) = C")
         run_src = ["def run(args, D, K, H, C, S=NATIVE):",
-                   '    """The graph: inputs `args`, sizes `D`, scalar constants `K`, host ops `H`, '
-                   'array constants `C`,',
+                   '    """The graph: inputs `args`, sizes `D`, scalar constants `K`, host ops '
+                   '`H`, array constants `C`,',
                    '    segments `S` (njit, or the same code run by Python: PYTHON)."""']
         run_src += ["    " + ln for ln in head + run_lines]
         kernel_lines = [f"{name} = kernel({digest!r})  # {label}"
@@ -220,7 +220,7 @@ class ModuleEmitter:
         views_of: dict[int, set[int]] = {v.id: {v.id} for v in g.inputs}
         for n in g.nodes:
             if n.op in VIEWS:
-                for root, ids in views_of.items():
+                for ids in views_of.values():
                     if n.inputs[0].id in ids:
                         ids.add(n.output.id)
         out_ids = [v.id for v in g.outputs]

@@ -479,7 +479,7 @@ class KernelSource:
             kept = [i for i, p in enumerate(pat) if p == "f"]
             red = [i for i, p in enumerate(pat) if p == "b"]
             init, update, final = [], [], []
-            for j, (n, arr, x, acc_shape) in enumerate(reductions):
+            for j, (n, arr, x, _) in enumerate(reductions):
                 s = f"s{j}"
                 init.append(f"{s} = {self._acc_init(n)}")
                 update.append(self._acc_update(n, s, x))

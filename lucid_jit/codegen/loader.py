@@ -180,7 +180,8 @@ def info() -> dict:
                 hits += sum(stats.cache_hits.values())
     return {"dir": str(directory),
             "graphs_on_disk": sum(f.name.startswith("m_") for f in files),
-            "kernels_on_disk": sum(f.name.startswith("k_") for f in files), "numba_files": len(numba_files),
+            "kernels_on_disk": sum(f.name.startswith("k_") for f in files),
+            "numba_files": len(numba_files),
             "bytes": size, "modules_loaded": len(_LOADED), "numba_compiles": compiled,
             "numba_cache_hits": hits}
 
