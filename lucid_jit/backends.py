@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -64,6 +65,7 @@ class Program:
         self.H = tuple(self.emitted.host)
         self.C = tuple(self.emitted.const_arrays)
         self.owned = self.emitted.owned
+        self.pool = [None] * len(self.emitted.pool)
         self.calls = 0
         self.tier = "python"
         self.fallback = False
@@ -73,8 +75,22 @@ class Program:
 
     def __call__(self, arrays):
         if self.fast:
+            if self.pool:
+                return self.module.run(arrays, self.D, self.K, self.H, self.C,
+                                       self.module.NATIVE, self._buffers())
             return self.module.run(arrays, self.D, self.K, self.H, self.C)
         return self._slow_call(arrays)
+
+    def _buffers(self):
+        """The output buffers for this call: last call's where nothing else holds it any more
+        (its tensor died), else a new one."""
+        pool = self.pool
+        for k, buf in enumerate(pool):
+            # references: the pool's list, `buf`, getrefcount's argument
+            if buf is None or sys.getrefcount(buf) > 3:
+                shape, dtype = self.emitted.pool[k]
+                pool[k] = np.empty(shape, dtype)
+        return tuple(pool)
 
     def _slow_call(self, arrays):
         """Calls before the native tier, and the first native one. Code that fails to load is
@@ -111,13 +127,15 @@ class Program:
         from lucid_jit.codegen import loader
 
         try:
-            return self.module.run(arrays, self.D, self.K, self.H, self.C, segments)
+            return self.module.run(arrays, self.D, self.K, self.H, self.C, segments,
+                                   self._buffers())
         except LucidError:
             raise
         except Exception:  # noqa: BLE001 (a corrupt cache entry: rebuild it once)
             self.module = loader.purge(self.text, self.emitted.kernel_texts.values())
             segments = self.module.NATIVE if native else self.module.PYTHON
-            return self.module.run(arrays, self.D, self.K, self.H, self.C, segments)
+            return self.module.run(arrays, self.D, self.K, self.H, self.C, segments,
+                                   self._buffers())
 
     def _warn(self, what: str, exc: Exception) -> None:
         if STRICT:
@@ -145,7 +163,12 @@ class Program:
             demo.append("    raise SystemExit('this graph calls host ops; run it through lucid')")
         demo.append("    C = [" + ", ".join(f"np.array({c.tolist()!r}, dtype=np.{c.dtype.name})"
                                             for c in self.C) + "]")
-        demo += ["    for out in run(args, D, K, [], C, NATIVE):",
+        if self.emitted.pool:
+            demo.append("    P = [" + ", ".join(f"np.empty({tuple(shape)}, np.{dtype.name})"
+                                                for shape, dtype in self.emitted.pool) + "]")
+        else:
+            demo.append("    P = []")
+        demo += ["    for out in run(args, D, K, [], C, NATIVE, P):",
                  "        print(out.dtype, out.shape)"]
         return self.text + "\n".join(demo) + "\n"
 

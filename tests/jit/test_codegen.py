@@ -266,3 +266,21 @@ def test_cache_clear_empties_the_directory(tmp_path, monkeypatch):
     lucid_jit.cache_clear()
     info = lucid_jit.cache_info()
     assert info["graphs_on_disk"] == 0 and info["kernels_on_disk"] == 0
+
+
+def test_large_outputs_are_recycled_once_their_tensors_die():
+    x = lucid.randn(1 << 19)  # 2 MiB of float32: pooled
+    w, b = lucid.tensor(np.float32(0.5)), lucid.tensor(np.float32(0.1))
+    compiled = lucid.compile(_chain)
+    for _ in range(Program.NATIVE_AFTER + 1):
+        compiled(x, w, b)
+    assert len(_program(compiled).pool) == 1
+    kept = [compiled(x, w, b) for _ in range(3)]  # alive: three buffers
+    assert len({id(t.data) for t in kept}) == 3
+    first = id(kept[0].data)
+    del kept
+    y = compiled(x, w, b)  # the last buffer's tensor died: used again
+    assert id(y.data) in {first} | {id(b) for b in _program(compiled).pool}
+    np.testing.assert_allclose(y.numpy(), _chain_eager(x, w, b).numpy(), rtol=2e-6, atol=1e-6)
+    z = compiled(x * 2.0, w, b)  # y is alive: z gets another buffer
+    assert not np.shares_memory(y.data, z.data)
