@@ -29,6 +29,10 @@ from lucid import ops
 from lucid_jit.ir.graph import CONST, Graph, Node, Value
 
 REDUCTIONS = ("sum", "max")
+# Elementwise loops over this many elements split across threads: below it, waking the threads
+# costs more than the loop (decided on the traced sizes, so a graph's text changes only where a
+# size crosses it).
+PARALLEL_MIN = 1 << 18
 
 # Elementwise ops: a template over operand names (already bound to locals) and typed constants.
 UNARY = {
@@ -185,8 +189,14 @@ class KernelSource:
     passes (as ints, in order); `consts` the scalar constants (value, dtype) it passes after the
     arrays; `c_inputs` which inputs must be C-contiguous (a 2-d matmul operand need not be)."""
 
-    def __init__(self, body: Graph, same: dict[int, int] | None = None) -> None:
+    def __init__(self, body: Graph, same: dict[int, int] | None = None, *,
+                 parallel: bool = False) -> None:
         self.body = body
+        # Loops over at least PARALLEL_MIN elements (and without a reduction) run their outer
+        # loop with prange; `self.parallel` says whether any did (the kernel then needs
+        # njit(parallel=True)).
+        self.parallel_allowed = parallel
+        self.parallel = False
         # output index -> input index: the output is written into that input's array (an
         # in-place update). One name for both lets LLVM see that each element is read before
         # it is written at the same index, so the loop still vectorizes.
@@ -472,7 +482,9 @@ class KernelSource:
         red_pats = {pattern(acc) for _, _, _, acc in reductions}
         trailing = (len(red_pats) == 1 and _is_trailing(next(iter(red_pats))))
         if not reductions:
-            code += _nest(groups, gext, range(ng), inner + store_lines)
+            par = self.parallel_allowed and ng > 0 and int(np.prod(L)) >= PARALLEL_MIN
+            self.parallel |= par
+            code += _nest(groups, gext, range(ng), inner + store_lines, parallel=par)
             return code
         if trailing:
             pat = next(iter(red_pats))
@@ -561,10 +573,12 @@ def _is_trailing(pat) -> bool:
     return "b" in s and "bf" not in s
 
 
-def _nest(groups, gext, dims, body: list[str]) -> list[str]:
+def _nest(groups, gext, dims, body: list[str], parallel: bool = False) -> list[str]:
     out = list(body)
-    for i in reversed(list(dims)):
-        out = [f"for i{i} in range({gext[i]}):"] + ["    " + ln for ln in out]
+    dims = list(dims)
+    for i in reversed(dims):
+        loop = "prange" if parallel and i == dims[0] else "range"
+        out = [f"for i{i} in {loop}({gext[i]}):"] + ["    " + ln for ln in out]
     return out
 
 
