@@ -88,8 +88,12 @@ class CompiledFunction:
         if CURRENT_TRACER.get() is not None:  # called inside another trace: inline it
             return self.fn(*args, **kwargs)
         self.calls += 1
-        flat: list = []
-        spec = pytree.flatten((args, kwargs), flat)
+        if not kwargs and all(type(a) is Tensor for a in args):  # the common call: tensors
+            flat = list(args)
+            spec = _positional_spec(len(args))
+        else:
+            flat = []
+            spec = pytree.flatten((args, kwargs), flat)
         key = call_key(flat, spec)
         for entry in self.cache.get(key, ()):
             arrays = entry.check(flat)
@@ -280,6 +284,12 @@ class CompiledFunction:
             return (f"# backend {entry.backend.name!r} generates no code; it interprets the "
                     "graph (see .ir())")
         return program.source()
+
+
+@functools.cache
+def _positional_spec(n: int):
+    """pytree's structure of `(args, {})` for n tensor arguments."""
+    return pytree.flatten((tuple(range(n)), {}), [])
 
 
 # ----------------------------------------------------------------------------- modules

@@ -51,8 +51,14 @@ def compile_check(entry):
         body.append(f"s{k} = {bind(float)}({src.code(bind)})")
     results = []
     for i, (src, check) in enumerate(zip(entry.input_sources, entry.input_checks, strict=True)):
-        if check is None:  # a lifted float, as a 0-d float64 array
-            body.append(f"a{i} = {bind(np.array)}({slots[src[1]]}, {bind(np.float64)})")
+        if check is None:  # a lifted float, as a 0-d float64 array (kept while it holds)
+            last = bind([None, None])
+            s = slots[src[1]]
+            body.append(f"if {s} == {last}[0] and {s} != 0.0:")
+            body.append(f"    a{i} = {last}[1]")
+            body.append("else:")
+            body.append(f"    a{i} = {last}[1] = {bind(np.array)}({s}, {bind(np.float64)})")
+            body.append(f"    {last}[0] = {s}")
             results.append(f"a{i}")
             continue
         shape, dtype, requires_grad = check
