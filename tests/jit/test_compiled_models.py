@@ -362,3 +362,38 @@ def test_eval_switches_a_compiled_model_with_dropout():
     model.eval()
     np.testing.assert_array_equal(cmodel(x).numpy(), eval_a.numpy())
     assert len(forward.entries) == 2
+
+
+def test_large_mlp_training_step_matches_eager_on_the_native_tier():
+    """The large benchmark step (784 -> 1024 -> 1024 -> 10, ReLU, cross-entropy, SGD momentum;
+    batch 64 here) on the cpu backend, several steps past the switch to one native call."""
+    def make():
+        lucid.manual_seed(11)
+        model = nn.Sequential(nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(),
+                              nn.Linear(1024, 10))
+        opt = SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        return model, opt, step
+
+    eager_model, eager_opt, eager_step = make()
+    model, opt, step = make()
+    step = lucid.compile(step)
+    lucid.manual_seed(12)
+    for i in range(5):
+        x, y = lucid.randn(64, 784), lucid.randint(0, 10, (64,))
+        assert_close(step(x, y), eager_step(x, y), f"step {i}: loss")
+        for (pname, p), pe in zip(model.named_parameters(), eager_model.parameters(),
+                                  strict=True):
+            assert_close(p, pe, f"step {i}: {pname}")
+            assert_close(p.grad, pe.grad, f"step {i}: {pname}.grad")
+    for key, value in _state_tensors(opt).items():
+        assert_close(value, _state_tensors(eager_opt)[key], f"momentum buffer {key}")
+    entry = step.last_entry
+    assert entry.backend.program(entry.forward).tier == "native"
