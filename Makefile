@@ -23,6 +23,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.compiled
 
 lint: $(STAMP)
 	$(BIN)/ruff check lucid lucid_jit tests examples benchmarks

@@ -151,7 +151,7 @@ def purge(text: str, kernel_texts=()):
 def native_cached(text: str) -> bool:
     """Whether numba's cache holds compiled segments of this graph module (a second process)."""
     pycache = cache_dir() / "__pycache__"
-    return any(pycache.glob(f"m_{text_hash(text)}.segment*.nbi"))
+    return any(pycache.glob(f"m_{text_hash(text)}.native_segment*.nbi"))
 
 
 def _drop_numba_files(path: Path) -> None:

@@ -284,3 +284,19 @@ def test_large_outputs_are_recycled_once_their_tensors_die():
     np.testing.assert_allclose(y.numpy(), _chain_eager(x, w, b).numpy(), rtol=2e-6, atol=1e-6)
     z = compiled(x * 2.0, w, b)  # y is alive: z gets another buffer
     assert not np.shares_memory(y.data, z.data)
+
+
+def test_a_training_step_at_a_new_batch_size_compiles_nothing():
+    """Folding makes the mean's gradient seed a fill at any batch size, so the step's graph, and
+    its module, are the same text at batch 4 and 7."""
+    _, _, step = _adam_step()
+    compiled = lucid.compile(step)
+    for _ in range(Program.NATIVE_AFTER + 2):
+        compiled(lucid.rand(4, 8), lucid.randint(0, 2, (4, 2)).float())
+    before = lucid_jit.cache_info()["numba_compiles"]
+    for _ in range(Program.NATIVE_AFTER + 1):
+        compiled(lucid.rand(7, 8), lucid.randint(0, 2, (7, 2)).float())
+    assert lucid_jit.cache_info()["numba_compiles"] == before
+    assert _program(compiled).tier == "native"
+    texts = {e.backend.program(e.forward).text for e in compiled.entries[1:]}
+    assert len(texts) == 1

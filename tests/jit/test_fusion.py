@@ -206,7 +206,7 @@ def test_mlp_training_step(traced):
     graph = traced["mlp_step"]
     result = fuse(graph)
     found = kernels(result)
-    assert len(kernels(run_pipeline(graph)[0])) == 152 and len(found) == 12
+    assert len(kernels(run_pipeline(graph)[0])) == 153 and len(found) == 12
     kinds = Counter(k.split("(")[0] for k in found)
     assert kinds == {"matmul_epilogue": 3, "reduction": 3, "elementwise": 3, "matmul": 2,
                      "cast": 1}

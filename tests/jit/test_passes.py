@@ -280,8 +280,18 @@ CASES = [
         graph(%0: f32[2,2] x):
           %1: f32[2,2] = full {shape=(2, 2), value=1, dtype=float32}
           %2: f32[2,2] = full {shape=(2, 2), value=1, dtype=float32}
-          %3: f32[2,2] = const [[2., 2.], [2., 2.]]
+          %3: f32[2,2] = full {shape=(2, 2), value=2.0, dtype=float32}
           %4: f32[2,2] = add %0 %3
+          return %4
+    """),
+    # Uniform operands fold to a fill at any size (the structure must not depend on it).
+    Case("fold_uniform_at_any_size", "fold",
+         lambda b, x: b.add(x, b.mul(ones(b, (300,)), ones(b, (300,)))), "f32[300]", """
+        graph(%0: f32[300] x):
+          %1: f32[300] = full {shape=(300,), value=1, dtype=float32}
+          %2: f32[300] = full {shape=(300,), value=1, dtype=float32}
+          %3: f32[300] = full {shape=(300,), value=1.0, dtype=float32}
+          %4: f32[300] = add %0 %3
           return %4
     """),
     Case("fold_keeps_full", "fold", lambda b, x: b.add(x, ones(b, (2,))), "f32[2]", """
