@@ -50,6 +50,7 @@ class Program:
     as njit functions too, one native call per segment."""
 
     NATIVE_AFTER = int(os.environ.get("LUCID_JIT_NATIVE_AFTER", "2"))
+    POOL_DEPTH = 4
 
     def __init__(self, graph, *, fastmath: bool = False, inplace=None) -> None:
         from lucid_jit.codegen import loader
@@ -65,7 +66,7 @@ class Program:
         self.H = tuple(self.emitted.host)
         self.C = tuple(self.emitted.const_arrays)
         self.owned = self.emitted.owned
-        self.pool = [None] * len(self.emitted.pool)
+        self.pool = [[] for _ in self.emitted.pool]
         self.calls = 0
         self.tier = "python"
         self.fallback = False
@@ -82,15 +83,23 @@ class Program:
         return self._slow_call(arrays)
 
     def _buffers(self):
-        """The output buffers for this call: last call's where nothing else holds it any more
-        (its tensor died), else a new one."""
-        pool = self.pool
-        for k, buf in enumerate(pool):
-            # references: the pool's list, `buf`, getrefcount's argument
-            if buf is None or sys.getrefcount(buf) > 3:
+        """The output buffers for this call: per output, a buffer of an earlier call whose
+        tensor has died (nothing else holds it), else a new one. Each output keeps up to
+        POOL_DEPTH buffers: `y = f(x)` in a loop still holds the last result during the call."""
+        out = []
+        for k, slot in enumerate(self.pool):
+            for buf in slot:
+                # references: the slot's list, `buf`, getrefcount's argument
+                if sys.getrefcount(buf) <= 3:
+                    break
+            else:
                 shape, dtype = self.emitted.pool[k]
-                pool[k] = np.empty(shape, dtype)
-        return tuple(pool)
+                buf = np.empty(shape, dtype)
+                slot.append(buf)
+                if len(slot) > self.POOL_DEPTH:
+                    del slot[0]
+            out.append(buf)
+        return tuple(out)
 
     def _slow_call(self, arrays):
         """Calls before the native tier, and the first native one. Code that fails to load is

@@ -252,8 +252,10 @@ class BackwardRunner:
             raise LucidError(f"compiled function {entry.name!r}: backward with create_graph=True "
                              "(a derivative of a derivative) is not supported through a compiled "
                              "function; call the function eagerly for that")
-        seeds = [np.zeros(aval.shape, aval.dtype) for aval in entry.diff_avals]
-        seeds[index] = np.asarray(g.data, dtype=entry.diff_avals[index].dtype)
+        # the other outputs' seeds are zeros (of their size: allocated only where there are any)
+        seeds = [np.asarray(g.data, dtype=aval.dtype) if k == index
+                 else np.zeros(aval.shape, aval.dtype)
+                 for k, aval in enumerate(entry.diff_avals)]
         arrays = []
         for src in entry.backward_sources:
             if isinstance(src, tuple) and src[0] == "seed":
