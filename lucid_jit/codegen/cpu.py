@@ -149,6 +149,11 @@ class ModuleEmitter:
             self.names[v.id] = f"x{k}"
             self.alloc[v.id] = None
         placement = [native(n) for n in g.nodes]
+        # One thread pool at a time: numba's OpenMP workers and OpenBLAS's threads (matmuls
+        # here, convolutions' matmuls in host ops) slow each other down ~2x on a small machine,
+        # so loops go parallel only in graphs with no BLAS work.
+        if any(not nat or _has_matmul(n) for n, nat in zip(g.nodes, placement, strict=True)):
+            self.parallel = False
         self._plan_inplace(placement)
         self._plan_pool(placement)
         # split into segments: maximal runs of native nodes
@@ -533,6 +538,12 @@ class ModuleEmitter:
         """A 2-d matmul operand: BLAS takes C or F order as it is; anything else is copied."""
         nm = self.names[v.id]
         return nm if self.layout.get(v.id, "C") in "CF" else f"np.ascontiguousarray({nm})"
+
+
+def _has_matmul(node: Node) -> bool:
+    if node.op is ops.matmul:
+        return True
+    return node.body is not None and any(n.op is ops.matmul for n in node.body.nodes)
 
 
 def _reads_only_where_it_writes(node: Node, x: Value, v: Value, phases) -> bool:
