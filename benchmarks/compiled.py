@@ -170,6 +170,19 @@ def _copy_params(torch, tmodel, lmodel) -> None:
 # ----------------------------------------------------------------------------- 1: seed step
 
 
+
+def _training_step(model, opt, loss_fn):
+    """The step every case times (lucid or torch alike): forward, loss, backward, update."""
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
 def _seed_step(batch: int = 32):
     """Seed 001's training step, as a function of (x, y), with its data."""
     lucid.manual_seed(0)
@@ -179,12 +192,7 @@ def _seed_step(batch: int = 32):
     crit = nn.BCELoss()
     opt = lucid.optim.Adam(model.parameters(), lr=0.01)
 
-    def step(x, y):
-        opt.zero_grad()
-        loss = crit(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
+    step = _training_step(model, opt, crit)
 
     return step, x, y, model
 
@@ -231,12 +239,7 @@ def _torch_seed(torch, lmodel, x, y):
     crit = torch.nn.BCELoss()
     opt = torch.optim.Adam(tmodel.parameters(), lr=0.01)
 
-    def step(x, y):
-        opt.zero_grad()
-        loss = crit(tmodel(x), y)
-        loss.backward()
-        opt.step()
-        return loss
+    step = _training_step(tmodel, opt, crit)
 
     return step, tx, ty
 
@@ -314,12 +317,7 @@ def _large_step():
     y = lucid.randint(0, o, (LARGE_BATCH,))  # int64 class indices
     opt = lucid.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
+    step = _training_step(model, opt, F.cross_entropy)
 
     return step, x, y, model
 
@@ -361,12 +359,7 @@ def _torch_large(torch, lmodel, x, y):
     tx, ty = torch.from_numpy(x.numpy().copy()), torch.from_numpy(y.numpy().copy())
     opt = torch.optim.SGD(tmodel.parameters(), lr=0.01, momentum=0.9)
 
-    def step(x, y):
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(tmodel(x), y)
-        loss.backward()
-        opt.step()
-        return loss
+    step = _training_step(tmodel, opt, torch.nn.functional.cross_entropy)
 
     return step, tx, ty
 
@@ -529,12 +522,7 @@ def _cnn_step():
     y = lucid.randint(0, 64, (32, 8, 8))
     opt = lucid.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
+    step = _training_step(model, opt, F.cross_entropy)
 
     return step, x, y, model
 
