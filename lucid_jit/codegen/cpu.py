@@ -581,11 +581,22 @@ def inline_body(lines: list[str], prefix: str) -> list[str]:
     """A kernel's body for pasting into a segment: every local name gets `prefix` (so two
     call sites never share a variable), globals and attributes stay as they are; a `return`
     in the body would end the segment, and kernels have none."""
+    template = _renamed("\n".join(lines))
+    return [ln.replace(_PREFIX, prefix) for ln in template]
+
+
+_PREFIX = "__lj_prefix__"
+
+
+@functools.lru_cache(maxsize=4096)
+def _renamed(body: str) -> tuple[str, ...]:
+    """The body with every local name prefixed by _PREFIX (tokenized once per kernel text)."""
     import io
     import keyword
     import tokenize
 
-    text = textwrap.dedent("\n".join(lines)) + "\n"
+    text = textwrap.dedent(body) + "\n"
+    prefix = _PREFIX
     out, prev = [], None
     for tok in tokenize.generate_tokens(io.StringIO(text).readline):
         if (tok.type == tokenize.NAME and not keyword.iskeyword(tok.string)
@@ -598,7 +609,7 @@ def inline_body(lines: list[str], prefix: str) -> list[str]:
             prev = tok
     result = tokenize.untokenize(out).rstrip("\n").split("\n")
     assert not any(ln.lstrip().startswith("return") for ln in result)
-    return result
+    return tuple(result)
 
 
 def emit_module(graph: Graph, *, fastmath: bool = False,
