@@ -50,6 +50,7 @@ import lucid.nn as nn
 import lucid.nn.functional as F  # noqa: N812
 import lucid_jit
 from benchmarks.run import SeedMLP, _numpy_seed_step, _time_per_call
+from examples.simple_cnn import SimpleCNN
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
@@ -497,20 +498,7 @@ def bench_chain(quick: bool, torch, notes: list[str]) -> dict:
 # ----------------------------------------------------------------------------- 4: SimpleCNN
 
 
-class SimpleCNN(nn.Module):
-    """Seed 004's network (Conv2d -> ReLU -> MaxPool2d, twice)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 32, kernel_size=3, padding=1)
-        self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(32, 64, kernel_size=3, padding=1)
-        self.relu2 = nn.ReLU()
-        self.pool = nn.MaxPool2d(2, 2)
-
-    def forward(self, x):
-        x = self.pool(self.relu1(self.conv1(x)))
-        return self.pool(self.relu2(self.conv2(x)))
+# The network is examples/simple_cnn.py's (seed 004's).
 
 
 def _cnn_step():
