@@ -44,7 +44,7 @@ for _name in _functions.METHODS:
     globals()[_name] = _functions.method_function(_name)
 
 
-from lucid import nn, optim  # noqa: E402  (they build on Tensor)
+from lucid import cuda, nn, optim  # noqa: E402  (they build on Tensor)
 
 
 def compile(fn=None, *, backend: str = "cpu", fullgraph: bool = False,  # noqa: A001

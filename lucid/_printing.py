@@ -43,20 +43,28 @@ def format_data(arr: np.ndarray, indent: int = 0) -> str:
 
 
 def tensor_repr(t) -> str:
-    if not isinstance(t.data, np.ndarray):
+    from lucid.device import is_device_array, to_host
+
+    data = t.data
+    if is_device_array(data):
+        data = to_host(data)
+    if not isinstance(data, np.ndarray):
         return f"Tensor(<traced {t.aval}>{', grad=...' if t.requires_grad else ''})"
     prefix = "Tensor("
-    body = format_data(t.data, len(prefix))
+    body = format_data(data, len(prefix))
     extras = []
     if t.dtype not in (dtypes.float32, dtypes.int64, dtypes.bool_):
         extras.append(f"dtype={t.dtype}")
-    if t.data.size == 0:
+    if t.device != "cpu":
+        extras.append(f"device='{t.device}'")
+    if data.size == 0:
         extras.append(f"size={t.shape}")
     if t.requires_grad:
         grad = t.grad
         if grad is None:
             extras.append("grad=None")
         else:
-            extras.append("grad=" + (format_data(grad.data, len(prefix) + 5)
-                                     if isinstance(grad.data, np.ndarray) else "<traced>"))
+            gdata = to_host(grad.data)
+            extras.append("grad=" + (format_data(gdata, len(prefix) + 5)
+                                     if isinstance(gdata, np.ndarray) else "<traced>"))
     return prefix + body + "".join(", " + e for e in extras) + ")"

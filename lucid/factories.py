@@ -6,12 +6,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from lucid import device as _device
 from lucid import dtypes, ops
+from lucid.ops.registry import CURRENT_TRACER
 from lucid.tensor import Tensor, _check_device, _shape_arg
 
 
+def lucid_tracing() -> bool:
+    return CURRENT_TRACER.get() is not None
+
+
 def _finish(t: Tensor, requires_grad: bool, device) -> Tensor:
-    _check_device(device)
+    if _check_device(device) == "cuda" and isinstance(t.data, np.ndarray) and \
+            not lucid_tracing():
+        t.data = _device.to_device(t.data)
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -43,16 +51,17 @@ def empty(*size, dtype=None, device="cpu", requires_grad=False) -> Tensor:
     return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def full_like(t: Tensor, fill_value, *, dtype=None, requires_grad=False) -> Tensor:
-    return full(t.shape, fill_value, dtype=dtype or t.dtype, requires_grad=requires_grad)
+def full_like(t: Tensor, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return full(t.shape, fill_value, dtype=dtype or t.dtype, device=device or t.device,
+                requires_grad=requires_grad)
 
 
-def zeros_like(t: Tensor, *, dtype=None, requires_grad=False) -> Tensor:
-    return full_like(t, 0, dtype=dtype, requires_grad=requires_grad)
+def zeros_like(t: Tensor, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return full_like(t, 0, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def ones_like(t: Tensor, *, dtype=None, requires_grad=False) -> Tensor:
-    return full_like(t, 1, dtype=dtype, requires_grad=requires_grad)
+def ones_like(t: Tensor, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return full_like(t, 1, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def arange(start, end=None, step=1, *, dtype=None, device="cpu", requires_grad=False) -> Tensor:
@@ -87,12 +96,12 @@ def randn(*size, dtype=None, device="cpu", requires_grad=False) -> Tensor:
     return _finish(t, requires_grad, device)
 
 
-def rand_like(t: Tensor, *, dtype=None) -> Tensor:
-    return rand(t.shape, dtype=dtype or t.dtype)
+def rand_like(t: Tensor, *, dtype=None, device=None) -> Tensor:
+    return rand(t.shape, dtype=dtype or t.dtype, device=device or t.device)
 
 
-def randn_like(t: Tensor, *, dtype=None) -> Tensor:
-    return randn(t.shape, dtype=dtype or t.dtype)
+def randn_like(t: Tensor, *, dtype=None, device=None) -> Tensor:
+    return randn(t.shape, dtype=dtype or t.dtype, device=device or t.device)
 
 
 def randint(low: int, high: int | None = None, size=(), *, dtype=None, device="cpu") -> Tensor:

@@ -13,6 +13,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from lucid import device as _device
 from lucid import dtypes, ops
 from lucid.ops import registry
 from lucid.ops.registry import CURRENT_TRACER, GRAD_ENABLED, Aval, LucidError, ShapeError
@@ -29,7 +30,7 @@ class Tensor:
     __array_priority__ = 1000  # numpy_array + tensor defers to Tensor.__radd__
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, device: str = "cpu"):
-        _check_device(device)
+        device = _device.normalize(device)
         tracer = CURRENT_TRACER.get()
         if tracer is not None and tracer.lifted(data):  # a float the compiler made an input
             dtype = dtypes.DEFAULT_FLOAT if dtype is None else dtypes.as_dtype(dtype)
@@ -41,6 +42,8 @@ class Tensor:
             self.data = np.array(data, dtype=dtype)
             if tracer is not None:  # a constant made inside a compiled function
                 tracer.created(self, data)
+            elif device == "cuda":
+                self.data = _device.to_device(self.data)
         self.grad = None
         self._ctx = None
         self._version = [0]
@@ -74,7 +77,8 @@ class Tensor:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        shape = self.data.shape
+        return shape if type(shape) is tuple else tuple(shape)  # (the simulator's shape type)
 
     @property
     def dtype(self) -> np.dtype:
@@ -86,11 +90,22 @@ class Tensor:
 
     @property
     def device(self) -> str:
-        return "cpu"
+        """"cpu" or "cuda". Under a trace, the device the compiled graph runs on."""
+        data = self.data
+        if type(data) is np.ndarray:
+            return "cpu"
+        if _device.is_device_array(data):
+            return "cuda"
+        tracer = CURRENT_TRACER.get()
+        return getattr(tracer, "device", "cpu") if tracer is not None else "cpu"
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device == "cuda"
 
     @property
     def aval(self) -> Aval:
-        return Aval(self.data.shape, self.data.dtype)
+        return Aval(self.shape, self.data.dtype)
 
     @property
     def is_leaf(self) -> bool:
@@ -124,6 +139,8 @@ class Tensor:
             return tracer.concretize(self, what)
         if isinstance(self.data, np.ndarray):
             return self.data
+        if _device.is_device_array(self.data):  # a copy on the host
+            return _device.to_host(self.data)
         raise LucidError(f"{what}: this tensor was made while tracing a compiled function and "
                          f"has no value outside it ({registry.user_location()})")
 
@@ -169,7 +186,7 @@ class Tensor:
         return tensor_repr(self)
 
     def __format__(self, spec: str) -> str:
-        if spec and self.numel() == 1 and isinstance(self.data, np.ndarray):
+        if spec and self.numel() == 1 and CURRENT_TRACER.get() is None:
             return format(self.item(), spec)
         return repr(self) if not spec else format(repr(self), spec)
 
@@ -188,6 +205,28 @@ class Tensor:
         from lucid.autograd import backward
 
         backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
+
+    def to_device(self, device) -> Tensor:
+        """This tensor on `device` (itself if it is there already). Differentiable: the gradient
+        goes back to this tensor's device."""
+        device = _device.normalize(device)
+        if self.device == device:
+            return self
+        tracer = CURRENT_TRACER.get()
+        if tracer is not None:
+            tracer.graph_break(f"moving a tensor to {device!r} inside a compiled function that "
+                               f"runs on {self.device!r}")
+        out = Tensor._share(_device.move(self.data, device))
+        if self.requires_grad and GRAD_ENABLED.get():
+            out.requires_grad = True
+            out._ctx = registry.Context(_TRANSFER, (self,), {}, (self._version[0],), 0)
+        return out
+
+    def cuda(self, device=None) -> Tensor:
+        return self.to_device("cuda")
+
+    def cpu(self) -> Tensor:
+        return self.to_device("cpu")
 
     def detach(self) -> Tensor:
         t = Tensor._share(self.data)
@@ -318,9 +357,8 @@ class Tensor:
                 device = a
             else:
                 dtype = a
-        if device is not None:
-            _check_device(device)
-        return self if dtype is None else self.cast(dtype)
+        out = self if dtype is None else self.cast(dtype)
+        return out if device is None else out.to_device(device)
 
     def float(self): return self.cast(dtypes.float32)
     def double(self): return self.cast(dtypes.float64)
@@ -518,10 +556,13 @@ class Tensor:
         if tracer is not None:
             tracer.assign(self, result)
         else:
-            if not self.data.flags.writeable:
-                raise LucidError(f"in-place: this tensor of shape {self.shape} is a read-only "
-                                 f"broadcast view ({registry.user_location()})")
-            np.copyto(self.data, result.data)
+            if isinstance(self.data, np.ndarray):
+                if not self.data.flags.writeable:
+                    raise LucidError(f"in-place: this tensor of shape {self.shape} is a "
+                                     f"read-only broadcast view ({registry.user_location()})")
+                np.copyto(self.data, _device.to_host(result.data))
+            else:
+                _device.runtime().copy_into(self.data, result.data)
         self._version[0] += 1
         if result._ctx is not None:
             self._ctx = result._ctx._replace(out_version=self._version[0])
@@ -564,10 +605,19 @@ def _shape_arg(shape) -> tuple[int, ...]:
     return tuple(int(s) for s in shape)
 
 
-def _check_device(device) -> None:
-    if device not in ("cpu", None):
-        raise LucidError(f"device {device!r} is not available: this build of lucid runs on the "
-                         "cpu (the CUDA backend arrives with lucid_jit's cuda target)")
+def _check_device(device) -> str:
+    """The normalized device name ("cpu" for None); a clear error for an unknown device, or for
+    "cuda" where there is none."""
+    device = "cpu" if device is None else _device.normalize(device)
+    if device == "cuda":
+        _device.runtime()
+    return device
+
+
+# A transfer between devices, for autograd: the gradient goes back to the source's device. (Not a
+# registered primitive: a compiled graph runs on one device, so the tracer never records it.)
+_TRANSFER = registry.Op("to_device", "movement", impl=None, infer=None,
+                        vjp=lambda g, out, x: (g.to_device(x.device),), save=())
 
 
 registry._wrap = Tensor._wrap

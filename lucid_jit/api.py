@@ -19,6 +19,7 @@ import functools
 import time
 import warnings
 
+from lucid.device import is_device_array
 from lucid.nn.modules.module import STATE_EPOCH, Module
 from lucid.ops.registry import CURRENT_TRACER, LucidError
 from lucid.tensor import Tensor
@@ -57,6 +58,7 @@ class CompiledFunction:
         self.fn = fn
         self.backend_name = backend
         self.backend = get_backend(backend, fastmath=fastmath)
+        self._cuda_backend = self.backend if backend == "cuda" else None
         self.fullgraph = fullgraph
         self.fastmath = fastmath
         self.cache_limit = cache_limit
@@ -165,6 +167,7 @@ class CompiledFunction:
         names = [arg_name(n, self.fn) for n in names]
         reach = scan(self.fn, flat, names)
         tracer = Tracer(sources=reach.tensors, aliases=reach.aliases)
+        tracer.device = _device_of_call(flat, reach)
         for t, src in reach.tensors.values():
             tracer.snapshot_tensor(t, src)
         other_guards = structure_guards(reach) + [
@@ -234,14 +237,29 @@ class CompiledFunction:
             backward_sources=built["backward_sources"], leaf_sources=built["leaf_sources"],
             grad_index=built["grad_index"], diff_avals=built["diff_avals"], stages=stages,
             pass_stats={"forward": fstats, "backward": bstats}, backend=self.backend,
-            name=self.name)
+            name=self.name, input_hosts=dict(tracer.input_hosts))
         entry._traced_slots = list(tracer.slot_values)
         t2 = time.perf_counter()
-        self.backend.prepare(entry)
-        entry.fast = compile_run(entry)
-        stages.append(Stage(f"backend ({self.backend.name})", time.perf_counter() - t2,
+        backend = self._backend_for(tracer.device)
+        entry.backend = backend
+        entry.device = tracer.device
+        backend.prepare(entry)
+        entry.fast = compile_run(entry) if tracer.device == "cpu" else None
+        stages.append(Stage(f"backend ({backend.name})", time.perf_counter() - t2,
                             len(forward)))
         return entry
+
+    def _backend_for(self, device: str):
+        """The backend for a graph on `device`: the one asked for, or the CUDA backend for
+        device tensors when the default was left (`backend="cuda"` needs device inputs)."""
+        if device == "cuda":
+            if self._cuda_backend is None:
+                self._cuda_backend = get_backend("cuda", fastmath=self.fastmath)
+            return self._cuda_backend
+        if self.backend_name == "cuda":
+            raise LucidError(f"lucid.compile({self.name}, backend='cuda'): the inputs are on the "
+                             "cpu; move them (and the model) to the device with .to('cuda')")
+        return self.backend
 
     # ------------------------------------------------------------------ inspection
 
@@ -284,6 +302,16 @@ class CompiledFunction:
             return (f"# backend {entry.backend.name!r} generates no code; it interprets the "
                     "graph (see .ir())")
         return program.source()
+
+
+def _device_of_call(flat, reach) -> str:
+    """"cuda" when a tensor argument (or else any tensor the function reaches) is on the device."""
+    args = [x.data for x in flat if isinstance(x, Tensor)]
+    if any(is_device_array(d) for d in args):
+        return "cuda"
+    if any(is_device_array(t.data) for t, _ in reach.tensors.values()):
+        return "cuda"
+    return "cpu"
 
 
 @functools.cache

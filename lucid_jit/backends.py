@@ -251,7 +251,58 @@ class NumbaBackend:
         return self.program(graph).owned
 
 
-BACKENDS = {"reference": ReferenceBackend, "cpu": NumbaBackend}
+class CudaBackend:
+    """Graphs on the CUDA device (`lucid_jit.cuda.program`): kernels per fused group, launched
+    with configurations bound once per graph. Built at a graph's first call, when it is known
+    which inputs arrive as 0-d host arrays (passed to kernels as scalars)."""
+
+    name = "cuda"
+
+    def __init__(self, fastmath: bool = False) -> None:
+        from lucid import device
+
+        device.runtime()  # the clear error where there is no device
+        self.fastmath = fastmath
+        self.programs: dict[int, object] = {}
+
+    def prepare(self, entry) -> None:
+        """Nothing before the first call (see the class docstring)."""
+
+    def program(self, graph):
+        prog = self.programs.get(id(graph))
+        if prog is None or prog.graph is not graph:
+            from lucid_jit.cuda.program import CudaProgram
+
+            prog = self.programs[id(graph)] = CudaProgram(graph, ())
+        return prog
+
+    def run(self, graph, arrays):
+        prog = self.programs.get(id(graph))
+        if prog is None or prog.graph is not graph:
+            from lucid_jit.cuda.program import CudaProgram
+
+            scalars = _host_scalars(graph, arrays)
+            prog = self.programs[id(graph)] = CudaProgram(graph, scalars)
+        return prog(arrays)
+
+    def owned(self, graph):
+        return self.program(graph).owned
+
+
+def _host_scalars(graph, arrays) -> set[int]:
+    """The inputs that are host arrays: they must be 0-d (passed to kernels as values)."""
+    out = set()
+    for k, (v, a) in enumerate(zip(graph.inputs, arrays, strict=True)):
+        if isinstance(a, np.ndarray):
+            if a.ndim:
+                name = graph.input_names[k] or f"input {k}"
+                raise LucidError(f"a compiled function running on cuda reads a cpu tensor "
+                                 f"{name} ({v.aval}); move it to the device with .to('cuda')")
+            out.add(k)
+    return out
+
+
+BACKENDS = {"reference": ReferenceBackend, "cpu": NumbaBackend, "cuda": CudaBackend}
 
 
 def get_backend(name: str, *, fastmath: bool = False):

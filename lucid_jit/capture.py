@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from lucid import autograd
 from lucid.autograd import _FREED
+from lucid.device import is_array
 from lucid.ops.registry import LucidError
 from lucid.tensor import Tensor
 from lucid_jit import pytree
@@ -145,7 +144,7 @@ def finish_trace(tracer: Tracer, state: CaptureState, reach, result) -> dict:
             out_leaves.append(("const", x))
         elif id(x) in grad_owner:
             out_leaves.append(("alias", GradSource(grad_owner[id(x)].source)))
-        elif isinstance(x.data, np.ndarray) and id(x.data) not in tracer.born:
+        elif is_array(x.data) and id(x.data) not in tracer.born:
             snap = tracer.snapshots.get(id(x))
             src = snap.source if snap is not None and snap.source is not None else \
                 tracer._source_of(x)
@@ -264,7 +263,7 @@ def _leaves(roots: list[Tensor], tracer: Tracer) -> list[tuple[Tensor, Source]]:
         seen.add(id(t))
         ctx = t._ctx
         if ctx is None or ctx is _FREED:
-            if t.requires_grad and isinstance(t.data, np.ndarray) \
+            if t.requires_grad and is_array(t.data) \
                     and id(t.data) not in tracer.born:
                 snap = tracer.snapshots.get(id(t))
                 src = snap.source if snap is not None and snap.source is not None \

@@ -100,6 +100,8 @@ class CompiledEntry:
     hits: int = 0
     # run(flat, arrays) generated for entries whose write-backs are simple (guardgen.compile_run)
     fast: Any = None
+    device: str = "cpu"
+    input_hosts: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------------ guards
 
@@ -165,7 +167,9 @@ class CompiledEntry:
             if owned is not None and owned[k] and id(arr) not in given:
                 given.add(id(arr))
                 return arr
-            if (id(arr) in input_ids or id(arr) in given or not arr.flags.writeable
+            if not isinstance(arr, np.ndarray):  # a device array
+                arr = _device_copy(arr)
+            elif (id(arr) in input_ids or id(arr) in given or not arr.flags.writeable
                     or not arr.flags.owndata):
                 arr = arr.copy()
             given.add(id(arr))
@@ -182,7 +186,10 @@ class CompiledEntry:
                 written.append((t, arr))
         for t, arr in written:
             if t.data is not arr:
-                np.copyto(t.data, arr)
+                if isinstance(t.data, np.ndarray) and isinstance(arr, np.ndarray):
+                    np.copyto(t.data, arr)
+                else:
+                    _write_device(t, arr)
             t._version[0] += 1
         for eff in self.effects:
             if eff.kind == "grad":
@@ -222,7 +229,7 @@ class CompiledEntry:
     def _view_of_input(self, arr, arrays, flat):
         """An output that is a view of an input tensor's array stays a view sharing that tensor's
         version counter, as eagerly (writes through either are seen by both)."""
-        if arr.flags.owndata:
+        if not isinstance(arr, np.ndarray) or arr.flags.owndata:
             return None
         root = arr
         while isinstance(root.base, np.ndarray):
@@ -253,9 +260,13 @@ class BackwardRunner:
                              "(a derivative of a derivative) is not supported through a compiled "
                              "function; call the function eagerly for that")
         # the other outputs' seeds are zeros (of their size: allocated only where there are any)
-        seeds = [np.asarray(g.data, dtype=aval.dtype) if k == index
-                 else np.zeros(aval.shape, aval.dtype)
-                 for k, aval in enumerate(entry.diff_avals)]
+        if entry.device == "cuda":
+            seeds = [_on_device(g.data, aval) if k == index else _device_zeros(aval)
+                     for k, aval in enumerate(entry.diff_avals)]
+        else:
+            seeds = [np.asarray(g.data, dtype=aval.dtype) if k == index
+                     else np.zeros(aval.shape, aval.dtype)
+                     for k, aval in enumerate(entry.diff_avals)]
         arrays = []
         for src in entry.backward_sources:
             if isinstance(src, tuple) and src[0] == "seed":
@@ -272,7 +283,46 @@ class BackwardRunner:
                 result.append(None)
                 continue
             arr = grads[i]
-            if id(arr) in input_ids or not arr.flags.writeable:
+            if not isinstance(arr, np.ndarray):
+                if id(arr) in input_ids:
+                    arr = _device_copy(arr)
+            elif id(arr) in input_ids or not arr.flags.writeable:
                 arr = arr.copy()
             result.append(_share(arr))
         return tuple(result)
+
+
+# ----------------------------------------------------------------------------- device arrays
+
+
+def _device_copy(arr):
+    from lucid_jit.cuda.program import _fresh_copy
+
+    return _fresh_copy(arr)
+
+
+def _write_device(t, arr) -> None:
+    """Write a result into a tensor's array where one of them is on the device."""
+    from lucid import device
+
+    if isinstance(t.data, np.ndarray):
+        np.copyto(t.data, device.to_host(arr))
+    elif isinstance(arr, np.ndarray):
+        device.runtime().copy_into(t.data, device.to_device(arr))
+    else:
+        device.runtime().copy_into(t.data, arr)
+
+
+def _on_device(data, aval):
+    """An output gradient as a device array of the output's dtype."""
+    from lucid import device
+
+    if device.is_device_array(data) and data.dtype == aval.dtype:
+        return data
+    return device.to_device(np.asarray(device.to_host(data), dtype=aval.dtype))
+
+
+def _device_zeros(aval):
+    from lucid import device
+
+    return device.to_device(np.zeros(aval.shape, aval.dtype))

@@ -65,8 +65,10 @@ def compile_check(entry):
         body.append(f"t{i} = {src.code(bind)}")
         body.append(f"a{i} = t{i}.data")
         d = bind(np.dtype(dtype))
+        host = entry.input_hosts.get(i, True)
         body.append(f"if a{i}.shape != {shape!r} or (a{i}.dtype is not {d} and a{i}.dtype != {d})"
-                    f" or t{i}.requires_grad is not {requires_grad}:")
+                    f" or t{i}.requires_grad is not {requires_grad}"
+                    f" or {bind(isinstance)}(a{i}, {bind(np.ndarray)}) is not {host}:")
         body.append("    return None")
         results.append(f"a{i}")
     conditions = [_float_guard_code(g, slots) for g in entry.float_guards]

@@ -63,7 +63,10 @@ def call_key(flat: list, spec) -> tuple:
         if isinstance(x, Tensor):
             d = x.data
             storages.append(id(d))
-            keys.append((d.shape, d.dtype.str, x.requires_grad))
+            if isinstance(d, np.ndarray):
+                keys.append((d.shape, d.dtype.str, x.requires_grad))
+            else:  # a device array
+                keys.append((tuple(d.shape), d.dtype.str, x.requires_grad, "cuda"))
         elif isinstance(x, float) and not isinstance(x, TracedFloat):
             keys.append(float)
         elif x is None or isinstance(x, (bool, int, str, bytes)):
@@ -80,9 +83,10 @@ def call_key(flat: list, spec) -> tuple:
 def describe_key_field(part) -> str:
     if part is float:
         return "float (lifted)"
-    if isinstance(part, tuple) and len(part) == 3 and isinstance(part[0], tuple):
-        shape, dtype, rg = part
-        return f"{np.dtype(dtype).name}{list(shape)}{' requires_grad' if rg else ''}"
+    if isinstance(part, tuple) and len(part) in (3, 4) and isinstance(part[0], tuple):
+        shape, dtype, rg = part[:3]
+        where = " on cuda" if len(part) == 4 else ""
+        return f"{np.dtype(dtype).name}{list(shape)}{' requires_grad' if rg else ''}{where}"
     if isinstance(part, tuple) and part and part[0] == "object":
         return f"object id {part[1]}"
     if isinstance(part, tuple) and len(part) == 2 and isinstance(part[0], type):

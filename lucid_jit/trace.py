@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from lucid.device import is_array
 from lucid.ops.registry import CURRENT_TRACER, Op, user_location
 from lucid.tensor import Tensor
 from lucid_jit.ir.graph import Node, Value, make_const
@@ -212,17 +213,20 @@ class Tracer:
                  parent: Tracer | None = None,
                  aliases: dict[int, list[Source]] | None = None) -> None:
         self.parent = parent
+        # The device the graph runs on (api sets it from the tensors the function reaches).
+        self.device = parent.device if parent is not None else "cpu"
         self.sources = sources if sources is not None else {}
         # The same, by array: `old` in an in-place op and `detach()` share their tensor's array.
         self.storage_sources = {id(t.data): src for t, src in self.sources.values()
-                                if isinstance(t.data, np.ndarray)}
+                                if is_array(t.data)}
         self.aliases = aliases if aliases is not None else {}
         self.storage_aliases = {id(t.data): self.aliases[id(t)] for t, _ in self.sources.values()
-                                if id(t) in self.aliases and isinstance(t.data, np.ndarray)}
+                                if id(t) in self.aliases and is_array(t.data)}
         # Per graph input: (shape, dtype, requires_grad) of the tensor it was captured from
         # (None for lifted floats and residuals), and further sources that must resolve to the
         # same array (an argument that is also a closure variable).
         self.input_checks: list = []
+        self.input_hosts: dict[int, bool] = {}  # captured input -> whether a NumPy array
         self.alias_sources: dict[int, list[Source]] = {}
         self.input_index: dict[int, int] = {}
         self.nodes: list[Node] = []
@@ -318,14 +322,14 @@ class Tracer:
             self.graph_break("a view is read after the tensor it views was modified in place")
         v = self.current.get(key)
         if v is not None:
-            if id(t) not in self.snapshots and isinstance(d, np.ndarray) and key not in self.born:
+            if id(t) not in self.snapshots and is_array(d) and key not in self.born:
                 self._alias(t, key)
             return v
         if isinstance(d, Value):
             if d.id in self.own:
                 return d
             return self._foreign(d)
-        if not isinstance(d, np.ndarray):
+        if not is_array(d):
             raise TypeError(f"a tensor holding {type(d).__name__} reached the tracer")
         if key in self.born:
             return self._constant(key, d)
@@ -348,7 +352,8 @@ class Tracer:
     def _capture(self, t: Tensor) -> Value:
         source = self._source_of(t)
         v = self.new_input(t.data.shape, t.data.dtype, source, source.describe())
-        self.input_checks[-1] = (t.data.shape, t.data.dtype, t.requires_grad)
+        self.input_checks[-1] = (tuple(t.data.shape), t.data.dtype, t.requires_grad)
+        self.input_hosts[len(self.inputs) - 1] = isinstance(t.data, np.ndarray)
         self.input_index[id(t.data)] = len(self.inputs) - 1
         self.current[id(t.data)] = v
         self.keep[id(t.data)] = t.data
@@ -468,7 +473,7 @@ class Tracer:
     def _snapshot(self, t: Tensor, source: Source | None = None) -> None:
         if id(t) in self.snapshots:
             return
-        if source is None and isinstance(t.data, np.ndarray) and id(t.data) not in self.born:
+        if source is None and is_array(t.data) and id(t.data) not in self.born:
             source = self._source_of(t)
         self.snapshots[id(t)] = Snapshot(t, source, t.data, t.grad, t.requires_grad, t._ctx,
                                          t._version[0])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lucid import dtypes
+from lucid import device, dtypes
 from lucid.ops import rules
 from lucid.ops.registry import Aval, DTypeError, defop, op_error
 
@@ -65,8 +65,8 @@ normal = defop("normal", kind="random", impl=_normal, infer=_creation_infer("nor
 
 
 def zeros_like(t):
-    return full(shape=t.shape, value=0, dtype=t.dtype)
+    return device.like(t, full(shape=t.shape, value=0, dtype=t.dtype))
 
 
 def ones_like(t):
-    return full(shape=t.shape, value=1, dtype=t.dtype)
+    return device.like(t, full(shape=t.shape, value=1, dtype=t.dtype))

@@ -134,6 +134,10 @@ GRAD_ENABLED: ContextVar[bool] = ContextVar("lucid_grad_enabled", default=True)
 # same without the tracer check, for bind's eager results.
 _wrap: Callable[[Any], Any] = None  # type: ignore[assignment]
 _wrap_eager: Callable[[Any], Any] = None  # type: ignore[assignment]
+# Set by the CUDA runtime when it loads: runs an op whose operands include device arrays (as a
+# one-node graph on the device) and returns its output array, or returns None when every operand
+# is a NumPy array. None until a tensor has been on a device, so eager CPU code pays one check.
+device_run: Callable[[Op, tuple, dict], Any] | None = None
 
 
 class Context(NamedTuple):
@@ -152,6 +156,8 @@ def bind(op: Op, *args, **attrs):
     tracer = CURRENT_TRACER.get()
     if tracer is not None:
         out = tracer.emit(op, args, attrs)
+    elif device_run is not None and (data := device_run(op, args, attrs)) is not None:
+        out = _wrap_eager(data)
     else:
         try:
             # The common arities are spelled out: this is the hot path of every eager op.

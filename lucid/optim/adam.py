@@ -46,7 +46,7 @@ class Adam(Optimizer):
                                       maximize=maximize))
 
     def _init_state(self, group: dict[str, Any], p: Tensor, state: dict[str, Any]) -> None:
-        state["step"] = zeros((), dtype=dtypes.float32)
+        state["step"] = zeros((), dtype=dtypes.float32, device=p.device)
         state["exp_avg"] = zeros_like(p)
         state["exp_avg_sq"] = zeros_like(p)
         if group["amsgrad"]:

@@ -184,13 +184,83 @@ def keepdims_shape(node: Node) -> tuple[int, ...]:
 # ----------------------------------------------------------------------------- emission
 
 
-class KernelSource:
+class BodyMath:
+    """The math of a kernel body, shared by the CPU and CUDA emitters: each elementwise node as a
+    scalar expression over its operands' locals, typed scalar constants (passed as arguments),
+    and the reductions' accumulators. The targets differ in loops and memory, not in this."""
+
+    UNARY = UNARY
+    BINARY = BINARY
+
+    def __init__(self) -> None:
+        self.consts: list[tuple[object, np.dtype]] = []
+        self._const_names: dict[tuple, str] = {}
+
+    def _const(self, value, dtype) -> str:
+        dtype = np.dtype(dtype)
+        key = (repr(float(value)) if dtype.kind == "f" else int(value), dtype.str)
+        name = self._const_names.get(key)
+        if name is None:
+            name = f"c{len(self.consts)}"
+            self._const_names[key] = name
+            self.consts.append((value, dtype))
+        return name
+
+    def _acc_dtype(self, n: Node):
+        dt = n.output.dtype
+        if n.op.name == "sum":
+            return np.dtype(np.float64) if dt.kind == "f" else np.dtype(np.int64)
+        return dt
+
+    def _acc_init(self, n: Node) -> str:
+        dt = self._acc_dtype(n)
+        if n.op.name == "sum":
+            return f"{np_type(dt)}(0)"
+        if dt.kind == "f":
+            return f"{np_type(dt)}(-np.inf)"
+        if dt.kind == "b":
+            return "False"
+        return f"{np_type(dt)}({np.iinfo(dt).min})"
+
+    def _acc_update(self, n: Node, s: str, x: str) -> str:
+        if n.op.name == "sum":
+            return f"{s} += {x}"
+        if n.output.dtype.kind == "f":
+            return f"{s} = {x} if ({x} > {s} or {x} != {x}) else {s}"
+        return f"{s} = {x} if {x} > {s} else {s}"
+
+    def _expr(self, n: Node, args: list[str]) -> str:
+        name = n.op.name
+        dt = n.output.dtype
+        src_dt = n.inputs[0].dtype
+        template = self.UNARY.get(name) or self.BINARY.get(name)
+        if template is not None:
+            fmt = {"s": "f32" if src_dt == np.float32 else "f64"}
+            if "{one}" in template:
+                fmt["one"] = self._const(1, src_dt)
+            if "{zero}" in template:
+                fmt["zero"] = self._const(0, src_dt)
+            expr = template.format(*args, **fmt)
+        elif name == "where":
+            expr = f"({args[1]} if {args[0]} else {args[2]})"
+        elif name == "cast":
+            return typed(args[0], dt)
+        else:
+            raise NotImplementedError(name)
+        if dt.kind in "bf" or dt == np.int64:  # numba keeps float32 math float32
+            return expr
+        return typed(expr, dt)
+
+
+
+class KernelSource(BodyMath):
     """Builds one kernel's source. `extents` lists, per phase, the iteration shape the caller
     passes (as ints, in order); `consts` the scalar constants (value, dtype) it passes after the
     arrays; `c_inputs` which inputs must be C-contiguous (a 2-d matmul operand need not be)."""
 
     def __init__(self, body: Graph, same: dict[int, int] | None = None, *,
                  parallel: bool = False) -> None:
+        super().__init__()
         self.body = body
         # Loops over at least PARALLEL_MIN elements (and without a reduction) run their outer
         # loop with prange; `self.parallel` says whether any did (the kernel then needs
@@ -205,8 +275,6 @@ class KernelSource:
         self.producer = {v.id: n for n in body.nodes for v in n.outputs}
         self.lines: list[str] = []
         self.extents: list[tuple[int, ...]] = []
-        self.consts: list[tuple[object, np.dtype]] = []
-        self._const_names: dict[tuple, str] = {}
         self.names: dict[int, str] = {}  # value id -> array name (inputs, outputs, temps)
         self.c_inputs = [False] * len(body.inputs)
         self._phase_of = {v.id: k for k, ph in enumerate(self.phases) for n in ph.nodes
@@ -230,16 +298,6 @@ class KernelSource:
             else:
                 out.append(v.id)
         return out
-
-    def _const(self, value, dtype) -> str:
-        dtype = np.dtype(dtype)
-        key = (repr(float(value)) if dtype.kind == "f" else int(value), dtype.str)
-        name = self._const_names.get(key)
-        if name is None:
-            name = f"c{len(self.consts)}"
-            self._const_names[key] = name
-            self.consts.append((value, dtype))
-        return name
 
     def _materialized(self, v: Value) -> bool:
         if v.id not in self._phase_of:
@@ -520,52 +578,6 @@ class KernelSource:
         code += _nest(groups, gext, range(ng), inner + update + store_lines)
         code += finals
         return code
-
-    def _acc_dtype(self, n: Node):
-        dt = n.output.dtype
-        if n.op.name == "sum":
-            return np.dtype(np.float64) if dt.kind == "f" else np.dtype(np.int64)
-        return dt
-
-    def _acc_init(self, n: Node) -> str:
-        dt = self._acc_dtype(n)
-        if n.op.name == "sum":
-            return f"{np_type(dt)}(0)"
-        if dt.kind == "f":
-            return f"{np_type(dt)}(-np.inf)"
-        if dt.kind == "b":
-            return "False"
-        return f"{np_type(dt)}({np.iinfo(dt).min})"
-
-    def _acc_update(self, n: Node, s: str, x: str) -> str:
-        if n.op.name == "sum":
-            return f"{s} += {x}"
-        if n.output.dtype.kind == "f":
-            return f"{s} = {x} if ({x} > {s} or {x} != {x}) else {s}"
-        return f"{s} = {x} if {x} > {s} else {s}"
-
-    def _expr(self, n: Node, args: list[str]) -> str:
-        name = n.op.name
-        dt = n.output.dtype
-        src_dt = n.inputs[0].dtype
-        template = UNARY.get(name) or BINARY.get(name)
-        if template is not None:
-            fmt = {"s": "f32" if src_dt == np.float32 else "f64"}
-            if "{one}" in template:
-                fmt["one"] = self._const(1, src_dt)
-            if "{zero}" in template:
-                fmt["zero"] = self._const(0, src_dt)
-            expr = template.format(*args, **fmt)
-        elif name == "where":
-            expr = f"({args[1]} if {args[0]} else {args[2]})"
-        elif name == "cast":
-            return typed(args[0], dt)
-        else:
-            raise NotImplementedError(name)
-        if dt.kind in "bf" or dt == np.int64:  # numba keeps float32 math float32
-            return expr
-        return typed(expr, dt)
-
 
 def _is_trailing(pat) -> bool:
     """f...fb...b: the reduced groups are innermost."""

@@ -224,21 +224,38 @@ class Module:
                 p.grad.zero_()
 
     def to(self, *args, dtype=None, device=None) -> Module:
-        """Cast floating parameters and buffers to `dtype` in place (device: "cpu" only)."""
+        """Move parameters, their gradients and buffers to `device` and cast floating ones to
+        `dtype`, in place (the tensors keep their identity, so optimizers built on them still
+        see them, as in PyTorch)."""
+        from lucid import device as _device
+
         for a in args:
-            if a in ("cpu", "cuda"):
+            if isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda"):
                 device = a
             else:
                 dtype = a
-        if device not in (None, "cpu"):
-            Tensor([0.0], device=device)  # raises the device error
-        if dtype is not None:
-            dtype = dtypes.as_dtype(dtype)
-            for t in list(self.parameters()) + list(self.buffers()):
-                if dtypes.is_floating(t.dtype):
-                    t.data = t.data.astype(dtype)
-                    t._version[0] += 1
+        if device is not None:
+            device = _device.normalize(device)
+            if device == "cuda":
+                _device.runtime()  # the clear error where there is no device
+        dtype = None if dtype is None else dtypes.as_dtype(dtype)
+        tensors = list(self.parameters()) + list(self.buffers())
+        tensors += [t.grad for t in tensors if t.grad is not None]
+        for t in tensors:
+            data = t.data
+            if dtype is not None and dtypes.is_floating(t.dtype) and t.dtype != dtype:
+                data = _device.to_host(data).astype(dtype)
+                if _device.is_device_array(t.data) and device is None:
+                    data = _device.to_device(data)
+            if device is not None:
+                data = _device.move(data, device)
+            if data is not t.data:
+                t.data = data
+                t._version[0] += 1
         return self
+
+    def cuda(self, device=None) -> Module:
+        return self.to("cuda")
 
     def float(self) -> Module:
         return self.to(dtypes.float32)
@@ -247,7 +264,7 @@ class Module:
         return self.to(dtypes.float64)
 
     def cpu(self) -> Module:
-        return self
+        return self.to("cpu")
 
     # ------------------------------------------------------------------ state
 
@@ -285,7 +302,13 @@ class Module:
                 if key in state_dict:
                     value = state_dict[key]
                     arr = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
-                    np.copyto(target.data, arr.astype(target.dtype, copy=False))
+                    arr = arr.astype(target.dtype, copy=False)
+                    if isinstance(target.data, np.ndarray):
+                        np.copyto(target.data, arr)
+                    else:  # a device tensor
+                        from lucid import device as _device
+
+                        _device.runtime().copy_into(target.data, _device.to_device(arr))
                     target._version[0] += 1
         return missing, unexpected
 

@@ -1,0 +1,498 @@
+"""CUDA kernels for kernel bodies (fused groups and plain ops), with numba.cuda.
+
+A body is split into phases exactly as for the CPU (`kernels.plan_phases`), and each phase's
+math comes from the same `BodyMath` (the scalar expression of every elementwise op, constants,
+accumulators); what differs is the loop around it:
+
+- a loop phase with no reduction is one grid-stride kernel over the phase's elements; each thread
+  turns its flat index into the n-d index `j0, j1, ...` and reads every operand there (index 0 on
+  its broadcast dimensions);
+- a loop phase with reductions is a block reduction: one block per kept row (grid-stride over
+  rows), its threads stride over the reduced elements, each accumulates privately (float sums in
+  float64, as on the CPU), then a shared-memory tree combines them. Elementwise values of the
+  phase that are stored are stored in the same pass;
+- a matmul phase is a tiled shared-memory matmul (TILE x TILE threads per output tile, batch in
+  the grid's z); when the next phase is elementwise over the matmul's shape (bias, activation),
+  that phase runs in the matmul kernel on the accumulator, before the single store.
+
+Each kernel is its own module, named by the hash of its text: nothing shape-specific is in it
+(extents are arguments), so one kernel serves every batch size, and eager device ops (one-node
+graphs) and compiled graphs share kernels. Values one phase leaves for a later one go through
+temporaries the caller allocates.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lucid import ops
+from lucid_jit.codegen.kernels import (
+    BINARY,
+    REDUCTIONS,
+    UNARY,
+    BodyMath,
+    _is_free,
+    np_type,
+    plan_phases,
+    reduced_axes,
+    supported_node,
+    typed,
+)
+from lucid_jit.ir.graph import CONST, Graph, Node, Value
+
+HEADER = '''"""A lucid_jit CUDA kernel, shared by every graph and eager device op that needs it."""
+import numpy as np
+from numba import cuda
+
+from lucid_jit.cuda.devmath import (  # noqa: F401
+    cos_f32, cos_f64, erf_f32, erf_f64, exp_f32, exp_f64, log_f32, log_f64, sigmoid_f32,
+    sigmoid_f64, sin_f32, sin_f64, sqrt_f32, sqrt_f64, tanh_f32, tanh_f64,
+)
+from lucid_jit.cuda.runtime import REDUCE_BLOCK, TILE  # noqa: F401
+
+
+'''
+
+
+@dataclass
+class Launch:
+    """One kernel launch of a body: its module text, how much work (for the launch
+    configuration), and its arguments: ("size", int), ("array", body name), ("scalar", body
+    input index) for a host scalar input, ("const", value, dtype)."""
+
+    text: str
+    kind: str  # "elem", "reduce" or "matmul"
+    work: tuple[int, ...]
+    args: list = field(default_factory=list)
+    extra_sizes: list = field(default_factory=list)
+
+
+def supported_cuda_body(body: Graph) -> bool:
+    """Whether the CUDA emitter can run this body as kernels."""
+    producer = {v.id: n for n in body.nodes for v in n.outputs}
+    for n in body.nodes:
+        if not supported_node(n):
+            return False
+        if n.op is ops.matmul and any(
+                v.id in producer and _is_free(producer[v.id]) for v in n.inputs):
+            return False
+    return True
+
+
+class CudaBody(BodyMath):
+    """The launches for one body. `scalars` are the body inputs the caller passes as host
+    scalars (0-d host arrays: lifted floats, CPU scalars next to device tensors)."""
+
+    UNARY = {**UNARY, "sqrt": "sqrt_{s}({0})", "sin": "sin_{s}({0})", "cos": "cos_{s}({0})"}
+    BINARY = BINARY
+
+    def __init__(self, body: Graph, scalars=frozenset()) -> None:
+        super().__init__()
+        self.body = body
+        self.scalars = frozenset(scalars)
+        self.phases = plan_phases(body)
+        self.producer = {v.id: n for n in body.nodes for v in n.outputs}
+        self.names: dict[int, str] = {}
+        self.temps: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+        self.copies: list[tuple[str, str]] = []  # (output, input it returns as is)
+        self.launches: list[Launch] = []
+        self._phase_of = {v.id: k for k, ph in enumerate(self.phases) for n in ph.nodes
+                          for v in n.outputs}
+        self._readers: dict[int, set[int]] = {}
+        for k, ph in enumerate(self.phases):
+            for n in ph.nodes:
+                for v in self._computed_reads(n):
+                    self._readers.setdefault(v, set()).add(k)
+        self._outs = {v.id for v in body.outputs}
+        self._emit()
+
+    # ------------------------------------------------------------------ planning helpers
+
+    def _computed_reads(self, node):
+        out, stack = [], list(node.inputs)
+        while stack:
+            v = stack.pop()
+            p = self.producer.get(v.id)
+            if p is not None and _is_free(p):
+                stack.extend(p.inputs)
+            else:
+                out.append(v.id)
+        return out
+
+    def _materialized(self, v: Value, phase: int) -> bool:
+        return v.id in self._outs or bool(self._readers.get(v.id, set()) - {phase})
+
+    def _array(self, v: Value) -> str:
+        name = self.names.get(v.id)
+        if name is None:
+            name = f"t{len(self.temps)}"
+            self.temps[name] = (tuple(v.shape), v.dtype)
+            self.names[v.id] = name
+        return name
+
+    # ------------------------------------------------------------------ the body
+
+    def _emit(self) -> None:
+        body = self.body
+        for k, v in enumerate(body.inputs):
+            self.names[v.id] = f"a{k}"
+        late: list[tuple[int, Value]] = []  # outputs made by free nodes: stored by a fill
+        for k, v in enumerate(body.outputs):
+            if v.id in self.names:  # an input returned as is, or the same value twice
+                self.copies.append((f"o{k}", self.names[v.id]))
+                continue
+            p = self.producer.get(v.id)
+            if p is not None and _is_free(p):
+                late.append((k, v))
+                self.names[v.id] = f"o{k}"
+                continue
+            self.names[v.id] = f"o{k}"
+        k = 0
+        while k < len(self.phases):
+            ph = self.phases[k]
+            if ph.kind == "matmul":
+                nxt = self.phases[k + 1] if k + 1 < len(self.phases) else None
+                m = ph.nodes[0].output
+                fuse = (nxt is not None and nxt.kind == "loop" and nxt.shape == m.shape
+                        and not nxt.reduced)
+                self._matmul(k, ph, nxt if fuse else None)
+                k += 2 if fuse else 1
+                continue
+            if ph.reduced:
+                self._reduce(k, ph)
+            else:
+                self._elementwise(k, ph)
+            k += 1
+        for k, v in late:
+            self._fill(f"o{k}", v)
+
+    # ------------------------------------------------------------------ element bodies
+
+    def _element(self, phases, L, idx: list[str], local: dict[int, str], launch: Launch):
+        """Loads, statements and stores computing `phases`' nodes at index `idx` of the
+        iteration space L (reductions excluded: returned as (node, operand local) pairs)."""
+        r = len(L)
+        loads: list[str] = []
+        stmts: list[str] = []
+        stores: list[str] = []
+        reductions: list[tuple[Node, str]] = []
+        cache: dict[str, str] = {}
+
+        def read(v: Value) -> str:
+            if v.id in local:
+                return local[v.id]
+            p = self.producer.get(v.id)
+            if p is not None and _is_free(p) and v.id not in self.names:
+                if p.op is CONST:
+                    return self._const(p.attrs["value"].reshape(()).item(), v.dtype)
+                if p.op is ops.full:
+                    return self._const(p.attrs["value"], v.dtype)
+                return read_at(p.inputs[0])  # broadcast_to: its source, broadcast dims at 0
+            return read_at(v)
+
+        def read_at(v: Value) -> str:
+            p = self.producer.get(v.id)
+            if p is not None and _is_free(p) and v.id not in self.names:
+                return read(v)
+            arr = self.names[v.id]
+            if arr.startswith("a") and int(arr[1:]) in self.scalars:
+                return arr
+            shape = (1,) * (r - len(v.shape)) + tuple(v.shape)
+            ix = [("0" if shape[d] == 1 and L[d] != 1 else idx[d]) for d in range(r - v.ndim, r)]
+            key = f"{arr}[{', '.join(ix) if ix else '0'}]"
+            name = cache.get(key)
+            if name is None:
+                name = cache[key] = f"x{len(cache)}"
+                loads.append(f"{name} = {key}")
+            return name
+
+        for ph in phases:
+            for n in ph.nodes:
+                if n.op.name in REDUCTIONS:
+                    reductions.append((n, read(n.inputs[0])))
+                    continue
+                expr = self._expr(n, [read(v) for v in n.inputs])
+                name = f"v{len(local)}"
+                local[n.output.id] = name
+                stmts.append(f"{name} = {expr}")
+                if self._materialized(n.output, self._phase_of[n.output.id]):
+                    arr = self._array(n.output)
+                    ix = ", ".join(idx) if idx else "0"
+                    stores.append(f"{arr}[{ix}] = {name}")
+        return loads, stmts, stores, reductions
+
+    def _finish(self, launch: Launch, head: str, lines: list[str], sizes: list[int],
+                extra: list[str] = ()) -> None:
+        """Fill in the kernel's parameters (sizes, then arrays and scalars in order of use,
+        then constants) and its module text."""
+        text = "\n".join(lines)
+        used = []
+        for name in sorted({*self.names.values(), *self.temps},
+                           key=lambda s: (s[0], int(s[1:]))):
+            if _uses(text, name):
+                used.append(name)
+        consts = [f"c{k}" for k in range(len(self.consts)) if _uses(text, f"c{k}")]
+        params = [f"p{d}" for d in range(len(sizes))] + list(extra) + used + consts
+        launch.args = [("size", int(s)) for s in sizes]
+        launch.args += [("size", int(s)) for s in launch.extra_sizes]
+        for name in used:
+            if name.startswith("a") and int(name[1:]) in self.scalars:
+                launch.args.append(("scalar", int(name[1:])))
+            else:  # 0-d arrays are passed as 1-element ones (indexed [0])
+                launch.args.append(("array0" if self._ndim(name) == 0 else "array", name))
+        for c in consts:
+            value, dtype = self.consts[int(c[1:])]
+            launch.args.append(("const", value, dtype))
+        src = [f"@cuda.jit{head}", f"def kernel({', '.join(params)}):"]
+        src += ["    " + ln for ln in lines]
+        launch.text = HEADER + "\n".join(src) + "\n"
+        self.launches.append(launch)
+
+    def _ndim(self, name: str) -> int:
+        if name in self.temps:
+            return len(self.temps[name][0])
+        values = self.body.inputs if name[0] == "a" else self.body.outputs
+        return values[int(name[1:])].ndim
+
+    # ------------------------------------------------------------------ kernels
+
+    def _elementwise(self, k: int, ph) -> None:
+        L = ph.shape
+        r = len(L)
+        launch = Launch("", "elem", (math.prod(L),))
+        idx = [f"j{d}" for d in range(r)]
+        loads, stmts, stores, _ = self._element([ph], L, idx, {}, launch)
+        lines = [f"n = {' * '.join(f'p{d}' for d in range(r)) or '1'}",
+                 "i = cuda.grid(1)",
+                 "step = cuda.gridsize(1)",
+                 "while i < n:"]
+        lines += ["    " + ln for ln in _unflatten("i", idx, [f"p{d}" for d in range(r)])]
+        lines += ["    " + ln for ln in loads + stmts + stores]
+        lines.append("    i += step")
+        self._finish(launch, "", lines, list(L))
+
+    def _fill(self, out: str, v: Value) -> None:
+        """An output that is a fill, a constant or a broadcast: stored by its own loop."""
+        L = v.shape
+        r = len(L)
+        launch = Launch("", "elem", (math.prod(L),))
+        idx = [f"j{d}" for d in range(r)]
+        self.names.pop(v.id, None)
+        reader_loads: list[str] = []
+        value = self._free_read(v, L, idx, reader_loads)
+        self.names[v.id] = out
+        lines = [f"n = {' * '.join(f'p{d}' for d in range(r)) or '1'}",
+                 "i = cuda.grid(1)",
+                 "step = cuda.gridsize(1)",
+                 "while i < n:"]
+        lines += ["    " + ln for ln in _unflatten("i", idx, [f"p{d}" for d in range(r)])]
+        lines += ["    " + ln for ln in reader_loads]
+        lines.append(f"    {out}[{', '.join(idx) if idx else '0'}] = {value}")
+        lines.append("    i += step")
+        self._finish(launch, "", lines, list(L))
+
+    def _free_read(self, v: Value, L, idx, loads) -> str:
+        r = len(L)
+        p = self.producer[v.id]
+        while p.op is ops.broadcast_to:
+            src = p.inputs[0]
+            q = self.producer.get(src.id)
+            if q is None or not _is_free(q) or src.id in self.names:
+                arr = self.names[src.id]
+                if arr.startswith("a") and int(arr[1:]) in self.scalars:
+                    return arr
+                shape = (1,) * (r - len(src.shape)) + tuple(src.shape)
+                ix = [("0" if shape[d] == 1 and L[d] != 1 else idx[d])
+                      for d in range(r - src.ndim, r)]
+                loads.append(f"x0 = {arr}[{', '.join(ix) if ix else '0'}]")
+                return "x0"
+            p = q
+        if p.op is CONST:
+            return self._const(p.attrs["value"].reshape(()).item(), v.dtype)
+        return self._const(p.attrs["value"], v.dtype)
+
+    def _reduce(self, k: int, ph) -> None:
+        """Block reductions: one kernel per set of reduced axes in the phase (the phase's
+        stores go with the first)."""
+        L = ph.shape
+        r = len(L)
+        groups: dict[tuple, list[Node]] = {}
+        for n in ph.nodes:
+            if n.op.name in REDUCTIONS:
+                groups.setdefault(reduced_axes(n), []).append(n)
+        first = True
+        for axes, nodes in groups.items():
+            kept = [d for d in range(r) if d not in axes]
+            rows = math.prod(L[d] for d in kept)
+            launch = Launch("", "reduce", (rows,))
+            idx = [f"j{d}" for d in range(r)]
+            local: dict[int, str] = {}
+            loads, stmts, stores, reds = self._element([ph], L, idx, local, launch)
+            if not first:  # this group recomputes the values its reductions read; no stores
+                stores = []
+            first = False
+            reds = [(n, x) for n, x in reds if n in nodes]
+            nk = " * ".join(f"p{d}" for d in kept) or "1"
+            nr = " * ".join(f"p{d}" for d in axes) or "1"
+            lines = [f"nk = {nk}", f"nr = {nr}", "tid = cuda.threadIdx.x"]
+            for j, (n, _) in enumerate(reds):
+                acc_dt = self._cuda_acc_dtype(n)
+                lines.append(f"sm{j} = cuda.shared.array(REDUCE_BLOCK, {np_type(acc_dt)})")
+            lines += ["row = cuda.blockIdx.x", "while row < nk:"]
+            body = _unflatten("row", [idx[d] for d in kept], [f"p{d}" for d in kept])
+            for j, (n, _) in enumerate(reds):
+                body.append(f"acc{j} = {self._cuda_acc_init(n)}")
+            body += ["q = tid", "while q < nr:"]
+            inner = _unflatten("q", [idx[d] for d in axes], [f"p{d}" for d in axes])
+            inner += loads + stmts + stores
+            for j, (n, x) in enumerate(reds):
+                inner.append(self._acc_update(n, f"acc{j}", x))
+            inner.append("q += REDUCE_BLOCK")
+            body += ["    " + ln for ln in inner]
+            for j in range(len(reds)):
+                body.append(f"sm{j}[tid] = acc{j}")
+            body += ["cuda.syncthreads()", "s = REDUCE_BLOCK // 2", "while s > 0:",
+                     "    if tid < s:"]
+            for j, (n, _) in enumerate(reds):
+                a, b = f"sm{j}[tid]", f"sm{j}[tid + s]"
+                if n.op.name == "sum":
+                    body.append(f"        {a} = {a} + {b}")
+                else:
+                    body.append(f"        y{j} = {b}")
+                    body.append(f"        if y{j} > {a} or y{j} != y{j}:")
+                    body.append(f"            {a} = y{j}")
+            body += ["    cuda.syncthreads()", "    s //= 2", "if tid == 0:"]
+            for j, (n, _) in enumerate(reds):
+                out = self._array(n.output)
+                keep = n.attrs.get("keepdims", False)
+                ix = [("0" if d in axes else idx[d]) for d in range(r) if keep or d not in axes]
+                body.append(f"    {out}[{', '.join(ix) if ix else '0'}] = "
+                            f"{typed(f'sm{j}[0]', n.output.dtype)}")
+            body += ["cuda.syncthreads()", "row += cuda.gridDim.x"]
+            lines += ["    " + ln for ln in body]
+            self._finish(launch, "", lines, list(L))
+
+    def _cuda_acc_dtype(self, n: Node):
+        if n.op.name == "max" and n.output.dtype.kind == "b":
+            return np.dtype(np.int64)
+        return self._acc_dtype(n)
+
+    def _cuda_acc_init(self, n: Node) -> str:
+        if n.op.name == "max" and n.output.dtype.kind == "b":
+            return "np.int64(0)"
+        return self._acc_init(n)
+
+    def _matmul(self, k: int, ph, epilogue) -> None:
+        node = ph.nodes[0]
+        a, b = node.inputs
+        m = node.output
+        L = m.shape
+        r = len(L)
+        batch = math.prod(L[:-2])
+        launch = Launch("", "matmul", (L[-2], L[-1], batch))
+        kdim = a.shape[-1]
+        launch.extra_sizes = [kdim]
+        idx = [f"j{d}" for d in range(r)]
+        na, nb = self.names[a.id], self.names[b.id]
+        dt = np_type(m.dtype)
+        row, col = idx[-2], idx[-1]
+        bidx = idx[:-2]
+        a_ix = ", ".join(bidx + [row, "k0 + tx"])
+        b_ix = ", ".join((bidx if b.ndim > 2 else []) + ["k0 + ty", col])
+        lines = [f"sa = cuda.shared.array((TILE, TILE), {dt})",
+                 f"sb = cuda.shared.array((TILE, TILE), {dt})",
+                 "tx = cuda.threadIdx.x",
+                 "ty = cuda.threadIdx.y",
+                 f"{col} = cuda.blockIdx.x * TILE + tx",
+                 f"{row} = cuda.blockIdx.y * TILE + ty"]
+        lines += _unflatten("cuda.blockIdx.z", bidx, [f"p{d}" for d in range(r - 2)])
+        lines += [f"acc = {dt}(0)",
+                  "for k0 in range(0, pk, TILE):",
+                  f"    if {row} < p{r - 2} and k0 + tx < pk:",
+                  f"        sa[ty, tx] = {na}[{a_ix}]",
+                  "    else:",
+                  f"        sa[ty, tx] = {dt}(0)",
+                  f"    if k0 + ty < pk and {col} < p{r - 1}:",
+                  f"        sb[ty, tx] = {nb}[{b_ix}]",
+                  "    else:",
+                  f"        sb[ty, tx] = {dt}(0)",
+                  "    cuda.syncthreads()",
+                  "    for kk in range(TILE):",
+                  "        acc += sa[ty, kk] * sb[kk, tx]",
+                  "    cuda.syncthreads()",
+                  f"if {row} < p{r - 2} and {col} < p{r - 1}:"]
+        tail = []
+        readers = self._readers.get(m.id, set()) - {k, k + 1 if epilogue is not None else k}
+        if m.id in self._outs or readers or epilogue is None:
+            tail.append(f"{self._array(m)}[{', '.join(idx)}] = acc")
+        if epilogue is not None:
+            local = {m.id: "acc"}
+            loads, stmts, stores, _ = self._element([epilogue], L, idx, local, launch)
+            tail += loads + stmts + stores
+        lines += ["    " + ln for ln in tail]
+        self._finish(launch, "", lines, list(L), extra=["pk"])
+
+
+def _uses(text: str, name: str) -> bool:
+    """Whether identifier `name` occurs in text."""
+    import re
+
+    return re.search(rf"\b{name}\b", text) is not None
+
+
+def _unflatten(flat: str, idx: list[str], dims: list[str]) -> list[str]:
+    """Lines setting the n-d index `idx` (C order over `dims`) from the flat index `flat`."""
+    if not idx:
+        return []
+    if len(idx) == 1:
+        return [f"{idx[0]} = {flat}"]
+    lines = [f"rem = {flat}"]
+    for d in range(len(idx) - 1, 0, -1):
+        lines.append(f"{idx[d]} = rem % {dims[d]}")
+        lines.append(f"rem = rem // {dims[d]}")
+    lines.append(f"{idx[0]} = rem")
+    return lines
+
+
+# ----------------------------------------------------------------------------- movement
+
+
+def movement_launch(node: Node) -> Launch:
+    """A copy kernel for a reshape, permute or broadcast_to outside any fused group: each output
+    element reads its source element (device arrays here are always fresh copies, never views)."""
+    x, v = node.inputs[0], node.output
+    L = v.shape
+    r = len(L)
+    idx = [f"j{d}" for d in range(r)]
+    lines = [f"n = {' * '.join(f'p{d}' for d in range(r)) or '1'}",
+             "i = cuda.grid(1)",
+             "step = cuda.gridsize(1)",
+             "while i < n:"]
+    body = _unflatten("i", idx, [f"p{d}" for d in range(r)])
+    extra: list[int] = []
+    if node.op is ops.permute:
+        axes = tuple(node.attrs["axes"])
+        src = ["0"] * x.ndim
+        for d, a in enumerate(axes):
+            src[a] = idx[d]
+    elif node.op is ops.broadcast_to:
+        shape = (1,) * (r - x.ndim) + tuple(x.shape)
+        src = [("0" if shape[d] == 1 and L[d] != 1 else idx[d]) for d in range(r - x.ndim, r)]
+    else:  # reshape: flat index in C order, then the source's n-d index
+        extra = list(x.shape)
+        sidx = [f"s{d}" for d in range(x.ndim)]
+        body += _unflatten("i", sidx, [f"q{d}" for d in range(x.ndim)])
+        src = sidx
+    body.append(f"o0[{', '.join(idx) if idx else '0'}] = a0[{', '.join(src) if src else '0'}]")
+    body.append("i += step")
+    lines += ["    " + ln for ln in body]
+    params = [f"p{d}" for d in range(r)] + [f"q{d}" for d in range(len(extra))] + ["a0", "o0"]
+    src_lines = ["@cuda.jit", f"def kernel({', '.join(params)}):"] + ["    " + ln for ln in lines]
+    launch = Launch(HEADER + "\n".join(src_lines) + "\n", "elem", (math.prod(L),))
+    launch.args = ([("size", int(s)) for s in L] + [("size", int(s)) for s in extra]
+                   + [("array0" if x.ndim == 0 else "array", "a0"),
+                      ("array0" if v.ndim == 0 else "array", "o0")])
+    return launch

@@ -1,0 +1,221 @@
+"""One graph on the CUDA device: a list of steps, bound once with their launch configurations.
+
+Each node becomes a step:
+- a fused group, or a plain elementwise op, reduction, matmul or fill: the launches of its body
+  (`codegen.cuda.CudaBody`), with temporaries and outputs allocated on the device;
+- a reshape, permute or broadcast_to: a copy kernel (device results are always fresh arrays);
+- a constant: copied to the device once, when the program is built;
+- anything else (convolutions, random draws, gathers and scatters with index attributes,
+  concat, pad, argmax): the op's eager implementation on the host, its inputs copied from the
+  device and its outputs back (a declared fallback, counted in `host_nodes`).
+
+Graph inputs that arrive as 0-d host arrays (lifted floats, CPU scalar tensors next to device
+tensors) are passed to kernels as scalars. The program is built for one entry, whose shapes are
+fixed, so every launch's grid, block and size arguments are computed once, here.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from lucid import ops
+from lucid_jit.codegen import loader
+from lucid_jit.codegen.cuda import (
+    CudaBody,
+    Launch,
+    movement_launch,
+    supported_cuda_body,
+)
+from lucid_jit.codegen.kernels import REDUCTIONS, supported_node
+from lucid_jit.cuda import runtime
+from lucid_jit.ir.graph import CONST, FUSED, Graph, Node, Value
+
+MOVEMENT = (ops.reshape, ops.permute, ops.broadcast_to)
+
+
+def _kernel(text: str):
+    return loader.load(text, prefix="c").kernel
+
+
+def _configure(launch: Launch):
+    """The launch's kernel with its grid and block bound (None: no work to do)."""
+    kern = _kernel(launch.text)
+    if launch.kind == "elem":
+        (n,) = launch.work
+        config = runtime.elem_config(n) if n else None
+    elif launch.kind == "reduce":
+        (rows,) = launch.work
+        config = runtime.reduce_config(rows) if rows else None
+    else:
+        m, n, batch = launch.work
+        config = runtime.matmul_config(m, n, batch) if m and n and batch else None
+    if config is None:
+        return None
+    if runtime.SIMULATOR:  # the simulator's kernel[config] sets the config on the kernel itself
+        return functools.partial(_launch_simulated, kern, config)
+    return kern[config]
+
+
+def _launch_simulated(kern, config, *args):
+    kern[config](*args)
+
+
+class _Step:
+    """Launches of one body: argument specs resolved against the step's arrays each call."""
+
+    __slots__ = ("calls", "outs", "temps", "ins", "copies", "label")
+
+    def __init__(self, label, calls, ins, outs, temps, copies) -> None:
+        self.label = label
+        self.calls = calls  # [(configured kernel, arg specs)]
+        self.ins = ins  # body input k -> graph value id
+        self.outs = outs  # [(graph value id, shape, dtype)]
+        self.temps = temps  # name -> (shape, dtype)
+        self.copies = copies  # [(output index, body input index)]
+
+
+class CudaProgram:
+    def __init__(self, graph: Graph, scalar_inputs=frozenset()) -> None:
+        self.graph = graph
+        self.scalar_inputs = frozenset(scalar_inputs)
+        self.steps: list = []
+        self.host_nodes: list[str] = []
+        self.texts: list[str] = []
+        scalars = {graph.inputs[k].id for k in self.scalar_inputs}
+        self.consts: dict[int, object] = {}
+        for node in graph.nodes:
+            self._plan(node, scalars)
+        self.owned = [True] * len(graph.outputs)
+        self.tier = "cuda"
+
+    # ------------------------------------------------------------------ building
+
+    def _plan(self, node: Node, scalars: set[int]) -> None:
+        op = node.op
+        if op is CONST:
+            v = node.output
+            self.consts[v.id] = runtime.to_device(np.asarray(node.attrs["value"], v.dtype))
+            return
+        if op is FUSED and supported_cuda_body(node.body):
+            self._body(node.body, node, scalars, node.attrs["name"])
+            return
+        if op in MOVEMENT and node.inputs[0].id not in scalars and \
+                node.output.dtype.kind in "biuf":
+            launch = movement_launch(node)
+            self._launches([launch], node, {"a0": 0}, {}, [], op.name)
+            return
+        if op is ops.full or ((op.kind in ("elementwise", "matmul") or op.name in REDUCTIONS)
+                              and op.pure and supported_node(node)):
+            ins = [Value(v.shape, v.dtype) for v in node.inputs]
+            body = Graph(ins, [Node(op, ins, node.outputs, node.attrs)], node.outputs)
+            if supported_cuda_body(body):
+                self._body(body, node, scalars, op.name)
+                return
+        self.host_nodes.append(op.name)
+        self.steps.append(("host", node))
+
+    def _body(self, body: Graph, node: Node, scalars: set[int], label: str) -> None:
+        local_scalars = {k for k, v in enumerate(node.inputs) if v.id in scalars}
+        cb = CudaBody(body, local_scalars)
+        self._launches(cb.launches, node, {f"a{k}": k for k in range(len(node.inputs))},
+                       cb.temps, cb.copies, label)
+
+    def _launches(self, launches, node, inputs, temps, copies, label) -> None:
+        calls = []
+        for launch in launches:
+            self.texts.append(launch.text)
+            kern = _configure(launch)
+            if kern is not None:
+                calls.append((kern, launch.args))
+        outs = [(v.id, v.shape, v.dtype) for v in node.outputs]
+        copies = [(int(o[1:]), int(a[1:])) for o, a in copies]
+        self.steps.append(_Step(label, calls, [v.id for v in node.inputs], outs, dict(temps),
+                                copies))
+
+    # ------------------------------------------------------------------ running
+
+    def __call__(self, arrays):
+        graph = self.graph
+        env = dict(self.consts)
+        for v, a in zip(graph.inputs, arrays, strict=True):
+            env[v.id] = a
+        for step in self.steps:
+            if type(step) is tuple:
+                self._host(step[1], env)
+                continue
+            local = {}
+            for k, vid in enumerate(step.ins):
+                local[f"a{k}"] = env[vid]
+            for k, (vid, shape, dtype) in enumerate(step.outs):
+                local[f"o{k}"] = runtime.empty(shape, dtype)
+            for name, (shape, dtype) in step.temps.items():
+                local[name] = runtime.empty(shape, dtype)
+            for kern, specs in step.calls:
+                args = []
+                for spec in specs:
+                    kind = spec[0]
+                    if kind == "array":
+                        args.append(local[spec[1]])
+                    elif kind == "size":
+                        args.append(spec[1])
+                    elif kind == "array0":
+                        args.append(local[spec[1]].reshape(1))
+                    elif kind == "scalar":
+                        args.append(env[step.ins[spec[1]]][()])
+                    else:
+                        args.append(spec[2].type(spec[1]))
+                kern(*args)
+            for o, a in step.copies:
+                src = local[f"a{a}"]
+                local[f"o{o}"] = _fresh_copy(src)
+            for k, (vid, _, _) in enumerate(step.outs):
+                env[vid] = local[f"o{k}"]
+        outs = []
+        seen = set()
+        input_ids = {id(a) for a in arrays}
+        const_ids = {id(c) for c in self.consts.values()}
+        for v in graph.outputs:
+            arr = env[v.id]
+            if id(arr) in seen or id(arr) in input_ids or id(arr) in const_ids:
+                arr = _fresh_copy(arr)
+            seen.add(id(arr))
+            outs.append(arr)
+        return outs
+
+    def _host(self, node: Node, env) -> None:
+        args = [_host_array(env[v.id]) for v in node.inputs]
+        result = node.op.impl(*args, **dict(node.attrs))
+        results = result if len(node.outputs) > 1 else (result,)
+        for v, r in zip(node.outputs, results, strict=True):
+            env[v.id] = runtime.to_device(np.asarray(r, dtype=v.dtype).reshape(v.shape))
+
+    # ------------------------------------------------------------------ inspection
+
+    def source(self) -> str:
+        lines = [f"# CUDA program for a graph of {len(self.graph.nodes)} nodes: "
+                 f"{len(self.steps)} steps"]
+        for step in self.steps:
+            if type(step) is tuple:
+                lines.append(f"#   host: {step[1].op.name} (eager implementation on the host)")
+            else:
+                lines.append(f"#   {step.label}: {len(step.calls)} launch(es)")
+        texts = list(dict.fromkeys(self.texts))
+        return "\n".join(lines) + "\n\n" + "\n\n".join(texts)
+
+
+def _host_array(a):
+    if isinstance(a, np.ndarray):
+        return a
+    return runtime.to_host(a)
+
+
+def _fresh_copy(a):
+    if isinstance(a, np.ndarray):
+        return runtime.to_device(np.array(a))
+    out = runtime.empty(a.shape, a.dtype)
+    if math.prod(a.shape):
+        out.copy_to_device(a)
+    return out

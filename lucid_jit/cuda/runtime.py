@@ -1,0 +1,107 @@
+"""The CUDA device for lucid: device arrays, copies, and launch settings.
+
+Importing this module imports numba's CUDA target (numba-cuda). `available()` says whether a GPU
+and driver are there, or numba's simulator is on (NUMBA_ENABLE_CUDASIM=1, read when numba is
+first imported). The first time a tensor goes to the device, `lucid.device.runtime()` calls
+`install()`, which registers the device array types with lucid and the hook through which `bind`
+runs eager ops on device tensors.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from numba import cuda
+
+SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM", "") not in ("", "0")
+
+if SIMULATOR:
+    from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray as _DeviceArray
+
+    DEVICE_TYPES: tuple[type, ...] = (_DeviceArray,)
+else:
+    from numba.cuda.cudadrv.devicearray import DeviceNDArrayBase as _DeviceArray
+
+    DEVICE_TYPES = (_DeviceArray,)
+
+# Launch settings. The simulator runs every thread as a Python thread, so it gets small blocks
+# and few of them (the kernels are grid-stride loops: any grid covers any size).
+if SIMULATOR:
+    ELEM_BLOCK, REDUCE_BLOCK, TILE, MAX_BLOCKS = 8, 8, 4, 4
+else:
+    ELEM_BLOCK, REDUCE_BLOCK, TILE, MAX_BLOCKS = 256, 256, 16, 0  # MAX_BLOCKS: set below
+
+_STATE = {"available": None, "installed": False}
+
+
+def available() -> bool:
+    """Whether there is a device (a GPU with a driver, or the simulator); installs the runtime
+    into lucid the first time it says yes."""
+    if _STATE["available"] is None:
+        try:
+            ok = bool(cuda.is_available())
+        except Exception:  # noqa: BLE001 (a broken driver install means no device)
+            ok = False
+        _STATE["available"] = ok
+        if ok:
+            install()
+    return _STATE["available"]
+
+
+def install() -> None:
+    global MAX_BLOCKS
+    if _STATE["installed"]:
+        return
+    _STATE["installed"] = True
+    if not SIMULATOR:
+        sms = cuda.get_current_device().MULTIPROCESSOR_COUNT
+        MAX_BLOCKS = 32 * sms
+    from lucid import device
+    from lucid.ops import registry
+    from lucid_jit.cuda import eager
+
+    device.DEVICE_TYPES = DEVICE_TYPES
+    registry.device_run = eager.run
+
+
+def to_device(array: np.ndarray):
+    return cuda.to_device(np.ascontiguousarray(array))
+
+
+def to_host(data) -> np.ndarray:
+    return data.copy_to_host()
+
+
+def empty(shape, dtype):
+    return cuda.device_array(tuple(shape), dtype=np.dtype(dtype))
+
+
+def copy_into(dst, src) -> None:
+    """Copy device array `src` into device array `dst` (same shape; a cast where the dtypes
+    differ goes through the host)."""
+    if tuple(src.shape) != tuple(dst.shape):
+        raise ValueError(f"copy_into: shapes {src.shape} and {dst.shape} differ")
+    if src.dtype != dst.dtype:
+        src = to_device(to_host(src).astype(dst.dtype))
+    dst.copy_to_device(src)
+
+
+def synchronize() -> None:
+    cuda.synchronize()
+
+
+def elem_config(n: int) -> tuple[int, int]:
+    """(blocks, threads) for a grid-stride loop over n elements."""
+    blocks = max(1, min((n + ELEM_BLOCK - 1) // ELEM_BLOCK, MAX_BLOCKS))
+    return blocks, ELEM_BLOCK
+
+
+def reduce_config(rows: int) -> tuple[int, int]:
+    """(blocks, threads) for block reductions of `rows` independent rows (one block per row)."""
+    return max(1, min(rows, MAX_BLOCKS if not SIMULATOR else MAX_BLOCKS)), REDUCE_BLOCK
+
+
+def matmul_config(m: int, n: int, batch: int) -> tuple[tuple[int, int, int], tuple[int, int]]:
+    """(grid, block) for the tiled matmul: one TILE x TILE block per output tile per batch."""
+    return ((n + TILE - 1) // TILE, (m + TILE - 1) // TILE, batch), (TILE, TILE)
