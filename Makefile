@@ -18,8 +18,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/train_mlp.py
 
+# The CUDA tests run as their own invocation under numba's CUDA simulator (the variable must be
+# set before numba is first imported). With a GPU: `.venv/bin/python -m pytest tests/cuda -m cuda`.
 test: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests -m "not cuda"
+	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest tests/cuda -m cuda
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lucid import dtypes
+from lucid import device, dtypes
 from lucid.ops.movement import Slice, Slot
 from lucid.ops.registry import LucidError, user_location
 
@@ -28,11 +28,13 @@ def index_spec(tensor, key) -> tuple[tuple, list]:
         elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
             spec.append(int(item))
         else:
-            index = item if isinstance(item, Tensor) else Tensor(np.asarray(item))
+            index = item if isinstance(item, Tensor) else Tensor(np.asarray(item),
+                                                                 device=_on(tensor))
             if index.dtype == dtypes.bool_:
                 for axis_index in np.nonzero(index.numpy()):
                     spec.append(Slot(len(arrays)))
-                    arrays.append(Tensor._wrap(axis_index.astype(np.int64)))
+                    arrays.append(device.like(tensor,
+                                              Tensor._wrap(axis_index.astype(np.int64))))
                 continue
             if index.dtype not in (dtypes.int32, dtypes.int64):
                 raise LucidError(f"getitem: tensors used as indices must be integer or bool, "
@@ -48,3 +50,9 @@ def _int(v) -> int:
     except AttributeError:
         raise LucidError(f"getitem: slice bounds must be integers, not {v!r} "
                          f"({user_location()})") from None
+
+
+def _on(tensor) -> str:
+    """The device for an index array made from a Python list: the indexed tensor's, eagerly
+    (under a trace it is a constant of the graph, whatever its device)."""
+    return "cuda" if device.is_device_array(tensor.data) else "cpu"

@@ -511,8 +511,8 @@ class Tensor:
         def compute(old: Tensor) -> Tensor:
             target = ops.getitem(old, *arrays, index=index)
             v = value if isinstance(value, Tensor) else self._lift(value)
-            v = v.cast(self.dtype).broadcast_to(target.shape)
-            hit = ops.full(shape=target.shape, value=1, dtype=dtypes.int64)
+            v = _device.like(old, v.cast(self.dtype)).broadcast_to(target.shape)
+            hit = _device.like(old, ops.full(shape=target.shape, value=1, dtype=dtypes.int64))
             written = ops.scatter_add(hit, *arrays, index=index, shape=self.shape) > 0
             return ops.where(written, ops.scatter_add(v, *arrays, index=index, shape=self.shape),
                              old)
@@ -562,7 +562,7 @@ class Tensor:
                                      f"read-only broadcast view ({registry.user_location()})")
                 np.copyto(self.data, _device.to_host(result.data))
             else:
-                _device.runtime().copy_into(self.data, result.data)
+                _device.runtime().copy_into(self.data, _device.move(result.data, "cuda"))
         self._version[0] += 1
         if result._ctx is not None:
             self._ctx = result._ctx._replace(out_version=self._version[0])

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from lucid.autograd import _FREED
+from lucid.device import is_device_array
 from lucid.ops.registry import ALL, GRAD_ENABLED, Context, LucidError, Op
 from lucid.tensor import Tensor
 from lucid_jit import pytree
@@ -167,7 +168,7 @@ class CompiledEntry:
             if owned is not None and owned[k] and id(arr) not in given:
                 given.add(id(arr))
                 return arr
-            if not isinstance(arr, np.ndarray):  # a device array
+            if is_device_array(arr):
                 arr = _device_copy(arr)
             elif (id(arr) in input_ids or id(arr) in given or not arr.flags.writeable
                     or not arr.flags.owndata):
@@ -229,7 +230,7 @@ class CompiledEntry:
     def _view_of_input(self, arr, arrays, flat):
         """An output that is a view of an input tensor's array stays a view sharing that tensor's
         version counter, as eagerly (writes through either are seen by both)."""
-        if not isinstance(arr, np.ndarray) or arr.flags.owndata:
+        if is_device_array(arr) or arr.flags.owndata:
             return None
         root = arr
         while isinstance(root.base, np.ndarray):
@@ -283,7 +284,7 @@ class BackwardRunner:
                 result.append(None)
                 continue
             arr = grads[i]
-            if not isinstance(arr, np.ndarray):
+            if is_device_array(arr):
                 if id(arr) in input_ids:
                     arr = _device_copy(arr)
             elif id(arr) in input_ids or not arr.flags.writeable:

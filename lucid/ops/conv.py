@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lucid import dtypes
+from lucid import device, dtypes
 from lucid.ops import registry
 from lucid.ops.elementwise import cast, eq, mul
 from lucid.ops.matmul import matmul, transpose_last
@@ -277,7 +277,8 @@ def _max_pool2d_vjp(g, out, x, *, kernel, stride, padding, dilation, ceil_mode):
     cols = reshape(unfold(xp, **window), shape=(n, c, kk, oh * ow))
     shape = cols.shape
     first = broadcast_to(argmax(cols, axis=2, keepdims=True), shape=shape)
-    positions = registry._wrap(np.arange(kk, dtype=np.int64).reshape(1, 1, kk, 1))
+    positions = device.like(x, registry._wrap(np.arange(kk, dtype=np.int64).reshape(1, 1, kk,
+                                                                                   1)))
     hit = cast(eq(first, broadcast_to(positions, shape=shape)), dtype=x.dtype)
     spread = broadcast_to(reshape(g, shape=(n, c, 1, oh * ow)), shape=shape)
     gxp = fold(reshape(mul(hit, spread), shape=(n, c * kk, oh * ow)),

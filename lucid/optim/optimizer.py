@@ -202,4 +202,5 @@ def _copy_state(name: str, value: Any, p: Tensor) -> Any:
         raise LucidError(f"load_state_dict: state {name!r} has shape {value.shape}, but its "
                          f"parameter has shape {p.shape}")
     dtype = p.dtype if name != "step" and dtypes.is_floating(value.dtype) else value.dtype
-    return Tensor(value.numpy(), dtype=dtype)  # Tensor() copies the array
+    # Tensor() copies the array; the state lives where its parameter does (as in PyTorch).
+    return Tensor(value.numpy(), dtype=dtype, device=p.device)

@@ -17,7 +17,10 @@ fixed, so every launch's grid, block and size arguments are computed once, here.
 from __future__ import annotations
 
 import functools
+import json
 import math
+import os
+import sys
 
 import numpy as np
 
@@ -60,7 +63,35 @@ def _configure(launch: Launch):
 
 
 def _launch_simulated(kern, config, *args):
+    if _RECORD:
+        _record(kern, args)
     kern[config](*args)
+
+
+# Under the simulator, LUCID_JIT_CUDA_SIGNATURES=path appends each kernel's module and argument
+# types to `path` (one JSON line per new pair), so that `python -m lucid_jit.cuda.ptxcheck path`
+# can compile every kernel a test run launched for a real GPU, without one.
+_RECORD = os.environ.get("LUCID_JIT_CUDA_SIGNATURES", "")
+_RECORDED: set = set()
+
+
+def _record(kern, args) -> None:
+    types = []
+    for a in args:
+        if isinstance(a, (bool, np.bool_)):
+            types.append("bool")
+        elif isinstance(a, int):
+            types.append("int64")
+        elif isinstance(a, np.generic):
+            types.append(a.dtype.name)
+        else:
+            types.append(["array", np.dtype(a.dtype).name, len(a.shape)])
+    module = sys.modules[kern.fn.__module__]
+    line = json.dumps({"module": module.__file__, "args": types})
+    if line not in _RECORDED:
+        _RECORDED.add(line)
+        with open(_RECORD, "a") as f:
+            f.write(line + "\n")
 
 
 class _Step:
@@ -149,7 +180,7 @@ class CudaProgram:
             local = {}
             for k, vid in enumerate(step.ins):
                 local[f"a{k}"] = env[vid]
-            for k, (vid, shape, dtype) in enumerate(step.outs):
+            for k, (_, shape, dtype) in enumerate(step.outs):
                 local[f"o{k}"] = runtime.empty(shape, dtype)
             for name, (shape, dtype) in step.temps.items():
                 local[name] = runtime.empty(shape, dtype)

@@ -66,7 +66,10 @@ def install() -> None:
 
 
 def to_device(array: np.ndarray):
-    return cuda.to_device(np.ascontiguousarray(array))
+    array = np.asarray(array)
+    if not array.flags.c_contiguous:  # (np.ascontiguousarray would make a 0-d array 1-d)
+        array = array.copy()
+    return cuda.to_device(array)
 
 
 def to_host(data) -> np.ndarray:

@@ -13,7 +13,7 @@ from lucid.tensor import Tensor
 
 def embedding(input, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     """weight[input]: shape input.shape + (embedding_dim,). Rows at padding_idx get no gradient."""
-    idx = input if isinstance(input, Tensor) else Tensor(np.asarray(input))
+    idx = input if isinstance(input, Tensor) else Tensor(np.asarray(input), device=weight.device)
     if idx.dtype not in (dtypes.int32, dtypes.int64):
         raise op_error("embedding", [idx.aval, weight.aval],
                        "indices must be an integer tensor", DTypeError)

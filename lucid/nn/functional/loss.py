@@ -144,7 +144,7 @@ def _picked(name: str, logp: Tensor, target: Tensor, weight: Tensor | None, igno
                            f"target {int(bad[0])} is out of bounds for {classes} classes",
                            ShapeError)
     safe = where(keep, target, 0)  # ignored targets may be out of range: gather row 0 instead
-    picked = logp[arange(logp.shape[0]), safe]
+    picked = logp[arange(logp.shape[0], device=logp.device), safe]
     w = keep.cast(logp.dtype) if weight is None else where(keep, weight.cast(logp.dtype)[safe],
                                                            0.0)
     return -picked * w, w

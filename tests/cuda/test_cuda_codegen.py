@@ -1,0 +1,121 @@
+"""What the CUDA backend generates and how it runs: one grid-stride kernel per fused elementwise
+group, block reductions, the tiled matmul with its epilogue fused, shape-generic kernels shared by
+batch sizes and by eager device ops, launch configurations bound once, and clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lucid
+import lucid.nn.functional as F  # noqa: N812
+from lucid import LucidError
+from lucid_jit.codegen import loader
+
+
+def _program(compiled, stage="forward"):
+    entry = compiled.last_entry
+    graph = entry.forward if stage == "forward" else entry.backward
+    return entry.backend.program(graph)
+
+
+def _launches(program) -> int:
+    return sum(len(s.calls) for s in program.steps if type(s) is not tuple)
+
+
+def test_a_fused_elementwise_chain_is_one_grid_stride_kernel():
+    f = lucid.compile(lambda x, y: ((x * 2.0 + y).tanh() * x.sigmoid()).exp())
+    x, y = lucid.randn(5, 7, device="cuda"), lucid.randn(5, 7, device="cuda")
+    out = f(x, y)
+    a, b = x.numpy(), y.numpy()
+    want = np.exp(np.tanh(a * 2 + b) / (1 + np.exp(-a)))
+    np.testing.assert_allclose(out.numpy(), want, rtol=1e-5)
+    program = _program(f)
+    assert _launches(program) == 1 and not program.host_nodes
+    source = f.source()
+    assert "@cuda.jit" in source and "cuda.gridsize(1)" in source
+    assert "tanh_f32" in source and "sigmoid_f32" in source  # the CPU emitter's math names
+
+
+def test_reductions_are_block_reductions():
+    f = lucid.compile(lambda x: F.softmax(x, dim=1))
+    x = lucid.randn(6, 9, device="cuda")
+    a = x.numpy()
+    e = np.exp(a - a.max(1, keepdims=True))
+    np.testing.assert_allclose(f(x).numpy(), e / e.sum(1, keepdims=True), rtol=1e-5)
+    source = f.source()
+    assert "cuda.shared.array(REDUCE_BLOCK" in source and "cuda.syncthreads()" in source
+    g = lucid.compile(lambda x: x.sum(dim=0) + x.amax(dim=0))
+    np.testing.assert_allclose(g(x).numpy(), a.sum(0) + a.max(0), rtol=1e-5)
+
+
+def test_matmul_bias_and_activation_are_one_tiled_kernel():
+    f = lucid.compile(lambda x, w, b: F.relu(x @ w + b))
+    x, w, b = (lucid.randn(5, 6, device="cuda"), lucid.randn(6, 9, device="cuda"),
+               lucid.randn(9, device="cuda"))
+    out = f(x, w, b)
+    np.testing.assert_allclose(out.numpy(), np.maximum(x.numpy() @ w.numpy() + b.numpy(), 0),
+                               rtol=1e-5, atol=1e-6)
+    program = _program(f)
+    assert _launches(program) == 1, program.source()
+    source = f.source()
+    assert "cuda.shared.array((TILE, TILE), np.float32)" in source
+    bmm = lucid.compile(lambda a, b: a @ b)
+    a, c = lucid.randn(3, 5, 4, device="cuda"), lucid.randn(3, 4, 6, device="cuda")
+    np.testing.assert_allclose(bmm(a, c).numpy(), a.numpy() @ c.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_kernels_are_shape_generic_and_shared_with_eager_ops():
+    f = lucid.compile(lambda x: (x * 3.0).relu().sum(dim=1))
+    f(lucid.randn(4, 5, device="cuda"))
+    first = set(_program(f).texts)
+    f(lucid.randn(7, 5, device="cuda"))  # a new batch size: a retrace, the same kernels
+    assert len(f.entries) == 2
+    assert set(_program(f).texts) == first
+    before = len(loader.loaded_modules())
+    lucid.randn(9, 3, device="cuda").relu()  # an eager device op: a one-node graph
+    (lucid.randn(9, 3, device="cuda") * 3.0).relu()
+    after = len(loader.loaded_modules())
+    again = len(loader.loaded_modules())
+    lucid.randn(2, 8, device="cuda").relu()  # same op, new shape: no new kernel
+    assert len(loader.loaded_modules()) == after == again >= before
+
+
+def test_launches_are_bound_once_and_calls_load_nothing():
+    f = lucid.compile(lambda x, w: (x @ w).sigmoid().mean())
+    x, w = lucid.randn(4, 3, device="cuda"), lucid.randn(3, 2, device="cuda")
+    f(x, w)
+    program = _program(f)
+    calls = [c for s in program.steps if type(s) is not tuple for c in s.calls]
+    loaded = len(loader.loaded_modules())
+    for _ in range(3):
+        f(x, w)
+    assert _program(f) is program
+    assert [c for s in program.steps if type(s) is not tuple for c in s.calls] == calls
+    assert len(loader.loaded_modules()) == loaded
+
+
+def test_lifted_floats_and_cpu_scalars_are_kernel_arguments():
+    f = lucid.compile(lambda x, lr: x * lr + lucid.tensor(2.0))
+    x = lucid.randn(3, 4, device="cuda")
+    for lr in (0.5, 0.25):
+        np.testing.assert_allclose(f(x, lr).numpy(), x.numpy() * lr + 2, rtol=1e-6)
+    assert len(f.entries) == 1
+
+
+def test_backend_cuda_needs_device_inputs_and_graphs_need_one_device():
+    f = lucid.compile(lambda x: x + 1, backend="cuda")
+    with pytest.raises(LucidError, match="inputs are on the cpu"):
+        f(lucid.ones(3))
+    np.testing.assert_array_equal(f(lucid.ones(3, device="cuda")).numpy(), np.full(3, 2.0))
+    w = lucid.ones(3)  # a cpu tensor the function captures
+    g = lucid.compile(lambda x: x * w)
+    with pytest.raises(LucidError, match="reads a cpu tensor"):
+        g(lucid.ones(3, device="cuda"))
+
+
+def test_the_same_function_compiles_for_each_device():
+    f = lucid.compile(lambda x: (x * x).sum())
+    cpu, dev = lucid.tensor([1.0, 2.0]), lucid.tensor([1.0, 2.0], device="cuda")
+    assert f(cpu).device == "cpu" and f(dev).device == "cuda" and f(cpu).device == "cpu"
+    assert [e.backend.name for e in f.entries] == ["cpu", "cuda"]

@@ -1,0 +1,93 @@
+"""Every OpInfo entry and sample on the cuda device, eagerly and compiled, against eager CPU.
+
+For each sample: the eager device op (a one-node graph on the CUDA backend) and the compiled
+function on device tensors give the eager CPU result (dtype, shape, values within the entry's
+tolerance), on two calls with different values (the second reuses the compiled entry); for
+differentiable entries the gradients of the device inputs match the CPU ones and stay on the
+device. float32 (the simulator runs every thread as Python, so the samples are the table's small
+ones)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lucid
+from lucid import Tensor
+from tests.jit.test_compiled_ops import _baked, _cases, _sample
+from tests.opinfo import OPINFOS, OpInfo, Sample
+
+
+def _tensors(sample: Sample, device: str, requires=()) -> list:
+    return [Tensor(a, requires_grad=i in requires, device=device)
+            if isinstance(a, (np.ndarray, np.generic)) else a
+            for i, a in enumerate(sample.args)]
+
+
+def _assert_same(actual, expected, info: OpInfo, what: str) -> None:
+    assert isinstance(actual, Tensor), f"{what}: {type(actual).__name__}"
+    assert actual.device == "cuda", f"{what}: the result is on {actual.device}"
+    assert (actual.dtype, actual.shape) == (expected.dtype, expected.shape), \
+        f"{what}: cuda {actual.aval} != cpu {expected.aval}"
+    np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=max(info.rtol, 1e-5),
+                               atol=max(info.atol, 1e-6), err_msg=what)
+
+
+def _takes_tensors(info: OpInfo) -> bool:
+    """Creation ops (full, uniform, normal) take no tensor, so they have no device of their own:
+    the factories' device= argument puts their results on the device (test_device.py)."""
+    sample = info.samples(np.random.default_rng(0), np.float32)[0]
+    return any(isinstance(a, np.ndarray) for a in sample.args)
+
+
+@pytest.mark.parametrize("info, index", _cases([i for i in OPINFOS if _takes_tensors(i)]))
+def test_device_forward_matches_cpu(info: OpInfo, index: int):
+    first = _sample(info, index, np.float32, seed=0)
+    fn = _baked(info, first.attrs)
+    compiled = lucid.compile(fn)
+    for call, seed in enumerate((0, 1)):
+        sample = _sample(info, index, np.float32, seed)
+        lucid.manual_seed(7 + call)  # random ops draw the same numbers on every path
+        expected = fn(*_tensors(sample, "cpu"))
+        lucid.manual_seed(7 + call)
+        eager = fn(*_tensors(sample, "cuda"))
+        _assert_same(eager, expected, info, f"{info.name} eager call {call}")
+        lucid.manual_seed(7 + call)
+        actual = compiled(*_tensors(sample, "cuda"))
+        _assert_same(actual, expected, info, f"{info.name} compiled call {call}")
+        if info.check is not None:
+            info.check(actual.numpy(), sample.attrs)
+    assert len(compiled.entries) == 1, compiled.recompiles
+    entry = compiled.entries[0]
+    assert entry.kind == "compiled", entry.reason
+    assert entry.backend.name == "cuda"
+
+
+@pytest.mark.parametrize("info, index", _cases([i for i in OPINFOS if i.differentiable]))
+def test_device_backward_matches_cpu(info: OpInfo, index: int):
+    first = _sample(info, index, np.float32, seed=0)
+    fn = _baked(info, first.attrs)
+    compiled = lucid.compile(fn)
+    rng = np.random.default_rng(5)
+    for call, seed in enumerate((0, 1)):
+        sample = _sample(info, index, np.float32, seed)
+        wrt = info.grad_indices(sample)
+        cpu_args = _tensors(sample, "cpu", wrt)
+        eager_args = _tensors(sample, "cuda", wrt)
+        args = _tensors(sample, "cuda", wrt)
+        expected = fn(*cpu_args)
+        gradient = rng.standard_normal(expected.shape).astype(expected.dtype)
+        expected.backward(Tensor(gradient))
+        for what, call_args, f in (("eager", eager_args, fn), ("compiled", args, compiled)):
+            actual = f(*call_args)
+            _assert_same(actual, expected, info, f"{info.name} {what} call {call}")
+            actual.backward(Tensor(gradient, device="cuda"))
+            for i in wrt:
+                want, got = cpu_args[i].grad, call_args[i].grad
+                if want is None:
+                    assert got is None, f"{info.name}: {what} argument {i} has a gradient"
+                    continue
+                assert got is not None, f"{info.name}: {what}: no gradient for argument {i}"
+                _assert_same(got, want, info, f"{info.name} {what} call {call} grad {i}")
+    assert len(compiled.entries) == 1, compiled.recompiles
+    assert compiled.entries[0].backward is not None
