@@ -10,9 +10,11 @@ runs eager ops on device tensors.
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 from numba import cuda
+from numba.core import types as numba_types
 
 SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM", "") not in ("", "0")
 
@@ -25,10 +27,47 @@ else:
 
     DEVICE_TYPES = (_DeviceArray,)
 
+def _patch_simulator_shared() -> None:
+    """The simulator gives a block's threads one shared array per `cuda.shared.array` line, made
+    by the first thread to get there, but it checks and creates without a lock: two threads
+    arriving together each make their own, and a block reduction then combines partial sums
+    from different arrays (seen here as rare wrong sums). Serialize the check."""
+    import threading
+
+    from numba.cuda.simulator import kernelapi
+    from numba.np import numpy_support
+
+    original = kernelapi.FakeCUDAShared.array
+    if getattr(original, "_lucid_locked", False):
+        return
+    lock = threading.Lock()
+
+    def array(self, shape, dtype, alignment=None):
+        if alignment is not None or shape == 0:  # (not used by lucid's kernels)
+            return original(self, shape, dtype, alignment)
+        if isinstance(dtype, numba_types.Type):
+            dtype = numpy_support.as_dtype(dtype)
+        frame = sys._getframe(1)
+        caller = (frame.f_code.co_filename, frame.f_lineno)  # one array per source line
+        with lock:
+            res = self._allocations.get(caller)
+            if res is None:
+                res = self._allocations[caller] = np.empty(shape, dtype)
+        return res
+
+    array._lucid_locked = True
+    kernelapi.FakeCUDAShared.array = array
+
+
 # Launch settings. The simulator runs every thread as a Python thread, so it gets small blocks
 # and few of them (the kernels are grid-stride loops: any grid covers any size).
 if SIMULATOR:
     ELEM_BLOCK, REDUCE_BLOCK, TILE, MAX_BLOCKS = 8, 8, 4, 4
+    # The simulator's block manager polls its threads in a loop that holds the GIL; at Python's
+    # default 5 ms switch interval every syncthreads costs milliseconds (measured: a 4x64x128
+    # matmul 21 s; at 10 us, 1.4 s).
+    sys.setswitchinterval(1e-5)
+    _patch_simulator_shared()
 else:
     ELEM_BLOCK, REDUCE_BLOCK, TILE, MAX_BLOCKS = 256, 256, 16, 0  # MAX_BLOCKS: set below
 
