@@ -353,7 +353,7 @@ class Tensor:
 
     def to(self, *args, dtype=None, device=None) -> Tensor:
         for a in args:
-            if isinstance(a, str) and a in ("cpu", "cuda") or a is None:
+            if isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda") or a is None:
                 device = a
             else:
                 dtype = a

@@ -11,9 +11,10 @@ accumulators); what differs is the loop around it:
   rows), its threads stride over the reduced elements, each accumulates privately (float sums in
   float64, as on the CPU), then a shared-memory tree combines them. Elementwise values of the
   phase that are stored are stored in the same pass;
-- a matmul phase is a tiled shared-memory matmul (TILE x TILE threads per output tile, batch in
-  the grid's z); when the next phase is elementwise over the matmul's shape (bias, activation),
-  that phase runs in the matmul kernel on the accumulator, before the single store.
+- a matmul phase is a tiled shared-memory matmul: TILE x TILE threads per TM x TM output tile,
+  each thread computing RB x RB outputs in registers (batch in the grid's z); when the next
+  phase is elementwise over the matmul's shape (bias, activation), that phase runs in the matmul
+  kernel on each accumulator, before the single store.
 
 Each kernel is its own module, named by the hash of its text: nothing shape-specific is in it
 (extents are arguments), so one kernel serves every batch size, and eager device ops (one-node
@@ -51,7 +52,7 @@ from lucid_jit.cuda.devmath import (  # noqa: F401
     cos_f32, cos_f64, erf_f32, erf_f64, exp_f32, exp_f64, log_f32, log_f64, sigmoid_f32,
     sigmoid_f64, sin_f32, sin_f64, sqrt_f32, sqrt_f64, tanh_f32, tanh_f64,
 )
-from lucid_jit.cuda.runtime import REDUCE_BLOCK, TILE  # noqa: F401
+from lucid_jit.cuda.runtime import RB, REDUCE_BLOCK, TILE, TM  # noqa: F401
 
 
 '''
@@ -400,39 +401,60 @@ class CudaBody(BodyMath):
         dt = np_type(m.dtype)
         row, col = idx[-2], idx[-1]
         bidx = idx[:-2]
+        pm, pn = f"p{r - 2}", f"p{r - 1}"
         a_ix = ", ".join(bidx + [row, "k0 + tx"])
         b_ix = ", ".join((bidx if b.ndim > 2 else []) + ["k0 + ty", col])
-        lines = [f"sa = cuda.shared.array((TILE, TILE), {dt})",
-                 f"sb = cuda.shared.array((TILE, TILE), {dt})",
+        # Each thread computes RB x RB outputs: rows ty + i*TILE and columns tx + j*TILE of the
+        # block's TM x TM tile (TM = TILE * RB), from TM x TILE and TILE x TM shared tiles.
+        lines = [f"sa = cuda.shared.array((TM, TILE), {dt})",
+                 f"sb = cuda.shared.array((TILE, TM), {dt})",
+                 f"acc = cuda.local.array((RB, RB), {dt})",
+                 f"ar = cuda.local.array(RB, {dt})",
+                 f"br = cuda.local.array(RB, {dt})",
                  "tx = cuda.threadIdx.x",
                  "ty = cuda.threadIdx.y",
-                 f"{col} = cuda.blockIdx.x * TILE + tx",
-                 f"{row} = cuda.blockIdx.y * TILE + ty"]
+                 "row0 = cuda.blockIdx.y * TM",  # (c0, c1, ... are the constants)
+                 "col0 = cuda.blockIdx.x * TM"]
         lines += _unflatten("cuda.blockIdx.z", bidx, [f"p{d}" for d in range(r - 2)])
-        lines += [f"acc = {dt}(0)",
+        lines += ["for ri in range(RB):",
+                  "    for ci in range(RB):",
+                  f"        acc[ri, ci] = {dt}(0)",
                   "for k0 in range(0, pk, TILE):",
-                  f"    if {row} < p{r - 2} and k0 + tx < pk:",
-                  f"        sa[ty, tx] = {na}[{a_ix}]",
-                  "    else:",
-                  f"        sa[ty, tx] = {dt}(0)",
-                  f"    if k0 + ty < pk and {col} < p{r - 1}:",
-                  f"        sb[ty, tx] = {nb}[{b_ix}]",
-                  "    else:",
-                  f"        sb[ty, tx] = {dt}(0)",
+                  "    for ri in range(RB):",
+                  f"        {row} = row0 + ty + ri * TILE",
+                  f"        if {row} < {pm} and k0 + tx < pk:",
+                  f"            sa[ty + ri * TILE, tx] = {na}[{a_ix}]",
+                  "        else:",
+                  f"            sa[ty + ri * TILE, tx] = {dt}(0)",
+                  f"        {col} = col0 + tx + ri * TILE",
+                  f"        if k0 + ty < pk and {col} < {pn}:",
+                  f"            sb[ty, tx + ri * TILE] = {nb}[{b_ix}]",
+                  "        else:",
+                  f"            sb[ty, tx + ri * TILE] = {dt}(0)",
                   "    cuda.syncthreads()",
                   "    for kk in range(TILE):",
-                  "        acc += sa[ty, kk] * sb[kk, tx]",
+                  "        for ri in range(RB):",
+                  "            ar[ri] = sa[ty + ri * TILE, kk]",
+                  "            br[ri] = sb[kk, tx + ri * TILE]",
+                  "        for ri in range(RB):",
+                  "            for ci in range(RB):",
+                  "                acc[ri, ci] += ar[ri] * br[ci]",
                   "    cuda.syncthreads()",
-                  f"if {row} < p{r - 2} and {col} < p{r - 1}:"]
+                  "for ri in range(RB):",
+                  f"    {row} = row0 + ty + ri * TILE",
+                  "    for ci in range(RB):",
+                  f"        {col} = col0 + tx + ci * TILE",
+                  f"        if {row} < {pm} and {col} < {pn}:",
+                  "            mm = acc[ri, ci]"]
         tail = []
         readers = self._readers.get(m.id, set()) - {k, k + 1 if epilogue is not None else k}
         if m.id in self._outs or readers or epilogue is None:
-            tail.append(f"{self._array(m)}[{', '.join(idx)}] = acc")
+            tail.append(f"{self._array(m)}[{', '.join(idx)}] = mm")
         if epilogue is not None:
-            local = {m.id: "acc"}
+            local = {m.id: "mm"}
             loads, stmts, stores, _ = self._element([epilogue], L, idx, local, launch)
             tail += loads + stmts + stores
-        lines += ["    " + ln for ln in tail]
+        lines += ["            " + ln for ln in tail]
         self._finish(launch, "", lines, list(L), extra=["pk"])
 
 

@@ -97,15 +97,18 @@ def _record(kern, args) -> None:
 class _Step:
     """Launches of one body: argument specs resolved against the step's arrays each call."""
 
-    __slots__ = ("calls", "outs", "temps", "ins", "copies", "label")
+    __slots__ = ("calls", "outs", "temps", "ins", "copies", "label", "pool")
 
     def __init__(self, label, calls, ins, outs, temps, copies) -> None:
         self.label = label
         self.calls = calls  # [(configured kernel, arg specs)]
         self.ins = ins  # body input k -> graph value id
         self.outs = outs  # [(graph value id, shape, dtype)]
-        self.temps = temps  # name -> (shape, dtype)
+        # name -> device array: temporaries live only within a call, and the calls of a program
+        # run in order on one stream, so each is allocated once, with the program.
+        self.temps = {name: runtime.empty(shape, dtype) for name, (shape, dtype) in temps.items()}
         self.copies = copies  # [(output index, body input index)]
+        self.pool = [[] for _ in outs]  # per output: its buffers of earlier calls
 
 
 class CudaProgram:
@@ -180,10 +183,9 @@ class CudaProgram:
             local = {}
             for k, vid in enumerate(step.ins):
                 local[f"a{k}"] = env[vid]
-            for k, (_, shape, dtype) in enumerate(step.outs):
-                local[f"o{k}"] = runtime.empty(shape, dtype)
-            for name, (shape, dtype) in step.temps.items():
-                local[name] = runtime.empty(shape, dtype)
+            for k, slot in enumerate(step.pool):
+                local[f"o{k}"] = _buffer(slot, step.outs[k])
+            local.update(step.temps)
             for kern, specs in step.calls:
                 args = []
                 for spec in specs:
@@ -235,6 +237,25 @@ class CudaProgram:
                 lines.append(f"#   {step.label}: {len(step.calls)} launch(es)")
         texts = list(dict.fromkeys(self.texts))
         return "\n".join(lines) + "\n\n" + "\n\n".join(texts)
+
+
+POOL_DEPTH = 4
+
+
+def _buffer(slot: list, out):
+    """An output buffer: one of an earlier call whose tensor has died (only the pool holds it;
+    reusing it is safe, as kernels run in order on one stream), else a new one. Up to
+    POOL_DEPTH per output: `y = f(x)` in a loop still holds the last result during the call."""
+    for buf in slot:
+        # references: the slot's list, `buf`, getrefcount's argument
+        if sys.getrefcount(buf) <= 3:
+            return buf
+    _, shape, dtype = out
+    buf = runtime.empty(shape, dtype)
+    slot.append(buf)
+    if len(slot) > POOL_DEPTH:
+        del slot[0]
+    return buf
 
 
 def _host_array(a):

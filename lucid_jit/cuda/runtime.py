@@ -62,14 +62,15 @@ def _patch_simulator_shared() -> None:
 # Launch settings. The simulator runs every thread as a Python thread, so it gets small blocks
 # and few of them (the kernels are grid-stride loops: any grid covers any size).
 if SIMULATOR:
-    ELEM_BLOCK, REDUCE_BLOCK, TILE, MAX_BLOCKS = 8, 8, 4, 4
+    ELEM_BLOCK, REDUCE_BLOCK, TILE, RB, MAX_BLOCKS = 8, 8, 4, 2, 4
     # The simulator's block manager polls its threads in a loop that holds the GIL; at Python's
     # default 5 ms switch interval every syncthreads costs milliseconds (measured: a 4x64x128
     # matmul 21 s; at 10 us, 1.4 s).
     sys.setswitchinterval(1e-5)
     _patch_simulator_shared()
 else:
-    ELEM_BLOCK, REDUCE_BLOCK, TILE, MAX_BLOCKS = 256, 256, 16, 0  # MAX_BLOCKS: set below
+    ELEM_BLOCK, REDUCE_BLOCK, TILE, RB, MAX_BLOCKS = 256, 256, 16, 4, 0  # MAX_BLOCKS: below
+TM = TILE * RB  # the matmul's block tile: TM x TM outputs, RB x RB per thread
 
 _STATE = {"available": None, "installed": False}
 
@@ -145,5 +146,5 @@ def reduce_config(rows: int) -> tuple[int, int]:
 
 
 def matmul_config(m: int, n: int, batch: int) -> tuple[tuple[int, int, int], tuple[int, int]]:
-    """(grid, block) for the tiled matmul: one TILE x TILE block per output tile per batch."""
-    return ((n + TILE - 1) // TILE, (m + TILE - 1) // TILE, batch), (TILE, TILE)
+    """(grid, block) for the tiled matmul: TILE x TILE threads per TM x TM output tile."""
+    return ((n + TM - 1) // TM, (m + TM - 1) // TM, batch), (TILE, TILE)

@@ -59,7 +59,7 @@ def test_matmul_bias_and_activation_are_one_tiled_kernel():
     program = _program(f)
     assert _launches(program) == 1, program.source()
     source = f.source()
-    assert "cuda.shared.array((TILE, TILE), np.float32)" in source
+    assert "cuda.shared.array((TM, TILE), np.float32)" in source and "cuda.local.array" in source
     bmm = lucid.compile(lambda a, b: a @ b)
     a, c = lucid.randn(3, 5, 4, device="cuda"), lucid.randn(3, 4, 6, device="cuda")
     np.testing.assert_allclose(bmm(a, c).numpy(), a.numpy() @ c.numpy(), rtol=1e-5, atol=1e-6)
@@ -119,3 +119,23 @@ def test_the_same_function_compiles_for_each_device():
     cpu, dev = lucid.tensor([1.0, 2.0]), lucid.tensor([1.0, 2.0], device="cuda")
     assert f(cpu).device == "cpu" and f(dev).device == "cuda" and f(cpu).device == "cpu"
     assert [e.backend.name for e in f.entries] == ["cpu", "cuda"]
+
+
+def test_outputs_reuse_dead_buffers_and_temporaries_are_allocated_once():
+    f = lucid.compile(lambda x: F.softmax(x * 2.0, dim=1))
+    x = lucid.randn(4, 6, device="cuda")
+    kept = [f(x) for _ in range(3)]  # results still alive: each call has its own buffer
+    assert len({id(t.data) for t in kept}) == 3
+    want = kept[0].numpy()
+    program = _program(f)
+    temps = [id(a) for s in program.steps if type(s) is not tuple for a in s.temps.values()]
+    del kept
+    seen = set()
+    for _ in range(4):  # each result dies before the next call: its buffer comes back
+        out = f(x)
+        np.testing.assert_allclose(out.numpy(), want, rtol=1e-6)
+        seen.add(id(out.data))
+        del out
+    assert len(seen) == 1
+    assert [id(a) for s in program.steps if type(s) is not tuple
+            for a in s.temps.values()] == temps
