@@ -37,7 +37,6 @@ from lucid_jit.codegen.kernels import (
     BodyMath,
     _is_free,
     np_type,
-    plan_phases,
     reduced_axes,
     supported_node,
     typed,
@@ -91,37 +90,16 @@ class CudaBody(BodyMath):
     BINARY = BINARY
 
     def __init__(self, body: Graph, scalars=frozenset()) -> None:
-        super().__init__()
-        self.body = body
+        super().__init__(body)
         self.scalars = frozenset(scalars)
-        self.phases = plan_phases(body)
-        self.producer = {v.id: n for n in body.nodes for v in n.outputs}
         self.names: dict[int, str] = {}
         self.temps: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
         self.copies: list[tuple[str, str]] = []  # (output, input it returns as is)
         self.launches: list[Launch] = []
-        self._phase_of = {v.id: k for k, ph in enumerate(self.phases) for n in ph.nodes
-                          for v in n.outputs}
-        self._readers: dict[int, set[int]] = {}
-        for k, ph in enumerate(self.phases):
-            for n in ph.nodes:
-                for v in self._computed_reads(n):
-                    self._readers.setdefault(v, set()).add(k)
         self._outs = {v.id for v in body.outputs}
         self._emit()
 
     # ------------------------------------------------------------------ planning helpers
-
-    def _computed_reads(self, node):
-        out, stack = [], list(node.inputs)
-        while stack:
-            v = stack.pop()
-            p = self.producer.get(v.id)
-            if p is not None and _is_free(p):
-                stack.extend(p.inputs)
-            else:
-                out.append(v.id)
-        return out
 
     def _materialized(self, v: Value, phase: int) -> bool:
         return v.id in self._outs or bool(self._readers.get(v.id, set()) - {phase})

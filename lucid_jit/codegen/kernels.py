@@ -185,16 +185,41 @@ def keepdims_shape(node: Node) -> tuple[int, ...]:
 
 
 class BodyMath:
-    """The math of a kernel body, shared by the CPU and CUDA emitters: each elementwise node as a
-    scalar expression over its operands' locals, typed scalar constants (passed as arguments),
-    and the reductions' accumulators. The targets differ in loops and memory, not in this."""
+    """What the CPU and CUDA emitters share about a kernel body: its phase plan (and which
+    phases read each value), each elementwise node as a scalar expression over its operands'
+    locals, typed scalar constants (passed as arguments), and the reductions' accumulators.
+    The targets differ in loops and memory, not in this."""
 
     UNARY = UNARY
     BINARY = BINARY
 
-    def __init__(self) -> None:
+    def __init__(self, body: Graph) -> None:
         self.consts: list[tuple[object, np.dtype]] = []
         self._const_names: dict[tuple, str] = {}
+        # The phase plan both targets loop over: which phase computes each value, and which
+        # phases read it (through free nodes).
+        self.body = body
+        self.phases = plan_phases(body)
+        self.producer = {v.id: n for n in body.nodes for v in n.outputs}
+        self._phase_of = {v.id: k for k, ph in enumerate(self.phases) for n in ph.nodes
+                          for v in n.outputs}
+        self._readers: dict[int, set[int]] = {}
+        for k, ph in enumerate(self.phases):
+            for n in ph.nodes:
+                for v in self._computed_reads(n):
+                    self._readers.setdefault(v, set()).add(k)
+
+    def _computed_reads(self, node):
+        """The computed values node reads (through free nodes)."""
+        out, stack = [], list(node.inputs)
+        while stack:
+            v = stack.pop()
+            p = self.producer.get(v.id)
+            if p is not None and _is_free(p):
+                stack.extend(p.inputs)
+            else:
+                out.append(v.id)
+        return out
 
     def _const(self, value, dtype) -> str:
         dtype = np.dtype(dtype)
@@ -252,7 +277,6 @@ class BodyMath:
         return typed(expr, dt)
 
 
-
 class KernelSource(BodyMath):
     """Builds one kernel's source. `extents` lists, per phase, the iteration shape the caller
     passes (as ints, in order); `consts` the scalar constants (value, dtype) it passes after the
@@ -260,8 +284,7 @@ class KernelSource(BodyMath):
 
     def __init__(self, body: Graph, same: dict[int, int] | None = None, *,
                  parallel: bool = False) -> None:
-        super().__init__()
-        self.body = body
+        super().__init__(body)
         # Loops over at least PARALLEL_MIN elements (and without a reduction) run their outer
         # loop with prange; `self.parallel` says whether any did (the kernel then needs
         # njit(parallel=True)).
@@ -271,33 +294,13 @@ class KernelSource(BodyMath):
         # in-place update). One name for both lets LLVM see that each element is read before
         # it is written at the same index, so the loop still vectorizes.
         self.same = dict(same or {})
-        self.phases = plan_phases(body)
-        self.producer = {v.id: n for n in body.nodes for v in n.outputs}
         self.lines: list[str] = []
         self.extents: list[tuple[int, ...]] = []
         self.names: dict[int, str] = {}  # value id -> array name (inputs, outputs, temps)
         self.c_inputs = [False] * len(body.inputs)
-        self._phase_of = {v.id: k for k, ph in enumerate(self.phases) for n in ph.nodes
-                          for v in n.outputs}
-        self._readers: dict[int, set[int]] = {}
-        for k, ph in enumerate(self.phases):
-            for n in ph.nodes:
-                for v in self._computed_reads(n):
-                    self._readers.setdefault(v, set()).add(k)
         self._emit()
 
     # ------------------------------------------------------------------ helpers
-
-    def _computed_reads(self, node):
-        out, stack = [], list(node.inputs)
-        while stack:
-            v = stack.pop()
-            p = self.producer.get(v.id)
-            if p is not None and _is_free(p):
-                stack.extend(p.inputs)
-            else:
-                out.append(v.id)
-        return out
 
     def _materialized(self, v: Value) -> bool:
         if v.id not in self._phase_of:

@@ -12,7 +12,7 @@ import lucid.nn as nn
 import lucid.nn.functional as F  # noqa: N812
 from lucid.device import is_device_array
 from lucid.optim import SGD, Adam
-from tests.jit.test_compiled_models import NeuralNetwork, SimpleCNN, assert_close
+from tests.jit.test_compiled_models import NeuralNetwork, SimpleCNN, _train_step, assert_close
 
 # name: (constructor, input shape, loss, target shape)
 MODELS = {
@@ -58,16 +58,6 @@ def test_compiled_forward_on_the_device_matches_eager_cpu(name):
     assert entries[0].backend.name == "cuda"
 
 
-def _step(model, opt, loss_fn):
-    def step(x, y):
-        loss = loss_fn(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-    return step
-
-
 @pytest.mark.parametrize("name, opt_name, steps", [("mlp", "adam", 3),
                                                    ("mlp", "sgd_momentum", 2),
                                                    ("cnn", "sgd_momentum", 2)])
@@ -75,8 +65,8 @@ def test_compiled_training_step_on_the_device_tracks_eager_cpu(name, opt_name, s
     cpu, dev = _pair(name)
     loss_fn = MODELS[name][2]
     cpu_opt, opt = OPTIMIZERS[opt_name](cpu.parameters()), OPTIMIZERS[opt_name](dev.parameters())
-    eager = _step(cpu, cpu_opt, loss_fn)
-    step = lucid.compile(_step(dev, opt, loss_fn))
+    eager = _train_step(cpu, cpu_opt, loss_fn)
+    step = lucid.compile(_train_step(dev, opt, loss_fn))
     arrays = [p.data for p in dev.parameters()]
     for i, (x, y) in enumerate(_data(name, steps, seed=1)):
         expected = eager(lucid.tensor(x), lucid.tensor(y))
