@@ -237,12 +237,11 @@ class CompiledFunction:
             backward_sources=built["backward_sources"], leaf_sources=built["leaf_sources"],
             grad_index=built["grad_index"], diff_avals=built["diff_avals"], stages=stages,
             pass_stats={"forward": fstats, "backward": bstats}, backend=self.backend,
-            name=self.name, input_hosts=dict(tracer.input_hosts))
+            name=self.name, input_hosts=dict(tracer.input_hosts), device=tracer.device)
         entry._traced_slots = list(tracer.slot_values)
         t2 = time.perf_counter()
         backend = self._backend_for(tracer.device)
         entry.backend = backend
-        entry.device = tracer.device
         backend.prepare(entry)
         entry.fast = compile_run(entry) if tracer.device == "cpu" else None
         stages.append(Stage(f"backend ({backend.name})", time.perf_counter() - t2,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lucid import device
 from lucid.nn.modules.module import STATE_EPOCH
 from lucid_jit.guards import module_fingerprint
 from lucid_jit.trace import _ARITH, _UNARY, TracedFloat
@@ -45,6 +46,8 @@ def compile_check(entry):
         body.append(f"if {bind(STATE_EPOCH)}[0] != {bind(entry)}.epoch and not "
                     f"{bind(_modules_unchanged)}({bind(entry)}):")
         body.append("    return None")
+    if entry.device == "cpu":
+        body.append(f"dev = {bind(device)}.DEVICE_TYPES")
     slots = {}
     for k, src in enumerate(entry.slot_sources):
         slots[k] = f"s{k}"
@@ -65,10 +68,13 @@ def compile_check(entry):
         body.append(f"t{i} = {src.code(bind)}")
         body.append(f"a{i} = t{i}.data")
         d = bind(np.dtype(dtype))
-        host = entry.input_hosts.get(i, True)
+        if entry.device == "cpu":  # a device array fails (checked once the device is in use)
+            where = f"(dev and {bind(isinstance)}(a{i}, dev))"
+        else:  # each input where it was traced: a device array, or a 0-d host scalar
+            host = entry.input_hosts.get(i, True)
+            where = f"{bind(isinstance)}(a{i}, {bind(np.ndarray)}) is not {host}"
         body.append(f"if a{i}.shape != {shape!r} or (a{i}.dtype is not {d} and a{i}.dtype != {d})"
-                    f" or t{i}.requires_grad is not {requires_grad}"
-                    f" or {bind(isinstance)}(a{i}, {bind(np.ndarray)}) is not {host}:")
+                    f" or t{i}.requires_grad is not {requires_grad} or {where}:")
         body.append("    return None")
         results.append(f"a{i}")
     conditions = [_float_guard_code(g, slots) for g in entry.float_guards]

@@ -139,3 +139,22 @@ def test_outputs_reuse_dead_buffers_and_temporaries_are_allocated_once():
     assert len(seen) == 1
     assert [id(a) for s in program.steps if type(s) is not tuple
             for a in s.temps.values()] == temps
+
+
+def test_a_captured_model_moved_to_the_device_fails_the_cpu_guards():
+    lucid.manual_seed(0)
+    model = lucid.nn.Linear(3, 2)
+    x = lucid.randn(4, 3)
+    f = lucid.compile(lambda: (model(x_dev[0]) * 2.0).sum())
+    x_dev = [x]
+    want = f().item()
+    assert f.last_entry.device == "cpu"
+    model.to("cuda")
+    x_dev[0] = x.cuda()
+    out = f()  # same arguments (none): the guards see device arrays and retrace for cuda
+    assert out.device == "cuda" and f.last_entry.device == "cuda"
+    assert len(f.entries) == 2
+    np.testing.assert_allclose(out.item(), want, rtol=1e-5)
+    model.cpu()
+    x_dev[0] = x
+    assert f().device == "cpu" and len(f.entries) == 2  # the cpu entry again
