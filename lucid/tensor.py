@@ -433,7 +433,11 @@ class Tensor:
 
     def _view(self, out: Tensor) -> Tensor:
         """Views share the version counter, so in-place writes through either are seen by both."""
-        if isinstance(out.data, np.ndarray) and np.may_share_memory(out.data, self.data):
+        if isinstance(out.data, np.ndarray):
+            if np.may_share_memory(out.data, self.data):
+                out._version = self._version
+        elif _device.is_device_array(out.data) and \
+                _device.runtime().shares_memory(out.data, self.data):
             out._version = self._version
         return out
 
@@ -562,7 +566,12 @@ class Tensor:
                                      f"read-only broadcast view ({registry.user_location()})")
                 np.copyto(self.data, _device.to_host(result.data))
             else:
-                _device.runtime().copy_into(self.data, _device.move(result.data, "cuda"))
+                rt = _device.runtime()
+                why = rt.write_error(self.data)
+                if why is not None:
+                    raise LucidError(f"in-place: this cuda tensor of shape {self.shape} is {why} "
+                                     f"({registry.user_location()})")
+                rt.copy_into(self.data, _device.move(result.data, "cuda"))
         self._version[0] += 1
         if result._ctx is not None:
             self._ctx = result._ctx._replace(out_version=self._version[0])

@@ -217,6 +217,16 @@ def test_inplace_bumps_version_shared_by_views():
     assert x.tolist() == [[1.0] * 3] * 2  # the view writes through
 
 
+def test_indexing_one_element_is_a_0d_view_as_in_pytorch():
+    x = lucid.zeros(2, 3)
+    e = x[1, 2]
+    assert e.shape == () and e._version is x._version
+    e.add_(5.0)
+    x[0, 0].fill_(-1.0)
+    assert x.tolist() == [[-1.0, 0.0, 0.0], [0.0, 0.0, 5.0]]
+    assert e.item() == 5.0
+
+
 def test_modifying_a_saved_tensor_raises_at_backward():
     a = Tensor([1.0, 2.0], requires_grad=True)
     b = a * 2.0

@@ -104,6 +104,8 @@ def _numpy_index(index, arrays):
 
 
 def _getitem(x, *arrays, index):
+    if Ellipsis not in index:  # (an index of all ints then gives a 0-d view, as in PyTorch,
+        index = (*index, Ellipsis)  # not a scalar copy)
     return x[_numpy_index(index, arrays)]
 
 

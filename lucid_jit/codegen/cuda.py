@@ -462,7 +462,7 @@ def _unflatten(flat: str, idx: list[str], dims: list[str]) -> list[str]:
 
 def movement_launch(node: Node) -> Launch:
     """A copy kernel for a reshape, permute or broadcast_to outside any fused group: each output
-    element reads its source element (device arrays here are always fresh copies, never views)."""
+    element reads its source element, both indexed n-d (so either array may be a strided view)."""
     x, v = node.inputs[0], node.output
     L = v.shape
     r = len(L)

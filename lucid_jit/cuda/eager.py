@@ -6,13 +6,18 @@ one node (plus explicit broadcasts where an elementwise op's operands differ in 
 by the CUDA backend into the same kernels a compiled graph uses, and cached by op, attributes
 and operand types. CPU operands are allowed only as 0-d scalars (passed to kernels as values);
 anything else on another device is a clear error naming the op, the operands and the line.
+Reshapes, permutes, broadcasts and basic slices are views of their operand's device memory
+wherever NumPy's are (`_VIEWS`, `runtime.view`), so in-place writes through them behave as on
+the CPU.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from lucid import ops
 from lucid.ops import registry
+from lucid.ops.movement import _getitem
 from lucid.ops.registry import Aval, LucidError, op_error
 from lucid.ops.rules import broadcast_shapes
 from lucid_jit.cuda import runtime
@@ -41,12 +46,31 @@ def run(op, args, attrs):
             raise op_error(op.name, [devices], "operands are on different devices (move them "
                            "with .to(device); only 0-d CPU tensors mix with cuda ones)",
                            LucidError)
+    viewed = None
+    if len(datas) == 1 and op in _VIEWS:
+        viewed = runtime.view(datas[0], _VIEWS[op](**attrs))
+        if viewed is not None and viewed is not runtime.REVERSED:
+            return viewed
     key = (op, _attrs_key(attrs), tuple((a.shape, d.ndim, d.dtype.str, isinstance(d, _DEVICE))
                                         for a, d in zip(args, datas, strict=True)))
     program = _PROGRAMS.get(key)
     if program is None:
         program = _PROGRAMS[key] = _build(op, args, datas, attrs)
-    return program(datas)[0]
+    out = program(datas)[0]
+    if viewed is runtime.REVERSED:
+        runtime.DETACHED[id(out)] = out
+    return out
+
+
+# The movement ops whose eager results on the device are views of their operand's memory where
+# NumPy's are (so in-place writes through them reach the base tensor, as on the CPU): each maps
+# the op's attributes to the same operation on a NumPy array.
+_VIEWS = {
+    ops.reshape: lambda *, shape: lambda h: np.reshape(h, shape, copy=False),
+    ops.permute: lambda *, axes: lambda h: np.transpose(h, axes),
+    ops.broadcast_to: lambda *, shape: lambda h: np.broadcast_to(h, shape),
+    ops.getitem: lambda *, index: lambda h: _getitem(h, index=index),
+}
 
 
 def _attrs_key(attrs):

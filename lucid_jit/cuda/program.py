@@ -3,7 +3,8 @@
 Each node becomes a step:
 - a fused group, or a plain elementwise op, reduction, matmul or fill: the launches of its body
   (`codegen.cuda.CudaBody`), with temporaries and outputs allocated on the device;
-- a reshape, permute or broadcast_to: a copy kernel (device results are always fresh arrays);
+- a reshape, permute or broadcast_to: a copy kernel (a program's results are fresh arrays;
+  eager device ops make views where NumPy would, see `runtime.view`);
 - a constant: copied to the device once, when the program is built;
 - anything else (convolutions, random draws, gathers and scatters with index attributes,
   concat, pad, argmax): the op's eager implementation on the host, its inputs copied from the
@@ -268,6 +269,23 @@ def _fresh_copy(a):
     if isinstance(a, np.ndarray):
         return runtime.to_device(np.array(a))
     out = runtime.empty(a.shape, a.dtype)
-    if math.prod(a.shape):
-        out.copy_to_device(a)
+    runtime.copy_into(out, a)
     return out
+
+
+def copy_array(dst, src) -> None:
+    """Copy device array `src` into `dst` (same shape; either may be strided, and the dtypes
+    may differ): a grid-stride copy kernel that indexes both n-d."""
+    shape = tuple(dst.shape)
+    if not math.prod(shape):
+        return
+    x, out = Value(shape, src.dtype), Value(shape, dst.dtype)
+    launch = movement_launch(Node(ops.broadcast_to, (x,), (out,), {"shape": shape}))
+    arrays = {"a0": src, "o0": dst}
+    args = []
+    for kind, what in launch.args:
+        if kind == "size":
+            args.append(what)
+        else:
+            args.append(arrays[what].reshape(1) if kind == "array0" else arrays[what])
+    _configure(launch)(*args)

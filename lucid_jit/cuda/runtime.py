@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import weakref
 
 import numpy as np
 from numba import cuda
@@ -23,6 +24,7 @@ if SIMULATOR:
 
     DEVICE_TYPES: tuple[type, ...] = (_DeviceArray,)
 else:
+    from numba.cuda.cudadrv.devicearray import DeviceNDArray
     from numba.cuda.cudadrv.devicearray import DeviceNDArrayBase as _DeviceArray
 
     DEVICE_TYPES = (_DeviceArray,)
@@ -121,13 +123,89 @@ def empty(shape, dtype):
 
 
 def copy_into(dst, src) -> None:
-    """Copy device array `src` into device array `dst` (same shape; a cast where the dtypes
-    differ goes through the host)."""
+    """Copy device array `src` into device array `dst` of the same shape. Either may be a strided
+    view, and the dtypes may differ (the copy kernel casts); two contiguous arrays of one dtype
+    are a plain device-to-device copy."""
     if tuple(src.shape) != tuple(dst.shape):
         raise ValueError(f"copy_into: shapes {src.shape} and {dst.shape} differ")
-    if src.dtype != dst.dtype:
-        src = to_device(to_host(src).astype(dst.dtype))
-    dst.copy_to_device(src)
+    if src.dtype == dst.dtype and src.is_c_contiguous() and dst.is_c_contiguous():
+        dst.copy_to_device(src)
+        return
+    from lucid_jit.cuda.program import copy_array
+
+    copy_array(dst, src)
+
+
+# ----------------------------------------------------------------------------- views
+
+# What `view` answers for a slice with a negative step: NumPy makes a view, but a device array
+# cannot have negative strides (numba copies device memory to the host in one forward span), so
+# the result is a copy, and `DETACHED` remembers it so that an in-place write into it is an error
+# instead of an update that silently misses the tensor it was sliced from.
+REVERSED = "reversed"
+# (keyed by id: the simulator's arrays compare elementwise, so they cannot be hashed)
+DETACHED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def view(data, fn):
+    """`fn(data)` as a view of the same device memory, as NumPy would make it: `fn` is a reshape
+    (with copy=False), transpose, broadcast or basic slice applied to an array of data's shape and
+    strides. None where NumPy would copy (the caller copies too); REVERSED for negative strides."""
+    layout = _view_layout(data, fn)
+    if layout is None or layout is REVERSED:
+        return layout
+    shape, strides, offset = layout
+    if SIMULATOR:  # the real view of the wrapped array, checked against the layout a GPU uses
+        host = data._ary
+        res = fn(host)
+        got = (res.shape, res.strides,
+               res.__array_interface__["data"][0] - host.__array_interface__["data"][0])
+        assert got == layout, (got, layout)
+        return _DeviceArray(res)
+    memory = data.gpu_data.view(offset) if offset else data.gpu_data
+    return DeviceNDArray(shape, strides, data.dtype, stream=data.stream, gpu_data=memory)
+
+
+def _view_layout(data, fn):
+    """(shape, strides, byte offset) of `fn`'s view of device array `data`, found by applying fn
+    to a host stand-in with data's layout (views only compute shapes and strides: the stand-in's
+    bytes are never read); None or REVERSED as `view` says."""
+    if not data.size:
+        return None
+    itemsize = data.dtype.itemsize
+    extent = itemsize + sum((n - 1) * st for n, st in zip(data.shape, data.strides, strict=True))
+    span = np.empty(extent, np.uint8)  # (its pages are never touched: nothing is committed)
+    host = np.ndarray(tuple(data.shape), data.dtype, buffer=span, strides=tuple(data.strides))
+    try:
+        res = fn(host)
+    except ValueError:  # a reshape that needs a copy
+        return None
+    if not isinstance(res, np.ndarray) or not res.size or not np.may_share_memory(res, host):
+        return None
+    if min(res.strides, default=0) < 0:
+        return REVERSED
+    offset = res.__array_interface__["data"][0] - host.__array_interface__["data"][0]
+    return tuple(res.shape), tuple(res.strides), offset
+
+
+def shares_memory(a, b) -> bool:
+    """Whether two device arrays may overlap (one is a view of the other, or both of a third)."""
+    if SIMULATOR:
+        return np.may_share_memory(a._ary, b._ary)
+    if not a.size or not b.size:
+        return False
+    pa, pb = a.device_ctypes_pointer.value, b.device_ctypes_pointer.value
+    return pa < pb + b.alloc_size and pb < pa + a.alloc_size
+
+
+def write_error(data) -> str | None:
+    """Why an in-place write into device array `data` would be wrong (None: it is fine)."""
+    if any(st == 0 and n > 1 for st, n in zip(data.strides, data.shape, strict=True)):
+        return "a read-only broadcast view"
+    if DETACHED.get(id(data)) is data:
+        return ("a slice with a negative step, which on the device is a copy: the write would "
+                "not reach the tensor it was sliced from")
+    return None
 
 
 def synchronize() -> None:

@@ -110,6 +110,99 @@ def test_in_place_updates_write_the_device_array():
     np.testing.assert_array_equal(x.numpy(), np.zeros((2, 3)))
 
 
+def _twins(shape=(4, 6)):
+    a = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    return lucid.tensor(a), lucid.tensor(a, device="cuda")
+
+
+VIEWS = [
+    ("rows", lambda t: t[1:3]),
+    ("column", lambda t: t[:, 2]),
+    ("strided", lambda t: t[::2, 1::3]),
+    ("element", lambda t: t[1, 4]),
+    ("new axis", lambda t: t[None, 2]),
+    ("ellipsis", lambda t: t[..., 1:]),
+    ("transpose", lambda t: t.T),
+    ("reshape", lambda t: t.reshape(3, 8)),
+    ("view of a view", lambda t: t.T[2:, ::2].unsqueeze(0)),
+]
+
+
+@pytest.mark.parametrize("name,make", VIEWS, ids=[v[0] for v in VIEWS])
+def test_device_views_share_memory_with_their_base_as_on_the_cpu(name, make):
+    cpu, dev = _twins()
+    vc, vd = make(cpu), make(dev)
+    assert vd.device == "cuda" and vd.shape == vc.shape
+    np.testing.assert_array_equal(vd.numpy(), vc.numpy())
+    for t, v in ((cpu, vc), (dev, vd)):  # writes through the view reach the base ...
+        v.mul_(-1.0)
+        v.add_(0.5)
+        assert v._version is t._version and t._version[0] == 2
+    np.testing.assert_array_equal(dev.numpy(), cpu.numpy())
+    np.testing.assert_array_equal(vd.numpy(), vc.numpy())
+    for t in (cpu, dev):  # ... and writes into the base show through the view
+        t.sub_(1.0)
+    np.testing.assert_array_equal(vd.numpy(), vc.numpy())
+    # ops read strided device views (and views of them) correctly
+    np.testing.assert_allclose((vd * 2 + vd.exp().log()).sum().numpy(),
+                               (vc * 2 + vc.exp().log()).sum().numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(vd.cpu().numpy(), vc.numpy())
+    before = dev.numpy()
+    c = vd.clone()  # a clone is its own memory
+    c.add_(1.0)
+    np.testing.assert_array_equal(dev.numpy(), before)
+    np.testing.assert_array_equal(c.numpy(), vc.numpy() + 1)
+
+
+def test_setitem_writes_through_strided_device_views():
+    cpu, dev = _twins((3, 4, 5))
+    for t in (cpu, dev):
+        t.permute(2, 0, 1)[1:4, :, ::2] = 7.0
+        t[:, 1][0, ::-1] = t[0, 0, 0] * 0  # (a reversed slice assigned through setitem)
+        col = t[:, :, 3]
+        col.copy_(lucid.full((3, 4), 9.0).to(t.device))
+    np.testing.assert_array_equal(dev.numpy(), cpu.numpy())
+
+
+def test_device_views_that_cannot_take_writes_are_clear_errors():
+    x = lucid.arange(6, device="cuda").float()
+    before = x.numpy()
+    b = x.reshape(1, 6).expand(3, 6)
+    np.testing.assert_array_equal(b.numpy(), np.broadcast_to(before, (3, 6)))
+    with pytest.raises(LucidError, match=r"in-place: this cuda tensor of shape \(3, 6\) is a "
+                                         r"read-only broadcast view .*test_device.py"):
+        b.add_(1.0)
+    r = x[::-1]  # device arrays have no negative strides: a copy, which must not take writes
+    np.testing.assert_array_equal(r.numpy(), before[::-1])
+    with pytest.raises(LucidError, match="negative step"):
+        r.mul_(2.0)
+    np.testing.assert_array_equal(x.numpy(), before)  # nothing was written
+    y = x.reshape(2, 3).T.reshape(6)  # NumPy copies here too: writes stay in the copy
+    y.zero_()
+    np.testing.assert_array_equal(x.numpy(), before)
+
+
+def test_backward_through_device_views():
+    a = np.random.default_rng(2).standard_normal((4, 6)).astype(np.float32)
+    grads = []
+    for device in ("cpu", "cuda"):
+        w = lucid.tensor(a, device=device, requires_grad=True)
+        (w[1:3, ::2].T.exp() * w[1:4, 1:2]).sum().backward()
+        grads.append(w.grad.numpy())
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-5)
+
+
+def test_compiled_functions_take_device_views():
+    @lucid.compile
+    def f(x, y):
+        return (x * y).relu() + x.sum(dim=0)
+
+    cpu, dev = _twins((5, 4))
+    for args in ((dev[1:4], dev.T[:3, :4]), (dev[:3], dev[2:])):
+        want = f.__wrapped__(*(lucid.tensor(a.numpy()) for a in args))
+        np.testing.assert_allclose(f(*args).numpy(), want.numpy(), rtol=1e-6)
+
+
 def test_autograd_on_the_device_and_through_a_transfer():
     rng = np.random.default_rng(1)
     a = rng.standard_normal((4, 3)).astype(np.float32)
