@@ -295,7 +295,11 @@ class CudaBody(BodyMath):
 
     def _reduce(self, k: int, ph) -> None:
         """Block reductions: one kernel per set of reduced axes in the phase (the phase's
-        stores go with the first)."""
+        stores go with the first). Where there are too few kept rows to fill the device and
+        the rows are long, each row is split over `ns` blocks: the first kernel writes each
+        block's partial result to a temporary, and a second combines a row's partials."""
+        from lucid_jit.cuda import runtime
+
         L = ph.shape
         r = len(L)
         groups: dict[tuple, list[Node]] = {}
@@ -306,7 +310,8 @@ class CudaBody(BodyMath):
         for axes, nodes in groups.items():
             kept = [d for d in range(r) if d not in axes]
             rows = math.prod(L[d] for d in kept)
-            launch = Launch("", "reduce", (rows,))
+            ns = runtime.reduce_split(rows, math.prod(L[d] for d in axes))
+            launch = Launch("", "reduce", (rows * ns,))
             idx = [f"j{d}" for d in range(r)]
             local: dict[int, str] = {}
             loads, stmts, stores, reds = self._element([ph], L, idx, local, launch)
@@ -314,45 +319,94 @@ class CudaBody(BodyMath):
                 stores = []
             first = False
             reds = [(n, x) for n, x in reds if n in nodes]
+            acc_dts = [self._cuda_acc_dtype(n) for n, _ in reds]
             nk = " * ".join(f"p{d}" for d in kept) or "1"
             nr = " * ".join(f"p{d}" for d in axes) or "1"
             lines = [f"nk = {nk}", f"nr = {nr}", "tid = cuda.threadIdx.x"]
-            for j, (n, _) in enumerate(reds):
-                acc_dt = self._cuda_acc_dtype(n)
-                lines.append(f"sm{j} = cuda.shared.array(REDUCE_BLOCK, {np_type(acc_dt)})")
-            lines += ["row = cuda.blockIdx.x", "while row < nk:"]
+            lines += [f"sm{j} = cuda.shared.array(REDUCE_BLOCK, {np_type(dt)})"
+                      for j, dt in enumerate(acc_dts)]
+            if ns == 1:  # a block per row
+                lines += ["row = cuda.blockIdx.x", "while row < nk:"]
+                first_q, q_step = "tid", "REDUCE_BLOCK"
+            else:  # ns blocks per row, each taking every ns-th stretch of REDUCE_BLOCK
+                lines += ["b = cuda.blockIdx.x", "while b < nk * ns:",
+                          "    row = b // ns", "    part = b - row * ns"]
+                first_q, q_step = "part * REDUCE_BLOCK + tid", "REDUCE_BLOCK * ns"
             body = _unflatten("row", [idx[d] for d in kept], [f"p{d}" for d in kept])
-            for j, (n, _) in enumerate(reds):
-                body.append(f"acc{j} = {self._cuda_acc_init(n)}")
-            body += ["q = tid", "while q < nr:"]
+            body += [f"acc{j} = {self._cuda_acc_init(n)}" for j, (n, _) in enumerate(reds)]
+            body += [f"q = {first_q}", "while q < nr:"]
             inner = _unflatten("q", [idx[d] for d in axes], [f"p{d}" for d in axes])
             inner += loads + stmts + stores
-            for j, (n, x) in enumerate(reds):
-                inner.append(self._acc_update(n, f"acc{j}", x))
-            inner.append("q += REDUCE_BLOCK")
+            inner += [self._acc_update(n, f"acc{j}", x) for j, (n, x) in enumerate(reds)]
+            inner.append(f"q += {q_step}")
             body += ["    " + ln for ln in inner]
-            for j in range(len(reds)):
-                body.append(f"sm{j}[tid] = acc{j}")
-            body += ["cuda.syncthreads()", "s = REDUCE_BLOCK // 2", "while s > 0:",
-                     "    if tid < s:"]
-            for j, (n, _) in enumerate(reds):
-                a, b = f"sm{j}[tid]", f"sm{j}[tid + s]"
-                if n.op.name == "sum":
-                    body.append(f"        {a} = {a} + {b}")
-                else:
-                    body.append(f"        y{j} = {b}")
-                    body.append(f"        if y{j} > {a} or y{j} != y{j}:")
-                    body.append(f"            {a} = y{j}")
-            body += ["    cuda.syncthreads()", "    s //= 2", "if tid == 0:"]
-            for j, (n, _) in enumerate(reds):
-                out = self._array(n.output)
-                keep = n.attrs.get("keepdims", False)
-                ix = [("0" if d in axes else idx[d]) for d in range(r) if keep or d not in axes]
-                body.append(f"    {out}[{', '.join(ix) if ix else '0'}] = "
-                            f"{typed(f'sm{j}[0]', n.output.dtype)}")
-            body += ["cuda.syncthreads()", "row += cuda.gridDim.x"]
+            body += self._tree([n for n, _ in reds])
+            if ns == 1:
+                body += self._reduced_stores(reds, axes, idx, r)
+                body += ["cuda.syncthreads()", "row += cuda.gridDim.x"]
+                lines += ["    " + ln for ln in body]
+                self._finish(launch, "", lines, list(L))
+                continue
+            parts = []
+            for dt in acc_dts:
+                parts.append(f"t{len(self.temps)}")
+                self.temps[parts[-1]] = ((rows, ns), dt)
+            body.append("if tid == 0:")
+            body += [f"    {w}[row, part] = sm{j}[0]" for j, w in enumerate(parts)]
+            body += ["cuda.syncthreads()", "b += cuda.gridDim.x"]
             lines += ["    " + ln for ln in body]
-            self._finish(launch, "", lines, list(L))
+            launch.extra_sizes = [ns]
+            self._finish(launch, "", lines, list(L), ["ns"])
+            self._combine(reds, acc_dts, parts, axes, kept, L, ns)
+
+    def _combine(self, reds, acc_dts, parts, axes, kept, L, ns) -> None:
+        """The second kernel of a split reduction: a block per row combines its ns partials."""
+        r = len(L)
+        idx = [f"j{d}" for d in range(r)]
+        launch = Launch("", "reduce", (math.prod(L[d] for d in kept),))
+        lines = [f"nk = {' * '.join(f'p{d}' for d in kept) or '1'}", "tid = cuda.threadIdx.x"]
+        lines += [f"sm{j} = cuda.shared.array(REDUCE_BLOCK, {np_type(dt)})"
+                  for j, dt in enumerate(acc_dts)]
+        lines += ["row = cuda.blockIdx.x", "while row < nk:"]
+        body = _unflatten("row", [idx[d] for d in kept], [f"p{d}" for d in kept])
+        body += [f"acc{j} = {self._cuda_acc_init(n)}" for j, (n, _) in enumerate(reds)]
+        body += ["q = tid", "while q < ns:"]
+        for j, ((n, _), w) in enumerate(zip(reds, parts, strict=True)):
+            body += [f"    y{j} = {w}[row, q]", "    " + self._acc_update(n, f"acc{j}", f"y{j}")]
+        body.append("    q += REDUCE_BLOCK")
+        body += self._tree([n for n, _ in reds])
+        body += self._reduced_stores(reds, axes, idx, r)
+        body += ["cuda.syncthreads()", "row += cuda.gridDim.x"]
+        lines += ["    " + ln for ln in body]
+        launch.extra_sizes = [ns]
+        self._finish(launch, "", lines, list(L), ["ns"])
+
+    @staticmethod
+    def _tree(nodes) -> list[str]:
+        """Lines combining each thread's accumulator accj in shared array smj, leaving a block's
+        result in smj[0] (NaN wins a max, as in NumPy)."""
+        lines = [f"sm{j}[tid] = acc{j}" for j in range(len(nodes))]
+        lines += ["cuda.syncthreads()", "s = REDUCE_BLOCK // 2", "while s > 0:", "    if tid < s:"]
+        for j, n in enumerate(nodes):
+            a, b = f"sm{j}[tid]", f"sm{j}[tid + s]"
+            if n.op.name == "sum":
+                lines.append(f"        {a} = {a} + {b}")
+            else:
+                lines.append(f"        y{j} = {b}")
+                lines.append(f"        if y{j} > {a} or y{j} != y{j}:")
+                lines.append(f"            {a} = y{j}")
+        return lines + ["    cuda.syncthreads()", "    s //= 2"]
+
+    def _reduced_stores(self, reds, axes, idx, r) -> list[str]:
+        """Thread 0 stores each reduction's result from smj[0] (in its output's dtype)."""
+        lines = ["if tid == 0:"]
+        for j, (n, _) in enumerate(reds):
+            out = self._array(n.output)
+            keep = n.attrs.get("keepdims", False)
+            ix = [("0" if d in axes else idx[d]) for d in range(r) if keep or d not in axes]
+            lines.append(f"    {out}[{', '.join(ix) if ix else '0'}] = "
+                         f"{typed(f'sm{j}[0]', n.output.dtype)}")
+        return lines
 
     def _cuda_acc_dtype(self, n: Node):
         if n.op.name == "max" and n.output.dtype.kind == "b":

@@ -223,6 +223,16 @@ def reduce_config(rows: int) -> tuple[int, int]:
     return max(1, min(rows, MAX_BLOCKS if not SIMULATOR else MAX_BLOCKS)), REDUCE_BLOCK
 
 
+def reduce_split(rows: int, n: int) -> int:
+    """How many blocks share each of `rows` block-reduction rows of `n` elements: 1 (a block per
+    row) where the rows fill the device or are short, else enough that each block's threads
+    take about 8 elements each (a full sum of a large tensor then runs on many blocks)."""
+    if rows >= MAX_BLOCKS:
+        return 1
+    per_thread = 2 if SIMULATOR else 8  # (small under the simulator, so that tests split rows)
+    return max(1, min(-(-n // (REDUCE_BLOCK * per_thread)), MAX_BLOCKS // rows))
+
+
 def matmul_config(m: int, n: int, batch: int) -> tuple[tuple[int, int, int], tuple[int, int]]:
     """(grid, block) for the tiled matmul: TILE x TILE threads per TM x TM output tile."""
     return ((n + TM - 1) // TM, (m + TM - 1) // TM, batch), (TILE, TILE)

@@ -49,6 +49,33 @@ def test_reductions_are_block_reductions():
     np.testing.assert_allclose(g(x).numpy(), a.sum(0) + a.max(0), rtol=1e-5)
 
 
+def test_long_rows_split_over_blocks_and_their_partials_combine():
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((40, 37)).astype(np.float32)
+    a[3, 5] = np.nan
+    x = lucid.tensor(a, device="cuda")
+    want = {"sum": a.sum(), "max": np.nan, "mean": a.mean()}
+
+    f = lucid.compile(lambda x: (x.sum(), x.amax(), x.mean(), x * 2))  # one phase, stores too
+    s, m, mean, twice = f(x)
+    assert "while b < nk * ns" in f.source() and "while q < ns" in f.source()
+    np.testing.assert_allclose([s.numpy(), m.numpy(), mean.numpy()], list(want.values()),
+                               rtol=1e-5)
+    np.testing.assert_array_equal(twice.numpy(), a * 2)
+
+    b = np.nan_to_num(a)
+    g = lucid.compile(lambda x: (x.amax(dim=0, keepdim=True), (x > 2).int().amax(dim=0),
+                                 x.sum(dim=1)))  # few kept rows: axis 0 of a (2, 740) view
+    y = lucid.tensor(b.reshape(2, 740), device="cuda")
+    mx, anyrow, rows = g(y.T)
+    assert "while b < nk * ns" in g.source()
+    np.testing.assert_allclose(mx.numpy(), b.reshape(2, 740).T.max(0, keepdims=True))
+    np.testing.assert_array_equal(anyrow.numpy(), (b.reshape(2, 740).T > 2).any(0).astype(np.int32))
+    np.testing.assert_allclose(rows.numpy(), b.reshape(2, 740).T.sum(1), rtol=1e-5)
+    ints = lucid.tensor(np.arange(1000, dtype=np.int64), device="cuda")
+    assert ints.sum().item() == 499500 and ints.amax().item() == 999
+
+
 def test_matmul_bias_and_activation_are_one_tiled_kernel():
     f = lucid.compile(lambda x, w, b: F.relu(x @ w + b))
     x, w, b = (lucid.randn(5, 6, device="cuda"), lucid.randn(6, 9, device="cuda"),
