@@ -244,14 +244,7 @@ class CudaBody(BodyMath):
         launch = Launch("", "elem", (math.prod(L),))
         idx = [f"j{d}" for d in range(r)]
         loads, stmts, stores, _ = self._element([ph], L, idx, {}, launch)
-        lines = [f"n = {' * '.join(f'p{d}' for d in range(r)) or '1'}",
-                 "i = cuda.grid(1)",
-                 "step = cuda.gridsize(1)",
-                 "while i < n:"]
-        lines += ["    " + ln for ln in _unflatten("i", idx, [f"p{d}" for d in range(r)])]
-        lines += ["    " + ln for ln in loads + stmts + stores]
-        lines.append("    i += step")
-        self._finish(launch, "", lines, list(L))
+        self._finish(launch, "", grid_stride(L, loads + stmts + stores), list(L))
 
     def _fill(self, out: str, v: Value) -> None:
         """An output that is a fill, a constant or a broadcast: stored by its own loop."""
@@ -263,15 +256,8 @@ class CudaBody(BodyMath):
         reader_loads: list[str] = []
         value = self._free_read(v, L, idx, reader_loads)
         self.names[v.id] = out
-        lines = [f"n = {' * '.join(f'p{d}' for d in range(r)) or '1'}",
-                 "i = cuda.grid(1)",
-                 "step = cuda.gridsize(1)",
-                 "while i < n:"]
-        lines += ["    " + ln for ln in _unflatten("i", idx, [f"p{d}" for d in range(r)])]
-        lines += ["    " + ln for ln in reader_loads]
-        lines.append(f"    {out}[{', '.join(idx) if idx else '0'}] = {value}")
-        lines.append("    i += step")
-        self._finish(launch, "", lines, list(L))
+        body = reader_loads + [f"{out}[{', '.join(idx) if idx else '0'}] = {value}"]
+        self._finish(launch, "", grid_stride(L, body), list(L))
 
     def _free_read(self, v: Value, L, idx, loads) -> str:
         r = len(L)
@@ -434,8 +420,10 @@ class CudaBody(BodyMath):
         row, col = idx[-2], idx[-1]
         bidx = idx[:-2]
         pm, pn = f"p{r - 2}", f"p{r - 1}"
-        a_ix = ", ".join(bidx + [row, "k0 + tx"])
-        b_ix = ", ".join((bidx if b.ndim > 2 else []) + ["k0 + ty", col])
+        # An operand with fewer batch axes than the output (as in a lowered conv2d) reads the
+        # trailing ones; the primitive's own operands have all of them, or b none.
+        a_ix = ", ".join(bidx[len(bidx) - (a.ndim - 2):] + [row, "k0 + tx"])
+        b_ix = ", ".join(bidx[len(bidx) - (b.ndim - 2):] + ["k0 + ty", col])
         # Each thread computes RB x RB outputs: rows ty + i*TILE and columns tx + j*TILE of the
         # block's TM x TM tile (TM = TILE * RB), from TM x TILE and TILE x TM shared tiles.
         lines = [f"sa = cuda.shared.array((TM, TILE), {dt})",
@@ -497,6 +485,20 @@ def _uses(text: str, name: str) -> bool:
     return re.search(rf"\b{name}\b", text) is not None
 
 
+def grid_stride(L, body: list[str]) -> list[str]:
+    """A grid-stride loop over the elements of shape L (sizes p0, p1, ...): each iteration sets
+    the n-d index j0, j1, ... and runs `body`."""
+    r = len(L)
+    idx = [f"j{d}" for d in range(r)]
+    lines = [f"n = {' * '.join(f'p{d}' for d in range(r)) or '1'}",
+             "i = cuda.grid(1)",
+             "step = cuda.gridsize(1)",
+             "while i < n:"]
+    lines += ["    " + ln for ln in _unflatten("i", idx, [f"p{d}" for d in range(r)])]
+    lines += ["    " + ln for ln in body]
+    return lines + ["    i += step"]
+
+
 def _unflatten(flat: str, idx: list[str], dims: list[str]) -> list[str]:
     """Lines setting the n-d index `idx` (C order over `dims`) from the flat index `flat`."""
     if not idx:
@@ -509,44 +511,3 @@ def _unflatten(flat: str, idx: list[str], dims: list[str]) -> list[str]:
         lines.append(f"rem = rem // {dims[d]}")
     lines.append(f"{idx[0]} = rem")
     return lines
-
-
-# ----------------------------------------------------------------------------- movement
-
-
-def movement_launch(node: Node) -> Launch:
-    """A copy kernel for a reshape, permute or broadcast_to outside any fused group: each output
-    element reads its source element, both indexed n-d (so either array may be a strided view)."""
-    x, v = node.inputs[0], node.output
-    L = v.shape
-    r = len(L)
-    idx = [f"j{d}" for d in range(r)]
-    lines = [f"n = {' * '.join(f'p{d}' for d in range(r)) or '1'}",
-             "i = cuda.grid(1)",
-             "step = cuda.gridsize(1)",
-             "while i < n:"]
-    body = _unflatten("i", idx, [f"p{d}" for d in range(r)])
-    extra: list[int] = []
-    if node.op is ops.permute:
-        axes = tuple(node.attrs["axes"])
-        src = ["0"] * x.ndim
-        for d, a in enumerate(axes):
-            src[a] = idx[d]
-    elif node.op is ops.broadcast_to:
-        shape = (1,) * (r - x.ndim) + tuple(x.shape)
-        src = [("0" if shape[d] == 1 and L[d] != 1 else idx[d]) for d in range(r - x.ndim, r)]
-    else:  # reshape: flat index in C order, then the source's n-d index
-        extra = list(x.shape)
-        sidx = [f"s{d}" for d in range(x.ndim)]
-        body += _unflatten("i", sidx, [f"q{d}" for d in range(x.ndim)])
-        src = sidx
-    body.append(f"o0[{', '.join(idx) if idx else '0'}] = a0[{', '.join(src) if src else '0'}]")
-    body.append("i += step")
-    lines += ["    " + ln for ln in body]
-    params = [f"p{d}" for d in range(r)] + [f"q{d}" for d in range(len(extra))] + ["a0", "o0"]
-    src_lines = ["@cuda.jit", f"def kernel({', '.join(params)}):"] + ["    " + ln for ln in lines]
-    launch = Launch(HEADER + "\n".join(src_lines) + "\n", "elem", (math.prod(L),))
-    launch.args = ([("size", int(s)) for s in L] + [("size", int(s)) for s in extra]
-                   + [("array0" if x.ndim == 0 else "array", "a0"),
-                      ("array0" if v.ndim == 0 else "array", "o0")])
-    return launch

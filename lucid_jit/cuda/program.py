@@ -6,9 +6,12 @@ Each node becomes a step:
 - a reshape, permute or broadcast_to: a copy kernel (a program's results are fresh arrays;
   eager device ops make views where NumPy would, see `runtime.view`);
 - a constant: copied to the device once, when the program is built;
-- anything else (convolutions, random draws, gathers and scatters with index attributes,
-  concat, pad, argmax): the op's eager implementation on the host, its inputs copied from the
-  device and its outputs back (a declared fallback, counted in `host_nodes`).
+- getitem or scatter_add with a basic index, pad, unfold, fold, max_pool2d or argmax: its
+  own kernel (codegen/cuda_ops.py); a conv2d: lowered to unfold, a matmul and reshapes, and
+  planned as those;
+- anything else (random draws, gathers and scatters with index arrays, concat): the op's eager
+  implementation on the host, its inputs copied from the device and its outputs back (a
+  declared fallback, counted in `host_nodes`).
 
 Graph inputs that arrive as 0-d host arrays (lifted floats, CPU scalar tensors next to device
 tensors) are passed to kernels as scalars. The program is built for one entry, whose shapes are
@@ -26,18 +29,25 @@ import sys
 import numpy as np
 
 from lucid import ops
-from lucid_jit.codegen import loader
-from lucid_jit.codegen.cuda import (
-    CudaBody,
-    Launch,
-    movement_launch,
-    supported_cuda_body,
-)
+from lucid_jit.codegen import cuda_ops, loader
+from lucid_jit.codegen.cuda import CudaBody, Launch, supported_cuda_body
+from lucid_jit.codegen.cuda_ops import movement_launch
 from lucid_jit.codegen.kernels import REDUCTIONS, supported_node
 from lucid_jit.cuda import runtime
 from lucid_jit.ir.graph import CONST, FUSED, Graph, Node, Value
 
 MOVEMENT = (ops.reshape, ops.permute, ops.broadcast_to)
+# Single ops with a kernel of their own (codegen/cuda_ops.py), by op.
+SINGLE = {
+    **{op: movement_launch for op in MOVEMENT},
+    ops.getitem: cuda_ops.slice_launch,
+    ops.scatter_add: cuda_ops.scatter_slice_launch,
+    ops.pad: cuda_ops.pad_launch,
+    ops.unfold: cuda_ops.unfold_launch,
+    ops.fold: cuda_ops.fold_launch,
+    ops.max_pool2d: cuda_ops.max_pool_launch,
+    ops.argmax: cuda_ops.argmax_launch,
+}
 
 
 def _kernel(text: str):
@@ -137,10 +147,16 @@ class CudaProgram:
         if op is FUSED and supported_cuda_body(node.body):
             self._body(node.body, node, scalars, node.attrs["name"])
             return
-        if op in MOVEMENT and node.inputs[0].id not in scalars and \
-                node.output.dtype.kind in "biuf":
-            launch = movement_launch(node)
-            self._launches([launch], node, {"a0": 0}, {}, [], op.name)
+        on_device = not any(v.id in scalars for v in node.inputs) and all(
+            v.dtype.kind in "biuf" for v in (*node.inputs, *node.outputs))
+        single = SINGLE.get(op)
+        if single is not None and on_device and (op.kind != "index" or
+                                                 cuda_ops.supported_basic_index(node)):
+            self._launches([single(node)], node, {"a0": 0}, {}, [], op.name)
+            return
+        if op is ops.conv2d and on_device:
+            for part in _lower_conv2d(node):
+                self._plan(part, scalars)
             return
         if op is ops.full or ((op.kind in ("elementwise", "matmul") or op.name in REDUCTIONS)
                               and op.pure and supported_node(node)):
@@ -238,6 +254,32 @@ class CudaProgram:
                 lines.append(f"#   {step.label}: {len(step.calls)} launch(es)")
         texts = list(dict.fromkeys(self.texts))
         return "\n".join(lines) + "\n\n" + "\n\n".join(texts)
+
+
+def _lower_conv2d(node: Node) -> list[Node]:
+    """conv2d as its eager implementation computes it: unfold, then one matmul of the weight
+    as (O, K) (per group: (G, O/G, K)) with every image's columns, reshaped to NCHW."""
+    x, w = node.inputs
+    out = node.output
+    n = x.shape[0]
+    o, cg, kh, kw = w.shape
+    groups = node.attrs["groups"]
+    _, _, oh, ow = out.shape
+    k, length = cg * kh * kw, oh * ow
+    window = {"kernel": (kh, kw), "stride": node.attrs["stride"],
+              "padding": node.attrs["padding"], "dilation": node.attrs["dilation"]}
+    cols = Value((n, groups * k, length), x.dtype)
+    nodes = [Node(ops.unfold, (x,), (cols,), window)]
+    if groups > 1:
+        grouped = Value((n, groups, k, length), x.dtype)
+        nodes.append(Node(ops.reshape, (cols,), (grouped,), {"shape": grouped.shape}))
+        cols = grouped
+    wm = Value((groups, o // groups, k) if groups > 1 else (o, k), w.dtype)
+    y = Value(((n, groups, o // groups) if groups > 1 else (n, o)) + (length,), x.dtype)
+    nodes += [Node(ops.reshape, (w,), (wm,), {"shape": wm.shape}),
+              Node(ops.matmul, (wm, cols), (y,), {}),  # (the kernel reads wm's batch axes)
+              Node(ops.reshape, (y,), (out,), {"shape": out.shape})]
+    return nodes
 
 
 POOL_DEPTH = 4

@@ -76,6 +76,47 @@ def test_long_rows_split_over_blocks_and_their_partials_combine():
     assert ints.sum().item() == 499500 and ints.amax().item() == 999
 
 
+def _no_host(compiled):
+    progs = [p for e in compiled.entries for p in e.backend.programs.values()]
+    assert progs and not [n for p in progs for n in p.host_nodes]
+
+
+WINDOW_CASES = [
+    ("slices", lambda x, w: (x[1:, ::-2, None, ..., 3] * 2 + x[-1, 0, ::3, 1:4].sum()).sum()),
+    ("pad", lambda x, w: F.pad(x, (1, 2, 0, 3), value=-0.5).exp().sum()),
+    ("argmax", lambda x, w: (x.argmax(dim=1, keepdim=True).float() + x.argmax().float()
+                             + x.sum()).sum()),
+    ("conv", lambda x, w: F.conv2d(x, w, stride=(2, 1), padding=(1, 2), dilation=(1, 2),
+                                   groups=2).tanh().sum()),
+    ("pool", lambda x, w: F.max_pool2d(x, 3, stride=2, padding=1, ceil_mode=True).sum()
+     + F.avg_pool2d(x, 2).sum()),
+]
+
+
+@pytest.mark.parametrize("name,fn", WINDOW_CASES, ids=[c[0] for c in WINDOW_CASES])
+def test_slices_pads_windows_and_argmax_run_in_device_kernels(name, fn):
+    rng = np.random.default_rng(7)
+    xa = rng.standard_normal((3, 4, 7, 6)).astype(np.float32)
+    if name in ("argmax", "pool"):
+        xa[1, 2, 3, 4] = np.nan  # NaN wins a max and an argmax
+    wa = rng.standard_normal((6, 2, 3, 2)).astype(np.float32)
+    results = []
+    for device in ("cpu", "cuda"):
+        x = lucid.tensor(xa, device=device, requires_grad=True)
+        w = lucid.tensor(wa, device=device, requires_grad=True)
+        f = lucid.compile(fn) if device == "cuda" else fn
+        loss = f(x, w)
+        loss.backward()
+        results.append([loss.numpy(), x.grad.numpy(),
+                        None if w.grad is None else w.grad.numpy()])
+    _no_host(f)
+    for got, want in zip(results[1], results[0], strict=True):
+        if want is None:
+            assert got is None
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
 def test_matmul_bias_and_activation_are_one_tiled_kernel():
     f = lucid.compile(lambda x, w, b: F.relu(x @ w + b))
     x, w, b = (lucid.randn(5, 6, device="cuda"), lucid.randn(6, 9, device="cuda"),

@@ -86,3 +86,7 @@ def test_compiled_training_step_on_the_device_tracks_eager_cpu(name, opt_name, s
                for p in dev.parameters())
     assert len(step.entries) <= 2, step.recompiles
     assert all(e.kind == "compiled" and e.backend.name == "cuda" for e in step.entries)
+    # The whole step runs in device kernels: convolutions, pooling and its gradient included.
+    host = {name for e in step.entries for prog in e.backend.programs.values()
+            for name in prog.host_nodes}
+    assert not host, f"ops run on the host: {sorted(host)}"

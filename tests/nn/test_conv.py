@@ -451,3 +451,20 @@ def test_conv2d_layer_rejects_bad_configuration():
         nn.Conv2d(3, 6, 3, groups=2)
     with pytest.raises(ValueError, match="strided"):
         nn.Conv2d(3, 6, 3, stride=2, padding="same")
+
+
+def test_pad_is_pytorchs_constant_pad():
+    x = lucid.tensor(np.arange(24, dtype=np.float32).reshape(2, 3, 4), requires_grad=True)
+    y = F.pad(x, (1, 2, 0, 3), value=-1.5)  # last axis (1, 2), the one before (0, 3)
+    np.testing.assert_array_equal(
+        y.numpy(), np.pad(x.numpy(), ((0, 0), (0, 3), (1, 2)), constant_values=-1.5))
+    (y * y).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), 2 * x.numpy())
+    assert F.pad(x, ()).shape == x.shape
+    with pytest.raises(lucid.LucidError, match="mode 'reflect' is not supported"):
+        F.pad(x, (1, 1), mode="reflect")
+    with pytest.raises(TypeError, match="even number of ints"):
+        F.pad(x, (1, 1, 1))
+    with pytest.raises(lucid.ShapeError, match=r"pad: f32\[2,3,4\]: negative padding .*"
+                                               r"test_conv.py"):
+        F.pad(x, (-1, 0))

@@ -14,7 +14,14 @@ from lucid.nn.functional.activation import (  # noqa: F401
     softplus,
     tanh,
 )
-from lucid.nn.functional.conv import avg_pool2d, conv2d, fold, max_pool2d, unfold  # noqa: F401
+from lucid.nn.functional.conv import (  # noqa: F401
+    avg_pool2d,
+    conv2d,
+    fold,
+    max_pool2d,
+    pad,
+    unfold,
+)
 from lucid.nn.functional.dropout import dropout  # noqa: F401
 from lucid.nn.functional.embedding import embedding  # noqa: F401
 from lucid.nn.functional.linear import linear  # noqa: F401

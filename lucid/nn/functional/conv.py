@@ -11,7 +11,7 @@ import numpy as np
 
 from lucid import dtypes, ops
 from lucid.ops.conv import out_size, pool_extra
-from lucid.ops.registry import DTypeError, ShapeError, op_error
+from lucid.ops.registry import DTypeError, LucidError, ShapeError, op_error, user_location
 from lucid.tensor import Tensor
 
 _NO_PAD = (0, 0)
@@ -198,3 +198,24 @@ def fold(input: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=
                    padding=_pair(padding, "fold", "padding"),
                    dilation=_pair(dilation, "fold", "dilation"))
     return _unbatch(out, unbatched)
+
+
+def pad(input: Tensor, pad, mode: str = "constant", value: float = 0.0) -> Tensor:
+    """PyTorch's F.pad in constant mode: `pad` holds (low, high) pairs starting from the LAST
+    dimension, e.g. (1, 2, 0, 3) pads the last axis by 1 before and 2 after, the one before it
+    by 3 after. Differentiable; the gradient is the unpadded part."""
+    if mode != "constant":
+        raise LucidError(f"pad: mode {mode!r} is not supported (only 'constant') "
+                         f"({user_location()})")
+    pad = tuple(pad)
+    if len(pad) % 2 or len(pad) // 2 > input.ndim or not all(
+            isinstance(p, (int, np.integer)) and not isinstance(p, bool) for p in pad):
+        raise TypeError(f"pad: needs an even number of ints, at most two per dimension of the "
+                        f"{input.ndim}-d input, got {pad!r}")
+    if any(p < 0 for p in pad):
+        raise op_error("pad", [input.aval], f"negative padding {pad} (cropping) is not "
+                                            "supported: slice the tensor instead", ShapeError)
+    pairs = [(0, 0)] * input.ndim
+    for k in range(len(pad) // 2):
+        pairs[input.ndim - 1 - k] = (int(pad[2 * k]), int(pad[2 * k + 1]))
+    return ops.pad(input, pads=tuple(pairs), value=float(value))

@@ -1,0 +1,273 @@
+"""CUDA kernels for single ops outside fused bodies: each a grid-stride loop over its output.
+
+- `movement_launch`: reshape, permute, broadcast_to (and strided copies, `program.copy_array`);
+- `slice_launch` / `scatter_slice_launch`: getitem with a basic index (ints, slices, None,
+  Ellipsis), and its adjoint scatter_add;
+- `pad_launch`: constant padding;
+- `unfold_launch` / `fold_launch`: im2col and its adjoint (fold gathers: each output element
+  sums the columns that cover it, so no atomics and the same order as the host's);
+- `max_pool_launch`: max over each window (NaN wins, padding never does);
+- `argmax_launch`: one thread per kept element scans its row (first maximum; a NaN wins).
+
+Every kernel indexes its arrays n-d, so strided views are fine as operands. Window attributes
+are baked into the text; sizes are arguments, so batch sizes share kernels.
+"""
+
+from __future__ import annotations
+
+import math
+
+from lucid import ops
+from lucid.ops.conv import _out_hw
+from lucid.ops.movement import Slice
+from lucid_jit.codegen.cuda import HEADER, Launch, _unflatten, grid_stride
+from lucid_jit.codegen.kernels import np_type
+from lucid_jit.ir.graph import Node
+
+
+def _grid_launch(out_shape, body: list[str], extra_sizes=(), params=("a0", "o0")) -> Launch:
+    """A grid-stride loop over out_shape's elements, unflattened into j0, j1, ... over sizes
+    p0, p1, ...; `body` (indented once more) computes element j. Arguments: the sizes, then
+    `extra_sizes` (name, value) pairs, then `params` (arrays named a0.., o0)."""
+    lines = grid_stride(out_shape, body)
+    names = [f"p{d}" for d in range(len(out_shape))]
+    names += [name for name, _ in extra_sizes] + list(params)
+    src = ["@cuda.jit", f"def kernel({', '.join(names)}):"] + ["    " + ln for ln in lines]
+    launch = Launch(HEADER + "\n".join(src) + "\n", "elem", (math.prod(out_shape),))
+    launch.args = [("size", int(s)) for s in out_shape]
+    launch.args += [("size", int(v)) for _, v in extra_sizes]
+    return launch
+
+
+def _arrays(launch: Launch, node: Node) -> Launch:
+    """Append the node's input a0 and output o0 (0-d ones passed as 1-element arrays)."""
+    x, v = node.inputs[0], node.output
+    launch.args += [("array0" if x.ndim == 0 else "array", "a0"),
+                    ("array0" if v.ndim == 0 else "array", "o0")]
+    return launch
+
+
+def _ix(items) -> str:
+    return ", ".join(items) if items else "0"
+
+def movement_launch(node: Node) -> Launch:
+    """A copy kernel for a reshape, permute or broadcast_to outside any fused group: each output
+    element reads its source element, both indexed n-d (so either array may be a strided view)."""
+    x, v = node.inputs[0], node.output
+    L = v.shape
+    r = len(L)
+    idx = [f"j{d}" for d in range(r)]
+    body: list[str] = []
+    extra: list[tuple[str, int]] = []
+    if node.op is ops.permute:
+        axes = tuple(node.attrs["axes"])
+        src = ["0"] * x.ndim
+        for d, a in enumerate(axes):
+            src[a] = idx[d]
+    elif node.op is ops.broadcast_to:
+        shape = (1,) * (r - x.ndim) + tuple(x.shape)
+        src = [("0" if shape[d] == 1 and L[d] != 1 else idx[d]) for d in range(r - x.ndim, r)]
+    else:  # reshape: flat index in C order, then the source's n-d index
+        extra = [(f"q{d}", s) for d, s in enumerate(x.shape)]
+        src = [f"s{d}" for d in range(x.ndim)]
+        body += _unflatten("i", src, [f"q{d}" for d in range(x.ndim)])
+    body.append(f"o0[{_ix(idx)}] = a0[{_ix(src)}]")
+    return _arrays(_grid_launch(L, body, extra), node)
+
+
+def _basic_index(index, shape):
+    """A basic index (ints, Slice, None, Ellipsis) against `shape`: per source axis ("int", k)
+    or ("slice", start, step, count); and per result axis, its source axis (None: a new axis)."""
+    items = list(index)
+    named = sum(1 for it in items if it is not None and it is not Ellipsis)
+    if Ellipsis in items:
+        k = items.index(Ellipsis)
+        items[k:k + 1] = [Slice(None, None, None)] * (len(shape) - named)
+    else:
+        items += [Slice(None, None, None)] * (len(shape) - named)
+    source: list[tuple] = []
+    result: list[int | None] = []
+    for item in items:
+        if item is None:
+            result.append(None)
+            continue
+        size = shape[len(source)]
+        if isinstance(item, Slice):
+            start, stop, step = slice(item.start, item.stop, item.step).indices(size)
+            result.append(len(source))
+            source.append(("slice", start, step, len(range(start, stop, step))))
+        else:
+            source.append(("int", item % size))
+    return source, result
+
+
+def slice_launch(node: Node) -> Launch:
+    """getitem with a basic index: output element j reads the source at start + j * step
+    along each sliced axis, the fixed position along each int-indexed one."""
+    x, v = node.inputs[0], node.output
+    source, result = _basic_index(node.attrs["index"], x.shape)
+    src = []
+    for d, axis in enumerate(source):
+        if axis[0] == "int":
+            src.append(str(axis[1]))
+        else:
+            _, start, step, _ = axis
+            src.append(f"{start} + j{result.index(d)} * {step}")
+    body = [f"o0[{_ix([f'j{d}' for d in range(v.ndim)])}] = a0[{_ix(src)}]"]
+    return _arrays(_grid_launch(v.shape, body), node)
+
+
+def scatter_slice_launch(node: Node) -> Launch:
+    """scatter_add with a basic index (getitem's adjoint): zeros, except where the index selects
+    an element of the target, which takes the matching value (a basic index never repeats)."""
+    v = node.output
+    source, result = _basic_index(node.attrs["index"], v.shape)
+    hit, pos = [], {}
+    for d, axis in enumerate(source):
+        if axis[0] == "int":
+            hit.append(f"j{d} == {axis[1]}")
+        else:
+            _, start, step, count = axis
+            off = f"(j{d} - {start})" if start else f"j{d}"
+            pos[d] = f"{off} // {step}" if step != 1 else off
+            if step != 1:
+                hit.append(f"{off} % {step} == 0")
+            hit.append(f"0 <= {pos[d]} < {count}")
+    gix = ["0" if d is None else pos[d] for d in result]
+    out = f"o0[{_ix([f'j{d}' for d in range(v.ndim)])}]"
+    body = [f"if {' and '.join(hit) or 'True'}:", f"    {out} = a0[{_ix(gix)}]", "else:",
+            f"    {out} = {np_type(v.dtype)}(0)"]
+    return _arrays(_grid_launch(v.shape, body), node)
+
+
+def supported_basic_index(node: Node) -> bool:
+    """getitem and scatter_add nodes whose index has no index arrays."""
+    return len(node.inputs) == 1 and all(
+        it is None or it is Ellipsis or isinstance(it, (int, Slice)) for it in node.attrs["index"])
+
+
+def pad_launch(node: Node) -> Launch:
+    """Constant padding: the source element where j falls inside it, else the value."""
+    x, v = node.inputs[0], node.output
+    pads = node.attrs["pads"]
+    r = v.ndim
+    value = _literal(node.attrs.get("value", 0.0), v.dtype)
+    inside = [f"{lo} <= j{d} < {lo} + {x.shape[d]}" for d, (lo, _) in enumerate(pads)
+              if v.shape[d] != x.shape[d]]
+    src = [f"j{d} - {lo}" if lo else f"j{d}" for d, (lo, _) in enumerate(pads)]
+    out = f"o0[{_ix([f'j{d}' for d in range(r)])}]"
+    if not inside:
+        body = [f"{out} = a0[{_ix(src)}]"]
+    else:
+        body = [f"if {' and '.join(inside)}:", f"    {out} = a0[{_ix(src)}]", "else:",
+                f"    {out} = {value}"]
+    return _arrays(_grid_launch(v.shape, body), node)
+
+
+def _literal(value, dtype) -> str:
+    """A constant of `dtype` in kernel text (infinities and NaN by name)."""
+    if dtype.kind == "b":
+        return f"np.bool_({bool(value)})"
+    value = float(value) if dtype.kind == "f" else int(value)
+    text = repr(value) if math.isfinite(value) else \
+        ("np.nan" if math.isnan(value) else ("-np.inf" if value < 0 else "np.inf"))
+    return f"{np_type(dtype)}({text})"
+
+
+def _window(node: Node):
+    a = node.attrs
+    return a["kernel"], a["stride"], a["padding"], a["dilation"]
+
+
+def unfold_launch(node: Node) -> Launch:
+    """im2col: output (N, C*kh*kw, OH*OW); element (b, r, l) is the input at channel r // kk,
+    kernel offset r % kk and window l, or 0 in the padding."""
+    x, v = node.inputs[0], node.output
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _window(node)
+    oh, ow = _out_hw("unfold", [], x.shape[2:], (kh, kw), (sh, sw), (ph, pw), (dh, dw))
+    zero = f"{np_type(v.dtype)}(0)"
+    body = [f"c = j1 // {kh * kw}",
+            f"ki = (j1 // {kw}) % {kh}",
+            f"kj = j1 % {kw}",
+            f"iy = (j2 // ow) * {sh} + ki * {dh} - {ph}",
+            f"ix = (j2 % ow) * {sw} + kj * {dw} - {pw}",
+            "if 0 <= iy < h and 0 <= ix < w:",
+            "    o0[j0, j1, j2] = a0[j0, c, iy, ix]",
+            "else:",
+            f"    o0[j0, j1, j2] = {zero}"]
+    return _arrays(_grid_launch(v.shape, body, [("h", x.shape[2]), ("w", x.shape[3]),
+                                                ("ow", ow)]), node)
+
+
+def fold_launch(node: Node) -> Launch:
+    """col2im (unfold's adjoint): output element (b, c, y, x) sums, over the kernel offsets in
+    row-major order, the column entries of the windows that cover it (the host's order too)."""
+    v = node.output
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _window(node)
+    oh, ow = _out_hw("fold", [], v.shape[2:], (kh, kw), (sh, sw), (ph, pw), (dh, dw))
+    body = [f"acc = {np_type(v.dtype)}(0)",
+            f"for ki in range({kh}):",
+            f"    ty = j2 + {ph} - ki * {dh}",
+            f"    if ty >= 0 and ty % {sh} == 0 and ty // {sh} < oh:",
+            f"        for kj in range({kw}):",
+            f"            tx = j3 + {pw} - kj * {dw}",
+            f"            if tx >= 0 and tx % {sw} == 0 and tx // {sw} < ow:",
+            f"                acc += a0[j0, j1 * {kh * kw} + ki * {kw} + kj, "
+            f"(ty // {sh}) * ow + tx // {sw}]",
+            "o0[j0, j1, j2, j3] = acc"]
+    return _arrays(_grid_launch(v.shape, body, [("oh", oh), ("ow", ow)]), node)
+
+
+def max_pool_launch(node: Node) -> Launch:
+    """The max over each window: input positions outside the array (padding, or past the edge
+    in ceil mode) never win; a NaN does, as with np.maximum."""
+    x, v = node.inputs[0], node.output
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _window(node)
+    dt = np_type(v.dtype)
+    body = [f"m = {dt}(-np.inf)",
+            f"for ki in range({kh}):",
+            f"    iy = j2 * {sh} + ki * {dh} - {ph}",
+            "    if 0 <= iy < h:",
+            f"        for kj in range({kw}):",
+            f"            ix = j3 * {sw} + kj * {dw} - {pw}",
+            "            if 0 <= ix < w:",
+            "                y = a0[j0, j1, iy, ix]",
+            "                if y > m or y != y:",
+            "                    if m == m:",
+            "                        m = y",
+            "o0[j0, j1, j2, j3] = m"]
+    return _arrays(_grid_launch(v.shape, body, [("h", x.shape[2]), ("w", x.shape[3])]), node)
+
+
+def argmax_launch(node: Node) -> Launch:
+    """One thread per output element scans its row (the axis, or every element when axis is
+    None) for the first maximum; the first NaN wins, as in NumPy."""
+    x, v = node.inputs[0], node.output
+    axis, keep = node.attrs.get("axis"), node.attrs.get("keepdims", False)
+    red = list(range(x.ndim)) if axis is None else [axis]
+    # the output's index names: kept axes take j's in order (keepdims adds 0-size-1 axes)
+    names: dict[int, str] = {}
+    k = 0
+    for d in range(x.ndim):
+        if d in red:
+            if keep:
+                k += 1
+            continue
+        names[d] = f"j{k}"
+        k += 1
+    src_t = [names.get(d, f"t{d}") for d in range(x.ndim)]
+    body = ["best = a0[" + _ix([names.get(d, "0") for d in range(x.ndim)]) + "]",
+            "at = 0",
+            "t = 1",
+            "while t < nr and best == best:"]
+    body += ["    " + ln for ln in _unflatten("t", [f"t{d}" for d in red],
+                                               [f"q{d}" for d in red])]
+    body += [f"    y = a0[{_ix(src_t)}]",
+             "    if y > best or y != y:",
+             "        best = y",
+             "        at = t",
+             "    t += 1",
+             f"o0[{_ix([f'j{d}' for d in range(v.ndim)])}] = np.int64(at)"]
+    extra = [("nr", math.prod(x.shape[d] for d in red))]
+    extra += [(f"q{d}", x.shape[d]) for d in red]
+    return _arrays(_grid_launch(v.shape, body, extra), node)
