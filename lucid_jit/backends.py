@@ -117,9 +117,14 @@ class Program:
             raise
         except Exception as exc:  # noqa: BLE001 (ours, not the user's: see below)
             if native:
+                try:
+                    out = self._attempt(arrays, self.module.PYTHON, False)
+                except Exception:  # noqa: BLE001
+                    self.calls -= 1  # (the next call tries the native tier again)
+                    raise exc from None  # the inputs are bad, not the code: report the error
                 self._warn("run its segments as Python", exc)
                 self.NATIVE_AFTER = 1 << 62  # stay on the Python tier
-                return self._slow_call(arrays)
+                return out
             try:
                 out = interpret(self.graph, arrays)
             except Exception:

@@ -307,9 +307,12 @@ def _bind(source: Source, value, reach: Reach) -> None:
     reach.bindings.append((source, _binding_value(value)))
 
 
-def _global_names(code: types.CodeType):
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _global_names(const)
+def _global_names(code: types.CodeType) -> list[str]:
+    """The names code and the functions nested in it (comprehensions, lambdas) may read."""
+    names: set[str] = set()
+    stack = [code]
+    while stack:
+        c = stack.pop()
+        names.update(c.co_names)
+        stack += [k for k in c.co_consts if isinstance(k, types.CodeType)]
     return sorted(names)

@@ -7,7 +7,10 @@
 - `unfold_launch` / `fold_launch`: im2col and its adjoint (fold gathers: each output element
   sums the columns that cover it, so no atomics and the same order as the host's);
 - `max_pool_launch`: max over each window (NaN wins, padding never does);
-- `argmax_launch`: one thread per kept element scans its row (first maximum; a NaN wins).
+- `argmax_launch`: one thread per kept element scans its row (first maximum; a NaN wins);
+- `gather_launches` / `scatter_launches`: getitem and scatter_add with index tensors (NumPy's
+  advanced indexing; the scatter adds atomically). An out-of-range index is recorded in the
+  program's error array, which the program checks after its launches.
 
 Every kernel indexes its arrays n-d, so strided views are fine as operands. Window attributes
 are baked into the text; sizes are arguments, so batch sizes share kernels.
@@ -17,9 +20,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from lucid import ops
 from lucid.ops.conv import _out_hw
-from lucid.ops.movement import Slice
+from lucid.ops.movement import Slice, Slot
 from lucid_jit.codegen.cuda import HEADER, Launch, _unflatten, grid_stride
 from lucid_jit.codegen.kernels import np_type
 from lucid_jit.ir.graph import Node
@@ -75,16 +80,21 @@ def movement_launch(node: Node) -> Launch:
     return _arrays(_grid_launch(L, body, extra), node)
 
 
+def _expand(index, ndim: int) -> list:
+    """The index's items with Ellipsis (or the missing trailing axes) as full slices."""
+    items = list(index)
+    named = sum(1 for it in items if it is not None and it is not Ellipsis)
+    full = [Slice(None, None, None)] * (ndim - named)
+    if Ellipsis in items:
+        k = items.index(Ellipsis)
+        return items[:k] + full + items[k + 1:]
+    return items + full
+
+
 def _basic_index(index, shape):
     """A basic index (ints, Slice, None, Ellipsis) against `shape`: per source axis ("int", k)
     or ("slice", start, step, count); and per result axis, its source axis (None: a new axis)."""
-    items = list(index)
-    named = sum(1 for it in items if it is not None and it is not Ellipsis)
-    if Ellipsis in items:
-        k = items.index(Ellipsis)
-        items[k:k + 1] = [Slice(None, None, None)] * (len(shape) - named)
-    else:
-        items += [Slice(None, None, None)] * (len(shape) - named)
+    items = _expand(index, len(shape))
     source: list[tuple] = []
     result: list[int | None] = []
     for item in items:
@@ -271,3 +281,118 @@ def argmax_launch(node: Node) -> Launch:
     extra = [("nr", math.prod(x.shape[d] for d in red))]
     extra += [(f"q{d}", x.shape[d]) for d in red]
     return _arrays(_grid_launch(v.shape, body, extra), node)
+
+
+# ----------------------------------------------------------------------------- index tensors
+
+
+def _advanced_index(index, shape, array_shapes):
+    """NumPy's advanced indexing, resolved for a kernel: (out_shape, source), where source[d]
+    says how source axis d is indexed: ("int", k), ("slice", start, step, out axis) or
+    ("array", k, [its index expressions over the output's j's]). The broadcast shape of the
+    index tensors (ints count as 0-d ones) takes the output axes where the first advanced index
+    stood if they are all adjacent, else at the front."""
+    items = _expand(index, len(shape))
+    adv = [p for p, it in enumerate(items) if not (it is None or isinstance(it, Slice))]
+    bshape = tuple(np.broadcast_shapes(*array_shapes)) if array_shapes else ()
+    adjacent = adv == list(range(adv[0], adv[-1] + 1))
+    out: list[int] = []
+    bstart = 0 if not adjacent else None
+    if not adjacent:
+        out += bshape
+    source: list[tuple] = []
+    for p, item in enumerate(items):
+        if item is None:
+            out.append(1)
+            continue
+        size = shape[len(source)]
+        if isinstance(item, Slice):
+            start, stop, step = slice(item.start, item.stop, item.step).indices(size)
+            source.append(("slice", start, step, len(out)))
+            out.append(len(range(start, stop, step)))
+            continue
+        if adjacent and p == adv[0]:
+            bstart = len(out)
+            out += bshape
+        if isinstance(item, Slot):
+            s = array_shapes[item.k]
+            lead = len(bshape) - len(s)
+            ix = [("0" if s[d] == 1 and bshape[lead + d] != 1 else f"j{bstart + lead + d}")
+                  for d in range(len(s))]
+            source.append(("array", item.k, ix))
+        else:
+            source.append(("int", item % size))
+    return tuple(out), source
+
+
+def _index_lines(source, err_code) -> tuple[list[str], list[str]]:
+    """(lines loading and checking each index tensor's element, the source index expressions):
+    negative indices count from the end; an out-of-range one records (code, value, axis) in
+    `err` (the first thread to find one wins) and reads index 0 instead."""
+    lines, src = [], []
+    for d, item in enumerate(source):
+        if item[0] == "int":
+            src.append(str(item[1]))
+        elif item[0] == "slice":
+            _, start, step, axis = item
+            src.append(f"{start} + j{axis} * {step}" if step != 1 else
+                       (f"{start} + j{axis}" if start else f"j{axis}"))
+        else:
+            _, k, ix = item
+            lines += [f"w{d} = i{k}[{_ix(ix)}]",
+                      f"v{d} = w{d} + q{d} if w{d} < 0 else w{d}",
+                      f"if v{d} < 0 or v{d} >= q{d}:",
+                      f"    if cuda.atomic.compare_and_swap(err, 0, {err_code}) == 0:",
+                      f"        err[1] = w{d}",
+                      f"        err[2] = {d}",
+                      f"    v{d} = 0"]
+            src.append(f"v{d}")
+    return lines, src
+
+
+def _index_launch(node: Node, err_code: int, scatter: bool) -> Launch | None:
+    x = node.inputs[0]
+    arrays = node.inputs[1:]
+    target = node.attrs["shape"] if scatter else x.shape
+    out_shape, source = _advanced_index(node.attrs["index"], target,
+                                        [a.shape for a in arrays])
+    loop_shape = x.shape if scatter else node.output.shape
+    if out_shape != tuple(loop_shape):  # (an index form not resolved here: the host runs it)
+        return None
+    lines, src = _index_lines(source, err_code)
+    j = _ix([f"j{d}" for d in range(len(loop_shape))])
+    if scatter:  # repeated indices accumulate, as with np.add.at
+        at = src[0] if len(src) == 1 else f"({', '.join(src)})"  # (1-d: an int, not a tuple)
+        lines.append(f"cuda.atomic.add(o0, {at}, a0[{j}])")
+    else:
+        lines.append(f"o0[{j}] = a0[{_ix(src)}]")
+    params = ["a0", *(f"i{k}" for k in range(len(arrays))), "o0", "err"]
+    extra = [(f"q{d}", target[d]) for d in range(len(target))]
+    launch = _grid_launch(loop_shape, lines, extra, params)
+    launch.args += [("array0" if x.ndim == 0 else "array", "a0")]
+    launch.args += [("array0" if a.ndim == 0 else "array", f"a{k + 1}")
+                    for k, a in enumerate(arrays)]
+    launch.args += [("array0" if len(target) == 0 else "array", "o0"), ("array", "err")]
+    return launch
+
+
+def gather_launches(node: Node, err_code: int) -> list[Launch] | None:
+    """getitem with index tensors: each output element reads the source at the indices its
+    position picks (None: a form left to the host)."""
+    launch = _index_launch(node, err_code, scatter=False)
+    return None if launch is None else [launch]
+
+
+def scatter_launches(node: Node, err_code: int) -> list[Launch] | None:
+    """scatter_add with index tensors (a gather's adjoint): zero the target, then each value
+    adds itself atomically at the position its indices pick."""
+    v = node.output
+    if v.dtype.name not in ("float32", "float64", "int32", "int64"):
+        return None  # (no atomic add for this dtype)
+    launch = _index_launch(node, err_code, scatter=True)
+    if launch is None:
+        return None
+    zero = _grid_launch(v.shape, [f"o0[{_ix([f'j{d}' for d in range(v.ndim)])}] = "
+                                  f"{np_type(v.dtype)}(0)"], params=("o0",))
+    zero.args.append(("array0" if v.ndim == 0 else "array", "o0"))
+    return [zero, launch]

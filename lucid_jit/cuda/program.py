@@ -9,9 +9,11 @@ Each node becomes a step:
 - getitem or scatter_add with a basic index, pad, unfold, fold, max_pool2d or argmax: its
   own kernel (codegen/cuda_ops.py); a conv2d: lowered to unfold, a matmul and reshapes, and
   planned as those;
-- anything else (random draws, gathers and scatters with index arrays, concat): the op's eager
-  implementation on the host, its inputs copied from the device and its outputs back (a
-  declared fallback, counted in `host_nodes`).
+- getitem and scatter_add with index tensors: a gather kernel, or a zero fill and an atomic
+  scatter; an out-of-range index is recorded on the device and raised after the call;
+- anything else (random draws, concat, ...): the op's eager implementation on the host, its
+  inputs copied from the device and its outputs back (a declared fallback, counted in
+  `host_nodes`).
 
 Graph inputs that arrive as 0-d host arrays (lifted floats, CPU scalar tensors next to device
 tensors) are passed to kernels as scalars. The program is built for one entry, whose shapes are
@@ -131,6 +133,10 @@ class CudaProgram:
         self.texts: list[str] = []
         scalars = {graph.inputs[k].id for k in self.scalar_inputs}
         self.consts: dict[int, object] = {}
+        # Kernels that index with index tensors record the first out-of-range index here:
+        # (1 + which node in err_nodes, the index, the axis); checked after each call.
+        self.err = None
+        self.err_nodes: list[Node] = []
         for node in graph.nodes:
             self._plan(node, scalars)
         self.owned = [True] * len(graph.outputs)
@@ -154,6 +160,17 @@ class CudaProgram:
                                                  cuda_ops.supported_basic_index(node)):
             self._launches([single(node)], node, {"a0": 0}, {}, [], op.name)
             return
+        if op.kind == "index" and on_device:  # with index tensors: gathers, scatter-adds
+            code = len(self.err_nodes) + 1
+            make = cuda_ops.gather_launches if op is ops.getitem else cuda_ops.scatter_launches
+            launches = make(node, code)
+            if launches is not None:
+                if self.err is None:
+                    self.err = runtime.to_device(np.zeros(3, np.int64))
+                self.err_nodes.append(node)
+                self._launches(launches, node, {}, {}, [], op.name)
+                self.steps[-1].temps["err"] = self.err
+                return
         if op is ops.conv2d and on_device:
             for part in _lower_conv2d(node):
                 self._plan(part, scalars)
@@ -223,6 +240,8 @@ class CudaProgram:
                 local[f"o{o}"] = _fresh_copy(src)
             for k, (vid, _, _) in enumerate(step.outs):
                 env[vid] = local[f"o{k}"]
+        if self.err is not None:
+            self._check_indices()
         outs = []
         seen = set()
         input_ids = {id(a) for a in arrays}
@@ -234,6 +253,15 @@ class CudaProgram:
             seen.add(id(arr))
             outs.append(arr)
         return outs
+
+    def _check_indices(self) -> None:
+        code, index, axis = (int(v) for v in self.err.copy_to_host())
+        if code:
+            self.err.copy_to_device(np.zeros(3, np.int64))
+            node = self.err_nodes[code - 1]
+            shape = node.attrs["shape"] if node.op is ops.scatter_add else node.inputs[0].shape
+            raise IndexError(f"{node.op.name}: index {index} is out of bounds for axis {axis} "
+                             f"with size {shape[axis]}")
 
     def _host(self, node: Node, env) -> None:
         args = [_host_array(env[v.id]) for v in node.inputs]

@@ -117,6 +117,61 @@ def test_slices_pads_windows_and_argmax_run_in_device_kernels(name, fn):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+def _ix(*values):
+    return lambda device: lucid.tensor(np.array(values[0] if len(values) == 1 else values),
+                                       device=device)
+
+
+GATHERS = [  # (index maker): rows with repeats; arrays around a slice; arrays apart; int + None
+    ("rows", lambda d: (_ix([3, 0, 3, 1])(d),)),
+    ("adjacent", lambda d: (_ix([3, 0, -1])(d), slice(1, 4, 2), _ix([[0], [5]])(d))),
+    ("apart", lambda d: (_ix([1, 2])(d), slice(None), _ix([0, 4])(d))),
+    ("int and new axis", lambda d: (2, None, _ix([[1, 2, 3]])(d))),
+]
+
+
+@pytest.mark.parametrize("name,key", GATHERS, ids=[g[0] for g in GATHERS])
+def test_gathers_and_their_scatter_adds_run_in_device_kernels(name, key):
+    xa = np.random.default_rng(3).standard_normal((4, 5, 6)).astype(np.float32)
+    results = []
+    for device in ("cpu", "cuda"):
+        x = lucid.tensor(xa, device=device, requires_grad=True)
+        y = x[key(device)] * 2 if device == "cpu" else _compiled_with_key(x, key(device))
+        (y * y).sum().backward()  # repeated rows accumulate their gradients
+        results.append((y.numpy(), x.grad.numpy()))
+    np.testing.assert_allclose(results[1][0], results[0][0])
+    np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-6)
+
+
+def _compiled_with_key(x, key):
+    """Compile over the key's tensors (ints, slices and None are fixed parts of the function)."""
+    tensors = [k for k in key if isinstance(k, lucid.Tensor)]
+
+    def f(x, *ts):
+        it = iter(ts)
+        return x[tuple(next(it) if isinstance(k, lucid.Tensor) else k for k in key)] * 2
+
+    compiled = lucid.compile(f)
+    out = compiled(x, *tensors)
+    _no_host(compiled)
+    return out
+
+
+def test_an_out_of_range_index_on_the_device_is_an_index_error_and_the_call_can_be_retried():
+    x = lucid.randn(5, 6, device="cuda")
+    f = lucid.compile(lambda x, t: F.cross_entropy(x, t))
+    good = lucid.tensor(np.array([0, 1, 2, 1, 0]), device="cuda")
+    want = F.cross_entropy(x.cpu(), good.cpu()).item()
+    assert f(x, good).item() == pytest.approx(want, rel=1e-6)
+    _no_host(f)
+    with pytest.raises(IndexError, match="getitem: index 9 is out of bounds for axis 1 with "
+                                         "size 6"):
+        f(x, lucid.tensor(np.array([0, 1, 9, 1, 0]), device="cuda"))
+    with pytest.raises(IndexError, match="index -8 is out of bounds for axis 0 with size 5"):
+        x[lucid.tensor(np.array([1, -8]), device="cuda")]  # eagerly too
+    assert f(x, good).item() == pytest.approx(want, rel=1e-6)
+
+
 def test_matmul_bias_and_activation_are_one_tiled_kernel():
     f = lucid.compile(lambda x, w, b: F.relu(x @ w + b))
     x, w, b = (lucid.randn(5, 6, device="cuda"), lucid.randn(6, 9, device="cuda"),

@@ -682,3 +682,25 @@ def test_no_grad_around_a_compiled_call():
     assert len(f.entries) == 2
     out.backward()
     assert_close(w.grad, x)
+
+
+def test_an_out_of_range_index_is_the_callers_error_and_the_native_tier_is_kept(monkeypatch):
+    import lucid.nn.functional as F  # noqa: N812
+    from lucid_jit import backends
+
+    monkeypatch.setattr(backends, "STRICT", False)  # (what users run: failures warn)
+    f = lucid.compile(lambda x, t: F.cross_entropy(x, t))
+    x = lucid.randn(4, 3)
+    good, bad = lucid.tensor(np.array([0, 1, 2, 1])), lucid.tensor(np.array([0, 1, 5, 1]))
+    want = F.cross_entropy(x, good).item()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "numba could not compile" warning
+        # calls 1-2 run the Python tier, call 3 is the first native one, later ones the fast path
+        for t in (good, bad, bad, good, bad, good):
+            if t is bad:
+                with pytest.raises(IndexError, match="index 5 is out of bounds"):
+                    f(x, t)
+            else:
+                assert f(x, t).item() == pytest.approx(want, rel=1e-6)
+    entry = f.last_entry
+    assert entry.backend.program(entry.forward).tier == "native"

@@ -58,6 +58,19 @@ def test_global_float_changed_between_calls(monkeypatch):
         assert_close(cf(x), x.numpy() * scale)
 
 
+def test_globals_read_inside_comprehensions_and_lambdas(monkeypatch):
+    def f(x, *ys):
+        scaled = [y * SCALE for y in ys]  # nested code objects: their globals are guarded too
+        return sum((s + SHIFT for s in scaled), x) + (lambda t: t * SCALE)(x)
+
+    cf = lucid.compile(f)
+    x, y = data(3), data(3, seed=1)
+    for scale, shift in ((2.0, 1), (3.0, 1), (3.0, 4)):
+        monkeypatch.setitem(globals(), "SCALE", scale)
+        monkeypatch.setitem(globals(), "SHIFT", shift)
+        assert_close(cf(x, y, y), x.numpy() * (1 + scale) + 2 * (y.numpy() * scale + shift))
+
+
 def test_global_int_changed_between_calls(monkeypatch):
     def f(x):
         return x + SHIFT
