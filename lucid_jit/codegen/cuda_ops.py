@@ -8,6 +8,7 @@
   sums the columns that cover it, so no atomics and the same order as the host's);
 - `max_pool_launch`: max over each window (NaN wins, padding never does);
 - `argmax_launch`: one thread per kept element scans its row (first maximum; a NaN wins);
+- `concat_launch`: each output element reads the input whose stretch of the axis holds it;
 - `gather_launches` / `scatter_launches`: getitem and scatter_add with index tensors (NumPy's
   advanced indexing; the scatter adds atomically). An out-of-range index is recorded in the
   program's error array, which the program checks after its launches.
@@ -396,3 +397,28 @@ def scatter_launches(node: Node, err_code: int) -> list[Launch] | None:
                                   f"{np_type(v.dtype)}(0)"], params=("o0",))
     zero.args.append(("array0" if v.ndim == 0 else "array", "o0"))
     return [zero, launch]
+
+
+def concat_launch(node: Node) -> Launch:
+    """concat along an axis: output element j reads the input whose stretch of that axis holds
+    j's position (the stretches' ends e1, e2, ... are size arguments)."""
+    v, xs = node.output, node.inputs
+    axis = node.attrs["axis"]
+    idx = [f"j{d}" for d in range(v.ndim)]
+    out = f"o0[{_ix(idx)}]"
+    body = [f"t = j{axis}"]
+    ends = []
+    for k in range(len(xs)):
+        src = list(idx)
+        src[axis] = f"t - e{k}" if k else "t"
+        read = f"{out} = a{k}[{_ix(src)}]"
+        if k == len(xs) - 1:
+            body += (["else:", "    " + read] if k else [read])
+        else:
+            body += [f"{'if' if k == 0 else 'elif'} t < e{k + 1}:", "    " + read]
+        if k:
+            ends.append((f"e{k}", sum(x.shape[axis] for x in xs[:k])))
+    params = [*(f"a{k}" for k in range(len(xs))), "o0"]
+    launch = _grid_launch(v.shape, body, ends, params)
+    launch.args += [("array", f"a{k}") for k in range(len(xs))] + [("array", "o0")]
+    return launch

@@ -6,12 +6,12 @@ Each node becomes a step:
 - a reshape, permute or broadcast_to: a copy kernel (a program's results are fresh arrays;
   eager device ops make views where NumPy would, see `runtime.view`);
 - a constant: copied to the device once, when the program is built;
-- getitem or scatter_add with a basic index, pad, unfold, fold, max_pool2d or argmax: its
-  own kernel (codegen/cuda_ops.py); a conv2d: lowered to unfold, a matmul and reshapes, and
-  planned as those;
+- getitem or scatter_add with a basic index, pad, unfold, fold, max_pool2d, argmax or
+  concat: its own kernel (codegen/cuda_ops.py); a conv2d: lowered to unfold, a matmul and
+  reshapes, and planned as those;
 - getitem and scatter_add with index tensors: a gather kernel, or a zero fill and an atomic
   scatter; an out-of-range index is recorded on the device and raised after the call;
-- anything else (random draws, concat, ...): the op's eager implementation on the host, its
+- anything else (random draws): the op's eager implementation on the host, its
   inputs copied from the device and its outputs back (a declared fallback, counted in
   `host_nodes`).
 
@@ -49,6 +49,7 @@ SINGLE = {
     ops.fold: cuda_ops.fold_launch,
     ops.max_pool2d: cuda_ops.max_pool_launch,
     ops.argmax: cuda_ops.argmax_launch,
+    ops.concat: cuda_ops.concat_launch,
 }
 
 

@@ -88,6 +88,8 @@ WINDOW_CASES = [
                              + x.sum()).sum()),
     ("conv", lambda x, w: F.conv2d(x, w, stride=(2, 1), padding=(1, 2), dilation=(1, 2),
                                    groups=2).tanh().sum()),
+    ("concat", lambda x, w: (lucid.cat([x, x[:, :1] * 2, x.exp()], dim=1) ** 2).sum()
+     + lucid.stack([x, x.tanh()], dim=-1).sum()),
     ("pool", lambda x, w: F.max_pool2d(x, 3, stride=2, padding=1, ceil_mode=True).sum()
      + F.avg_pool2d(x, 2).sum()),
 ]
