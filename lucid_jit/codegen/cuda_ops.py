@@ -92,38 +92,77 @@ def _expand(index, ndim: int) -> list:
     return items + full
 
 
-def _basic_index(index, shape):
-    """A basic index (ints, Slice, None, Ellipsis) against `shape`: per source axis ("int", k)
-    or ("slice", start, step, count); and per result axis, its source axis (None: a new axis)."""
+def _resolve_index(index, shape, array_shapes):
+    """NumPy indexing, resolved for a kernel: (out_shape, source), where source[d] says how
+    source axis d is indexed: ("int", k), ("slice", start, step, out axis) or ("array", k, [its
+    index expressions over the output's j's]). With index tensors (advanced indexing), their
+    broadcast shape (ints count as 0-d ones) takes the output axes where the first advanced
+    index stood if they are all adjacent, else at the front. Without them, an int just drops
+    its axis (the broadcast shape is then empty)."""
     items = _expand(index, len(shape))
+    adv = [p for p, it in enumerate(items) if not (it is None or isinstance(it, Slice))]
+    bshape = tuple(np.broadcast_shapes(*array_shapes)) if array_shapes else ()
+    adjacent = not adv or adv == list(range(adv[0], adv[-1] + 1))
+    out: list[int] = []
+    bstart = 0 if not adjacent else None
+    if not adjacent:
+        out += bshape
     source: list[tuple] = []
-    result: list[int | None] = []
-    for item in items:
+    for p, item in enumerate(items):
         if item is None:
-            result.append(None)
+            out.append(1)
             continue
         size = shape[len(source)]
         if isinstance(item, Slice):
             start, stop, step = slice(item.start, item.stop, item.step).indices(size)
-            result.append(len(source))
-            source.append(("slice", start, step, len(range(start, stop, step))))
+            source.append(("slice", start, step, len(out)))
+            out.append(len(range(start, stop, step)))
+            continue
+        if adjacent and p == adv[0]:
+            bstart = len(out)
+            out += bshape
+        if isinstance(item, Slot):
+            s = array_shapes[item.k]
+            lead = len(bshape) - len(s)
+            ix = [("0" if s[d] == 1 and bshape[lead + d] != 1 else f"j{bstart + lead + d}")
+                  for d in range(len(s))]
+            source.append(("array", item.k, ix))
         else:
             source.append(("int", item % size))
-    return source, result
+    return tuple(out), source
+
+
+def _index_lines(source, err_code) -> tuple[list[str], list[str]]:
+    """(lines loading and checking each index tensor's element, the source index expressions):
+    negative indices count from the end; an out-of-range one records (code, value, axis) in
+    `err` (the first thread to find one wins) and reads index 0 instead."""
+    lines, src = [], []
+    for d, item in enumerate(source):
+        if item[0] == "int":
+            src.append(str(item[1]))
+        elif item[0] == "slice":
+            _, start, step, axis = item
+            src.append(f"{start} + j{axis} * {step}" if step != 1 else
+                       (f"{start} + j{axis}" if start else f"j{axis}"))
+        else:
+            _, k, ix = item
+            lines += [f"w{d} = i{k}[{_ix(ix)}]",
+                      f"v{d} = w{d} + q{d} if w{d} < 0 else w{d}",
+                      f"if v{d} < 0 or v{d} >= q{d}:",
+                      f"    if cuda.atomic.compare_and_swap(err, 0, {err_code}) == 0:",
+                      f"        err[1] = w{d}",
+                      f"        err[2] = {d}",
+                      f"    v{d} = 0"]
+            src.append(f"v{d}")
+    return lines, src
 
 
 def slice_launch(node: Node) -> Launch:
     """getitem with a basic index: output element j reads the source at start + j * step
     along each sliced axis, the fixed position along each int-indexed one."""
     x, v = node.inputs[0], node.output
-    source, result = _basic_index(node.attrs["index"], x.shape)
-    src = []
-    for d, axis in enumerate(source):
-        if axis[0] == "int":
-            src.append(str(axis[1]))
-        else:
-            _, start, step, _ = axis
-            src.append(f"{start} + j{result.index(d)} * {step}")
+    _, source = _resolve_index(node.attrs["index"], x.shape, [])
+    _, src = _index_lines(source, 0)
     body = [f"o0[{_ix([f'j{d}' for d in range(v.ndim)])}] = a0[{_ix(src)}]"]
     return _arrays(_grid_launch(v.shape, body), node)
 
@@ -132,19 +171,18 @@ def scatter_slice_launch(node: Node) -> Launch:
     """scatter_add with a basic index (getitem's adjoint): zeros, except where the index selects
     an element of the target, which takes the matching value (a basic index never repeats)."""
     v = node.output
-    source, result = _basic_index(node.attrs["index"], v.shape)
-    hit, pos = [], {}
-    for d, axis in enumerate(source):
-        if axis[0] == "int":
-            hit.append(f"j{d} == {axis[1]}")
-        else:
-            _, start, step, count = axis
-            off = f"(j{d} - {start})" if start else f"j{d}"
-            pos[d] = f"{off} // {step}" if step != 1 else off
-            if step != 1:
-                hit.append(f"{off} % {step} == 0")
-            hit.append(f"0 <= {pos[d]} < {count}")
-    gix = ["0" if d is None else pos[d] for d in result]
+    g_shape, source = _resolve_index(node.attrs["index"], v.shape, [])
+    hit, gix = [], ["0"] * len(g_shape)  # (new axes of g stay at 0)
+    for d, item in enumerate(source):
+        if item[0] == "int":
+            hit.append(f"j{d} == {item[1]}")
+            continue
+        _, start, step, axis = item
+        off = f"(j{d} - {start})" if start else f"j{d}"
+        gix[axis] = f"{off} // {step}" if step != 1 else off
+        if step != 1:
+            hit.append(f"{off} % {step} == 0")
+        hit.append(f"0 <= {gix[axis]} < {g_shape[axis]}")
     out = f"o0[{_ix([f'j{d}' for d in range(v.ndim)])}]"
     body = [f"if {' and '.join(hit) or 'True'}:", f"    {out} = a0[{_ix(gix)}]", "else:",
             f"    {out} = {np_type(v.dtype)}(0)"]
@@ -287,75 +325,11 @@ def argmax_launch(node: Node) -> Launch:
 # ----------------------------------------------------------------------------- index tensors
 
 
-def _advanced_index(index, shape, array_shapes):
-    """NumPy's advanced indexing, resolved for a kernel: (out_shape, source), where source[d]
-    says how source axis d is indexed: ("int", k), ("slice", start, step, out axis) or
-    ("array", k, [its index expressions over the output's j's]). The broadcast shape of the
-    index tensors (ints count as 0-d ones) takes the output axes where the first advanced index
-    stood if they are all adjacent, else at the front."""
-    items = _expand(index, len(shape))
-    adv = [p for p, it in enumerate(items) if not (it is None or isinstance(it, Slice))]
-    bshape = tuple(np.broadcast_shapes(*array_shapes)) if array_shapes else ()
-    adjacent = adv == list(range(adv[0], adv[-1] + 1))
-    out: list[int] = []
-    bstart = 0 if not adjacent else None
-    if not adjacent:
-        out += bshape
-    source: list[tuple] = []
-    for p, item in enumerate(items):
-        if item is None:
-            out.append(1)
-            continue
-        size = shape[len(source)]
-        if isinstance(item, Slice):
-            start, stop, step = slice(item.start, item.stop, item.step).indices(size)
-            source.append(("slice", start, step, len(out)))
-            out.append(len(range(start, stop, step)))
-            continue
-        if adjacent and p == adv[0]:
-            bstart = len(out)
-            out += bshape
-        if isinstance(item, Slot):
-            s = array_shapes[item.k]
-            lead = len(bshape) - len(s)
-            ix = [("0" if s[d] == 1 and bshape[lead + d] != 1 else f"j{bstart + lead + d}")
-                  for d in range(len(s))]
-            source.append(("array", item.k, ix))
-        else:
-            source.append(("int", item % size))
-    return tuple(out), source
-
-
-def _index_lines(source, err_code) -> tuple[list[str], list[str]]:
-    """(lines loading and checking each index tensor's element, the source index expressions):
-    negative indices count from the end; an out-of-range one records (code, value, axis) in
-    `err` (the first thread to find one wins) and reads index 0 instead."""
-    lines, src = [], []
-    for d, item in enumerate(source):
-        if item[0] == "int":
-            src.append(str(item[1]))
-        elif item[0] == "slice":
-            _, start, step, axis = item
-            src.append(f"{start} + j{axis} * {step}" if step != 1 else
-                       (f"{start} + j{axis}" if start else f"j{axis}"))
-        else:
-            _, k, ix = item
-            lines += [f"w{d} = i{k}[{_ix(ix)}]",
-                      f"v{d} = w{d} + q{d} if w{d} < 0 else w{d}",
-                      f"if v{d} < 0 or v{d} >= q{d}:",
-                      f"    if cuda.atomic.compare_and_swap(err, 0, {err_code}) == 0:",
-                      f"        err[1] = w{d}",
-                      f"        err[2] = {d}",
-                      f"    v{d} = 0"]
-            src.append(f"v{d}")
-    return lines, src
-
-
 def _index_launch(node: Node, err_code: int, scatter: bool) -> Launch | None:
     x = node.inputs[0]
     arrays = node.inputs[1:]
     target = node.attrs["shape"] if scatter else x.shape
-    out_shape, source = _advanced_index(node.attrs["index"], target,
+    out_shape, source = _resolve_index(node.attrs["index"], target,
                                         [a.shape for a in arrays])
     loop_shape = x.shape if scatter else node.output.shape
     if out_shape != tuple(loop_shape):  # (an index form not resolved here: the host runs it)
