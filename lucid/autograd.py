@@ -91,8 +91,9 @@ def _toposort(roots) -> list:
 
 def _check_versions(t) -> None:
     op, inputs, _attrs, versions, out_version = t._ctx
-    stale = [i for i in op.saved_inputs(len(inputs)) if inputs[i]._version[0] != versions[i]]
-    if op.saves_output and t._version[0] != out_version:
+    saved, saves_output = op.saved(inputs)
+    stale = [i for i in saved if inputs[i]._version[0] != versions[i]]
+    if saves_output and t._version[0] != out_version:
         stale.append("output")
     if stale:
         which = ", ".join(f"input {i}" if i != "output" else i for i in stale)

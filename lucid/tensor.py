@@ -303,6 +303,14 @@ class Tensor:
     def __neg__(self): return ops.neg(self)
     def __abs__(self): return ops.abs(self)
     def __matmul__(self, other): return self.matmul(other)
+
+    # Augmented assignment writes into self, as in PyTorch: `w -= lr * w.grad` updates w's
+    # storage (views of it see the write, its version counter moves) instead of rebinding w.
+    def __iadd__(self, other): return self.add_(other)
+    def __isub__(self, other): return self.sub_(other)
+    def __imul__(self, other): return self.mul_(other)
+    def __itruediv__(self, other): return self.div_(other)
+    def __ipow__(self, other): return self.pow_(other)
     def __rmatmul__(self, other): return self._lift(other).matmul(self)
 
     def add(self, other): return self + other
@@ -538,7 +546,8 @@ class Tensor:
         version check at backward instead of silently using the new ones).
         """
         if self.requires_grad and self._ctx is None and GRAD_ENABLED.get():
-            raise LucidError("a leaf tensor that requires grad cannot be modified in place "
+            raise LucidError("in-place: a leaf tensor that requires grad is being used in an "
+                             "in-place operation "
                              "(wrap the update in lucid.no_grad()) "
                              f"({registry.user_location()})")
         old = Tensor._share(self.data)
@@ -589,6 +598,9 @@ class Tensor:
 
     def div_(self, other) -> Tensor:
         return self._inplace(lambda x: x / other)
+
+    def pow_(self, other) -> Tensor:
+        return self._inplace(lambda x: x ** other)
 
     def relu_(self) -> Tensor:
         return self._inplace(ops.relu)

@@ -269,3 +269,77 @@ def test_relu_inplace_on_non_leaf_keeps_gradients():
     (y * Tensor([1.0, 10.0, 100.0])).sum().backward()
     assert x.grad.tolist() == [0.0, 20.0, 200.0]
     assert y.tolist() == [0.0, 4.0, 6.0]
+
+
+# ------------------------------------------------------------------- augmented assignment
+
+
+def test_augmented_assignment_writes_in_place():
+    w = Tensor([1.0, 2.0, 3.0])
+    storage, version = w.data, w._version[0]
+    ident = w
+    w += 1.0
+    w -= Tensor([0.5, 0.5, 0.5])
+    w *= 2.0
+    w /= Tensor([1.0, 2.0, 4.0])
+    w **= 2.0
+    assert w is ident and w.data is storage
+    assert w.tolist() == [9.0, 6.25, 3.0625]  # ((x + 1 - 0.5) * 2 / d) ** 2
+    assert w._version[0] == version + 5
+
+
+def test_manual_sgd_with_augmented_assignment_trains_the_parameter():
+    """The tutorial loop: `w -= lr * w.grad` under no_grad must update w itself."""
+    x = Tensor([[1.0, 2.0], [3.0, 4.0]])
+    w = Tensor([[0.5], [-0.5]], requires_grad=True)
+    before = w.numpy().copy()
+    loss = (x @ w).sum()
+    loss.backward()
+    with lucid.no_grad():
+        w -= 0.1 * w.grad
+    assert w.requires_grad and w.is_leaf
+    np.testing.assert_allclose(w.numpy(), before - 0.1 * np.array([[4.0], [6.0]]), rtol=1e-6)
+
+
+def test_augmented_assignment_through_views_and_subscripts():
+    t = lucid.zeros(2, 3)
+    v = t[0]
+    v += 5.0  # the view writes through
+    t[1, 1:] += Tensor([1.0, 2.0])  # getitem, in-place add, setitem
+    assert t.tolist() == [[5.0, 5.0, 5.0], [0.0, 1.0, 2.0]]
+    assert v._version is t._version
+
+
+def test_augmented_assignment_on_a_leaf_requiring_grad_raises():
+    w = Tensor([1.0], requires_grad=True)
+    with pytest.raises(lucid.LucidError, match=r"leaf tensor that requires grad.*in-place.*"
+                                              r"test_tensor\.py:\d+"):
+        w -= 1.0
+    assert w.tolist() == [1.0]
+
+
+def test_augmented_assignment_keeps_the_dtype_rules_of_in_place_ops():
+    i = Tensor([1, 2])
+    with pytest.raises(lucid.LucidError, match="float32 cannot be written into .* int64"):
+        i /= 2
+    i *= 3
+    assert i.dtype == lucid.int64 and i.tolist() == [3, 6]
+
+
+def test_augmented_assignment_is_differentiable_on_non_leaves():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    h = x * 2.0
+    h += 1.0
+    h *= 3.0  # the gradient for h reads only 3.0: h's old value is not needed
+    h /= 2.0
+    h.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 3.0], rtol=1e-6)
+
+
+def test_an_in_place_write_still_raises_where_the_gradient_needs_the_old_value():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    h = x * 2.0
+    y = h * x  # the gradient for x reads h
+    h += 1.0
+    with pytest.raises(lucid.LucidError, match=r"mul\(f32\[2\], f32\[2\]\): input 0 needed"):
+        y.sum().backward()

@@ -222,7 +222,7 @@ def _conv2d_vjp(g, out, x, w, *, stride, padding, dilation, groups):
 
 
 conv2d = defop("conv2d", kind="conv", impl=_conv2d, infer=_conv2d_infer, vjp=_conv2d_vjp,
-               save=(0, 1), attrs=("stride", "padding", "dilation", "groups"))
+               save={0: (1,), 1: (0,)}, attrs=("stride", "padding", "dilation", "groups"))
 
 # ----------------------------------------------------------------------------- max_pool2d
 

@@ -50,4 +50,4 @@ def _matmul_vjp(g, out, a, b):
 
 
 matmul = defop("matmul", kind="matmul", impl=np.matmul, infer=_matmul_infer, vjp=_matmul_vjp,
-               save=(0, 1))
+               save={0: (1,), 1: (0,)})

@@ -82,7 +82,7 @@ class Op:
     infer: Callable[..., Aval]
     vjp: Callable[..., tuple] | None = None
     scalar: str | None = None
-    save: tuple = ALL
+    save: tuple | dict | str = ALL
     pure: bool = True
     attrs: tuple[str, ...] = field(default=())
 
@@ -96,15 +96,22 @@ class Op:
     def differentiable(self) -> bool:
         return self.vjp is not None
 
-    def saved_inputs(self, n_inputs: int) -> tuple[int, ...]:
-        if self.save == ALL:
-            return tuple(range(n_inputs))
+    def saved(self, inputs) -> tuple[tuple[int, ...], bool]:
+        """What the vjp reads to give the gradients wanted of these inputs (those that require
+        grad): input indices, and whether it reads the output. `save` is ALL, a tuple for every
+        gradient, or per input a tuple for that input's gradient (`mul`'s gradient for x reads
+        only y, so `x *= 3` on a tensor that autograd saw still differentiates)."""
+        save = self.save
+        if save == ALL:
+            return tuple(range(len(inputs))), True
+        if isinstance(save, dict):
+            needed: set = set()
+            for i, x in enumerate(inputs):
+                if x.requires_grad:
+                    needed.update(save.get(i, ()))
+            save = tuple(sorted(needed, key=str))
         # Variadic ops (getitem's index tensors) declare more slots than a call may use.
-        return tuple(i for i in self.save if i != OUT and i < n_inputs)
-
-    @property
-    def saves_output(self) -> bool:
-        return self.save == ALL or OUT in self.save
+        return tuple(i for i in save if i != OUT and i < len(inputs)), OUT in save
 
 
 REGISTRY: dict[str, Op] = {}
@@ -119,8 +126,9 @@ def defop(name: str, *, kind: str, impl, infer, vjp=None, scalar=None, save=ALL,
         raise ValueError(f"op {name!r} is already registered")
     if kind not in KINDS:
         raise ValueError(f"op {name!r}: unknown kind {kind!r}")
-    op = Op(name, kind, impl, infer, vjp, scalar, save if save == ALL else tuple(save), pure,
-            tuple(attrs))
+    if save != ALL:
+        save = {i: tuple(v) for i, v in save.items()} if isinstance(save, dict) else tuple(save)
+    op = Op(name, kind, impl, infer, vjp, scalar, save, pure, tuple(attrs))
     REGISTRY[name] = op
     return op
 
