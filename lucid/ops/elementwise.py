@@ -39,7 +39,13 @@ log = defop("log", kind="elementwise", impl=np.log, infer=rules.floating("log"),
 sqrt = defop("sqrt", kind="elementwise", impl=np.sqrt, infer=rules.floating("sqrt"),
              vjp=lambda g, out, x: (g / (out * 2.0),), save=(OUT,), scalar="math.sqrt({0})")
 
-abs = defop("abs", kind="elementwise", impl=np.abs, infer=rules.same("abs"),
+def _abs(x: np.ndarray) -> np.ndarray:
+    if x.dtype == np.bool_:  # NumPy accepts it; PyTorch and the compiler do not
+        raise TypeError("abs of bool")
+    return np.abs(x)
+
+
+abs = defop("abs", kind="elementwise", impl=_abs, infer=rules.same("abs"),
             vjp=lambda g, out, x: (g * x.sign(),), save=(0,), scalar="abs({0})")
 
 sin = defop("sin", kind="elementwise", impl=np.sin, infer=rules.floating("sin"),
@@ -78,6 +84,8 @@ sigmoid = defop("sigmoid", kind="elementwise", impl=_sigmoid, infer=rules.floati
 
 
 def _relu(x: np.ndarray) -> np.ndarray:
+    if x.dtype == np.bool_:  # NumPy accepts it; PyTorch and the compiler do not
+        raise TypeError("relu of bool")
     return np.maximum(x, x.dtype.type(0))
 
 
@@ -105,18 +113,18 @@ cast = defop("cast", kind="elementwise", impl=lambda x, *, dtype: x.astype(dtype
 
 # ----------------------------------------------------------------------------- binary
 
-add = defop("add", kind="elementwise", impl=np.add, infer=rules.binary("add"),
+add = defop("add", kind="elementwise", impl=np.add, infer=rules.binary("add", logical=True),
             vjp=lambda g, out, x, y: (g, g), save=(), scalar="({0} + {1})")
 
 sub = defop("sub", kind="elementwise", impl=np.subtract, infer=rules.binary("sub"),
             vjp=lambda g, out, x, y: (g, -g), save=(), scalar="({0} - {1})")
 
-mul = defop("mul", kind="elementwise", impl=np.multiply, infer=rules.binary("mul"),
-            vjp=lambda g, out, x, y: (g * y, g * x), save=(0, 1), scalar="({0} * {1})")
+mul = defop("mul", kind="elementwise", impl=np.multiply, infer=rules.binary("mul", logical=True),
+            vjp=lambda g, out, x, y: (g * y, g * x), save={0: (1,), 1: (0,)}, scalar="({0} * {1})")
 
 div = defop("div", kind="elementwise", impl=np.true_divide,
             infer=rules.binary("div", float_only=True),
-            vjp=lambda g, out, x, y: (g / y, -(g * out / y)), save=(1, OUT),
+            vjp=lambda g, out, x, y: (g / y, -(g * out / y)), save={0: (1,), 1: (1, OUT)},
             scalar="({0} / {1})")
 
 
@@ -130,15 +138,17 @@ def _pow_vjp(g, out, x, y):
 
 
 pow = defop("pow", kind="elementwise", impl=np.power, infer=rules.binary("pow", float_only=True),
-            vjp=_pow_vjp, save=(0, 1, OUT), scalar="({0} ** {1})")
+            vjp=_pow_vjp, save={0: (0, 1), 1: (0, OUT)}, scalar="({0} ** {1})")
 
 # Ties send the gradient to the first operand, as PyTorch's clamp does at the boundary.
-maximum = defop("maximum", kind="elementwise", impl=np.maximum, infer=rules.binary("maximum"),
+maximum = defop("maximum", kind="elementwise", impl=np.maximum,
+                infer=rules.binary("maximum", logical=True),
                 vjp=lambda g, out, x, y: (_where(x >= y, g, zeros_like(g)),
                                           _where(x >= y, zeros_like(g), g)),
                 save=(0, 1), scalar="max({0}, {1})")
 
-minimum = defop("minimum", kind="elementwise", impl=np.minimum, infer=rules.binary("minimum"),
+minimum = defop("minimum", kind="elementwise", impl=np.minimum,
+                infer=rules.binary("minimum", logical=True),
                 vjp=lambda g, out, x, y: (_where(x <= y, g, zeros_like(g)),
                                           _where(x <= y, zeros_like(g), g)),
                 save=(0, 1), scalar="min({0}, {1})")

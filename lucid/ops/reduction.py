@@ -7,7 +7,7 @@ import numpy as np
 
 from lucid import dtypes
 from lucid.ops import rules
-from lucid.ops.registry import OUT, Aval, DTypeError, defop, op_error
+from lucid.ops.registry import OUT, Aval, defop, op_error
 
 
 def _sum_dtype(dtype: np.dtype) -> np.dtype:
@@ -37,8 +37,6 @@ sum = defop(
 
 
 def _max_infer(x: Aval, *, axes=None, keepdims=False) -> Aval:
-    if x.dtype == dtypes.bool_:
-        raise op_error("max", [x], "needs a numeric dtype, got bool", DTypeError)
     shape = rules.reduce_shape("max", x, axes, keepdims)
     axes = range(len(x.shape)) if axes is None else axes
     if any(x.shape[a] == 0 for a in axes):

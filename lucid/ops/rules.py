@@ -44,10 +44,13 @@ def _same_operands(op: str, avals) -> None:
             raise op_error(op, avals, "dtypes differ (cast explicitly)", DTypeError)
 
 
-def binary(op: str, *, float_only: bool = False):
+def binary(op: str, *, float_only: bool = False, logical: bool = False):
+    """Two operands of one shape and dtype. `logical`: bool operands are allowed (add is "or",
+    mul is "and", maximum/minimum likewise, as in PyTorch)."""
     def rule(x: Aval, y: Aval) -> Aval:
         _same_operands(op, (x, y))
-        if x.dtype == dtypes.bool_ or (float_only and not dtypes.is_floating(x.dtype)):
+        if (x.dtype == dtypes.bool_ and not logical) or \
+                (float_only and not dtypes.is_floating(x.dtype)):
             need = "a floating dtype" if float_only else "a numeric dtype"
             raise op_error(op, (x, y), f"needs {need}, got {x.dtype}", DTypeError)
         return x

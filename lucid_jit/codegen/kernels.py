@@ -272,6 +272,8 @@ class BodyMath:
             return typed(args[0], dt)
         else:
             raise NotImplementedError(name)
+        if dt == np.bool_ and name in ("add", "mul"):  # on bools: "or" and "and", not 2 and 1
+            return typed(expr, dt)
         if dt.kind in "bf" or dt == np.int64:  # numba keeps float32 math float32
             return expr
         return typed(expr, dt)
@@ -355,6 +357,11 @@ class KernelSource(BodyMath):
         of the same shape and dtype: the matmul writes straight into that output and the loop
         updates it in place (each element is read before it is written, at the same index)."""
         outs = {v.id for v in self.body.outputs}
+        # An output written into an input's array (an in-place update) whose old value the
+        # kernel still reads cannot take the matmul's result early: it would overwrite the
+        # numbers the loop reads (`w - lr * (x.T @ g)` computed into w).
+        read = {i.id for n in self.body.nodes for i in n.inputs}
+        busy = {f"a{j}" for j in self.same.values() if self.body.inputs[j].id in read}
         for k, ph in enumerate(self.phases[:-1]):
             if ph.kind != "matmul":
                 continue
@@ -366,7 +373,8 @@ class KernelSource(BodyMath):
             for n in reversed(nxt.nodes):
                 v = n.output
                 if v.id in outs and v.shape == m.shape and v.dtype == m.dtype and \
-                        self.names.get(v.id, "").startswith(("o", "a")):
+                        self.names.get(v.id, "").startswith(("o", "a")) and \
+                        self.names[v.id] not in busy:
                     self.names[m.id] = self.names[v.id]
                     break
 

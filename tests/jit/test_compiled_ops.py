@@ -196,3 +196,39 @@ def test_nll_loss_compiles_with_an_argument_target():
     out = compiled(x, target)
     np.testing.assert_allclose(out.numpy(), F.nll_loss(x, target).numpy(), rtol=1e-6)
     assert compiled.entries[-1].kind == "compiled"
+
+
+# Bool operands, as PyTorch treats them: add is "or", mul is "and", maximum/minimum likewise;
+# a bool tensor with an int promotes to int64; sums of bools count.
+_BOOL_PROGRAMS = {
+    "add": (lambda a, b: a + b, [True, True, True, False]),
+    "mul": (lambda a, b: a * b, [True, False, False, False]),
+    "mul-sub-int": (lambda a, b: a * b - 1, [0, -1, -1, -1]),
+    "maximum": (lambda a, b: lucid.maximum(a, b), [True, True, True, False]),
+    "minimum": (lambda a, b: lucid.minimum(a, b), [True, False, False, False]),
+    "sum-of-product": (lambda a, b: (a * b).sum(), 1),
+    "max": (lambda a, b: (a + b).amax(), True),
+    "mixed": (lambda a, b: (a * b + a).float() * 2.0 + b.sum(), [4.0, 4.0, 2.0, 2.0]),
+}
+
+
+@pytest.mark.parametrize("name", list(_BOOL_PROGRAMS))
+def test_bool_arithmetic_compiles_as_it_runs_eagerly(name):
+    fn, expected = _BOOL_PROGRAMS[name]
+    a, b = lucid.tensor([True, True, False, False]), lucid.tensor([True, False, True, False])
+    eager = fn(a, b)
+    assert eager.tolist() == expected
+    compiled = lucid.compile(fn)
+    for _ in range(3):  # the Python tier, then the native tier
+        out = compiled(a, b)
+        assert out.dtype == eager.dtype and out.tolist() == expected
+
+
+def test_bool_ops_pytorch_refuses_are_refused_eagerly_and_compiled():
+    a = lucid.tensor([True, False])
+    for fn, name in ((lambda t: t - t, "sub"), (lambda t: -t, "neg"), (lambda t: t.abs(), "abs"),
+                     (lambda t: t.relu(), "relu")):
+        with pytest.raises(lucid.DTypeError, match=rf"{name}: bool\[2\]"):
+            fn(a)
+        with pytest.raises(lucid.DTypeError, match=rf"{name}: bool\[2\]"):
+            lucid.compile(fn)(a)
