@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import warnings
@@ -165,7 +166,8 @@ class Program:
         demo = ["", "", 'if __name__ == "__main__":',
                 "    # The traced sizes and constants; inputs are random.",
                 f"    D = np.array({list(self.emitted.dims)}, dtype=np.int64)",
-                f"    K = np.array({[float(k) for k in self.emitted.consts]}, dtype=np.float64)",
+                f"    K = np.array({_literal([float(k) for k in self.emitted.consts])}, "
+                "dtype=np.float64)",
                 "    rng = np.random.default_rng(0)",
                 "    args = ["]
         for v in g.inputs:
@@ -175,7 +177,8 @@ class Program:
             demo.append(f"    # host ops ({', '.join(self.emitted.host_names)}) are lucid's eager "
                         "implementations")
             demo.append("    raise SystemExit('this graph calls host ops; run it through lucid')")
-        demo.append("    C = [" + ", ".join(f"np.array({c.tolist()!r}, dtype=np.{c.dtype.name})"
+        demo.append("    C = [" + ", ".join(f"np.array({_literal(c.tolist())}, "
+                                            f"dtype=np.{c.dtype.name})"
                                             for c in self.C) + "]")
         if self.emitted.pool:
             demo.append("    P = [" + ", ".join(f"np.empty({tuple(shape)}, np.{dtype.name})"
@@ -185,6 +188,16 @@ class Program:
         demo += ["    for out in run(args, D, K, [], C, NATIVE, P):",
                  "        print(out.dtype, out.shape)"]
         return self.text + "\n".join(demo) + "\n"
+
+
+def _literal(value) -> str:
+    """Python source for a number or nested list of numbers (`float('inf')` where repr gives
+    `inf`, which is not Python)."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"float('{value}')"
+    return repr(value)
 
 
 def inplace_requests(entry) -> dict[int, int]:

@@ -9,6 +9,8 @@ lookup that fails (a missing optimizer state, a `.grad` that is None) also means
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from lucid import device
@@ -77,7 +79,7 @@ def compile_check(entry):
                     f" or t{i}.requires_grad is not {requires_grad} or {where}:")
         body.append("    return None")
         results.append(f"a{i}")
-    conditions = [_float_guard_code(g, slots) for g in entry.float_guards]
+    conditions = [_float_guard_code(g, slots, bind) for g in entry.float_guards]
     for g in entry.guards:
         conditions.append(f"({g.code(bind)})" if g.code is not None
                           else f"{bind(g)}.holds(flat)")
@@ -111,25 +113,30 @@ def _modules_unchanged(entry) -> bool:
     return True
 
 
-def _float_guard_code(g, slots) -> str:
-    value = _expr_code(g.expr, slots)
+def _float_guard_code(g, slots, bind) -> str:
+    """A float guard as an expression. Every constant is bound as an object, never spelled: a
+    float's repr is not always Python (`inf`, `nan`)."""
+    value = _expr_code(g.expr, slots, bind)
     if g.op == "pinned":
-        return f"({value} == {g.other!r})"
-    return f"(({value} {_CMP[g.op]} {g.other!r}) is {g.result})"
+        if math.isnan(g.other):  # the exact value was nan: nan again, not `== nan` (never true)
+            return f"({value} != {value})"
+        return f"({value} == {bind(g.other)})"
+    return f"(({value} {_CMP[g.op]} {bind(g.other)}) is {g.result})"
 
 
-def _expr_code(expr, slots) -> str:
+def _expr_code(expr, slots, bind) -> str:
     if isinstance(expr, TracedFloat):
         expr = expr.expr
     if not isinstance(expr, tuple):
-        return repr(float(expr))
+        return bind(float(expr))
     if expr[0] == "slot":
         return slots[expr[1]]
     if expr[0] in _UNARY:
-        inner = _expr_code(expr[1], slots)
+        inner = _expr_code(expr[1], slots, bind)
         return f"abs({inner})" if expr[0] == "abs" else f"(-{inner})"
     assert expr[0] in _ARITH
-    return f"({_expr_code(expr[1], slots)} {_OPS[expr[0]]} {_expr_code(expr[2], slots)})"
+    return (f"({_expr_code(expr[1], slots, bind)} {_OPS[expr[0]]} "
+            f"{_expr_code(expr[2], slots, bind)})")
 
 
 def compile_run(entry):
@@ -171,7 +178,7 @@ def compile_run(entry):
                 body.append(f"{eff.source.code(bind)}.grad = {value}")
             elif eff.kind == "state":
                 src = eff.source
-                body.append(f"{bind(src.opt)}.state[{bind(src.param)}][{src.key!r}] = "
+                body.append(f"{bind(src.opt)}.state[{bind(src.param)}][{bind(src.key)}] = "
                             f"{fresh(eff.index)}")
         leaves = []
         for leaf in entry.out_leaves:

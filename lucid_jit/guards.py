@@ -155,10 +155,21 @@ def binding_guard(src: Source, expected) -> Guard:
     if isinstance(expected, tuple) and expected == ("object", id(obj)):
         def code(bind):
             return f"{src.code(bind)} is {bind(obj)}"
+    elif _is_nan(expected):  # nan equals nothing, not even itself: guard "is still nan"
+        def is_nan(flat):
+            return _is_nan(src.get(flat))
+
+        def code(bind):
+            return f"{bind(_is_nan)}({src.code(bind)})"
+        return Guard(f"variable {src.describe()} is nan", is_nan, True, code)
     else:
         def code(bind):
             return f"{src.code(bind)} == {bind(expected)}"
     return Guard(f"variable {src.describe()}", observe, expected, code)
+
+
+def _is_nan(value) -> bool:
+    return isinstance(value, float) and value != value
 
 
 def grad_guard(src: Source, is_none: bool) -> Guard:
@@ -205,7 +216,7 @@ def structure_guards(reach) -> list[Guard]:
             for i, g in enumerate(opt.param_groups):
                 group = f"{bind(opt)}.param_groups[{i}]"
                 parts.append(f"len({group}) == {len(g)}")
-                parts.extend(f"{group}[{k!r}] == {bind(v)}" for k, v in g.items()
+                parts.extend(f"{group}[{bind(k)}] == {bind(v)}" for k, v in g.items()
                              if k != "params" and not _lifted(v))
             return " and ".join(parts) or "True"
 

@@ -103,7 +103,7 @@ class OptStateSource(Source):
         return f"{self.name}[{self.key!r}]"
 
     def code(self, bind):
-        return f"{bind(self.opt)}.state[{bind(self.param)}][{self.key!r}]"
+        return f"{bind(self.opt)}.state[{bind(self.param)}][{bind(self.key)}]"
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,7 +125,7 @@ class GroupSource(Source):
         return f"{self.name}.param_groups[{self.group}][{self.key!r}]{item}"
 
     def code(self, bind):
-        return (f"{bind(self.opt)}.param_groups[{self.group}][{self.key!r}]"
+        return (f"{bind(self.opt)}.param_groups[{self.group}][{bind(self.key)}]"
                 + ("" if self.item is None else f"[{self.item}]"))
 
 
@@ -160,7 +160,7 @@ class GlobalSource(Source):
         return self.name
 
     def code(self, bind):
-        return f"{bind(self.namespace)}[{self.name!r}]"
+        return f"{bind(self.namespace)}[{bind(self.name)}]"
 
 
 _SIMPLE = (bool, int, float, str, bytes, type(None))

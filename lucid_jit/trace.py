@@ -184,8 +184,8 @@ class FloatGuard:
 
     def holds(self, slots: list[float]) -> bool:
         value = evaluate(self.expr, slots)
-        if self.op == "pinned":
-            return value == self.other
+        if self.op == "pinned":  # the same value (nan included, which equals nothing)
+            return value == self.other or (value != value and self.other != self.other)
         return _COMPARE[self.op](value, self.other) == self.result
 
 
