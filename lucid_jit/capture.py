@@ -151,7 +151,9 @@ def finish_trace(tracer: Tracer, state: CaptureState, reach, result) -> dict:
             out_leaves.append(("alias", src))
         else:
             grad = None
-            if x._ctx is _FREED:
+            if x._ctx is _FREED or (x._ctx is not None and _reaches_freed(x)):
+                # Built on a graph a backward() in the function freed (`loss * 2` after
+                # `loss.backward()`): returned as eagerly, a backward through it raises.
                 grad = "freed"
             elif x.requires_grad and x._ctx is None:
                 grad = "leaf"
@@ -251,6 +253,21 @@ def _trace_backward(tracer: Tracer, diff: list[Tensor], values: list):
     return graph, {"backward_sources": sources, "leaf_sources": [s for _, s in leaves],
                    "grad_index": grad_index, "diff_avals": [t.aval for t in diff],
                    "bwd_nodes": bt.nodes}
+
+
+def _reaches_freed(root: Tensor) -> bool:
+    """Whether autograd from root would meet a graph that a backward() already freed."""
+    seen, stack = set(), [root]
+    while stack:
+        t = stack.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        if t._ctx is _FREED:
+            return True
+        if t._ctx is not None:
+            stack.extend(x for x in t._ctx.inputs if x.requires_grad)
+    return False
 
 
 def _leaves(roots: list[Tensor], tracer: Tracer) -> list[tuple[Tensor, Source]]:

@@ -704,3 +704,38 @@ def test_an_out_of_range_index_is_the_callers_error_and_the_native_tier_is_kept(
                 assert f(x, t).item() == pytest.approx(want, rel=1e-6)
     entry = f.last_entry
     assert entry.backend.program(entry.forward).tier == "native"
+
+
+def _step_returning_values_built_after_backward():
+    model = nn.Linear(3, 1)
+    opt = SGD(model.parameters(), lr=0.1)
+
+    def step(x):
+        opt.zero_grad()
+        loss = (model(x) ** 2).mean()
+        loss.backward()
+        opt.step()
+        reg = sum((p ** 2).sum() for p in model.parameters())
+        return loss * 2.0, loss + reg
+
+    return model, step
+
+
+def test_values_built_on_a_graph_backward_freed_are_returned_as_eagerly():
+    lucid.manual_seed(0)
+    eager_model, eager_step = _step_returning_values_built_after_backward()
+    lucid.manual_seed(0)
+    model, step = _step_returning_values_built_after_backward()
+    compiled = lucid.compile(step)
+    x = data(4, 3)
+    for _ in range(4):
+        (a_e, b_e), (a_c, b_c) = eager_step(x), compiled(x)
+        assert_close(a_c, a_e, rtol=1e-5)
+        assert_close(b_c, b_e, rtol=1e-5)
+        assert a_c.requires_grad == a_e.requires_grad
+    for p_e, p_c in zip(eager_model.parameters(), model.parameters(), strict=True):
+        assert_close(p_c, p_e, rtol=1e-5)
+    # As eagerly, a backward through them meets the freed graph.
+    for out in (a_e, a_c, b_c):
+        with pytest.raises(lucid.LucidError, match="already freed"):
+            out.backward()
