@@ -10,6 +10,7 @@ _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 from lucid import dtypes  # noqa: E402
 from lucid import functions as _functions
+from lucid.arguments import ArgumentError
 from lucid.autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
 from lucid.dtypes import bool_, float32, float64, int32, int64
 from lucid.factories import (

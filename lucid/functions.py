@@ -7,7 +7,7 @@ import numpy as np
 
 from lucid import dtypes, ops
 from lucid.ops import rules
-from lucid.ops.registry import CURRENT_TRACER, ShapeError, op_error
+from lucid.ops.registry import CURRENT_TRACER, DTypeError, ShapeError, op_error
 from lucid.tensor import Tensor
 
 
@@ -31,9 +31,10 @@ def matmul(a, b) -> Tensor:
     a, b = _as_tensor(a), _as_tensor(b)
     if a.ndim == 0 or b.ndim == 0:
         raise op_error("matmul", (a.aval, b.aval), "operands must not be 0-d")
-    if a.dtype != b.dtype:
-        dtype = dtypes.promote(a.dtype, b.dtype)
-        a, b = a.cast(dtype), b.cast(dtype)
+    if a.dtype != b.dtype:  # as in PyTorch: no silent promotion of a matrix product
+        raise op_error("matmul", (a.aval, b.aval),
+                       f"operands must have the same dtype, got {a.dtype} and {b.dtype}",
+                       DTypeError)
     squeeze_a, squeeze_b = a.ndim == 1, b.ndim == 1
     if squeeze_a:
         a = a.reshape(1, a.shape[0])

@@ -8,6 +8,7 @@ import math
 import warnings
 
 from lucid import dtypes
+from lucid.arguments import tensor_args
 from lucid.functions import where
 from lucid.ops.registry import ShapeError, op_error
 from lucid.tensor import Tensor
@@ -16,11 +17,13 @@ _SQRT_HALF = math.sqrt(0.5)
 _SQRT_TWO_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
+@tensor_args
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """max(0, x); the gradient at 0 is 0."""
     return input.relu_() if inplace else input.relu()
 
 
+@tensor_args
 def relu_(input: Tensor) -> Tensor:
     """relu written into `input`; returns `input` itself."""
     return input.relu_()
@@ -31,6 +34,7 @@ def _leaky_relu(x: Tensor, negative_slope: float) -> Tensor:
     return where(x > 0, x, x * negative_slope)
 
 
+@tensor_args
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """x for x > 0, negative_slope * x otherwise (gradient negative_slope at x <= 0)."""
     if inplace:
@@ -38,6 +42,7 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
     return _leaky_relu(input, negative_slope)
 
 
+@tensor_args
 def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
     return leaky_relu(input, negative_slope, inplace=True)
 
@@ -47,6 +52,7 @@ def _elu(x: Tensor, alpha: float) -> Tensor:
     return where(x > 0, x, (x.minimum(0.0).exp() - 1.0) * alpha)
 
 
+@tensor_args
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """x for x > 0, alpha * (exp(x) - 1) otherwise."""
     if inplace:
@@ -54,6 +60,7 @@ def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     return _elu(input, alpha)
 
 
+@tensor_args
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """x * Phi(x): exact with erf ('none') or with PyTorch's tanh approximation ('tanh')."""
     if approximate == "none":
@@ -64,14 +71,17 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     raise ValueError(f"gelu: approximate must be 'none' or 'tanh', not {approximate!r}")
 
 
+@tensor_args
 def sigmoid(input: Tensor) -> Tensor:
     return input.sigmoid()
 
 
+@tensor_args
 def tanh(input: Tensor) -> Tensor:
     return input.tanh()
 
 
+@tensor_args
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """x * sigmoid(x)."""
     if inplace:
@@ -79,6 +89,7 @@ def silu(input: Tensor, inplace: bool = False) -> Tensor:
     return input * input.sigmoid()
 
 
+@tensor_args
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """log(1 + exp(beta * x)) / beta, linear where beta * x > threshold (PyTorch's form)."""
     z = input * beta if beta != 1.0 else input
@@ -121,6 +132,7 @@ def _shifted(name: str, input: Tensor, dim: int | None, dtype) -> tuple[Tensor, 
     return input - input.amax(dim, keepdim=True).detach(), dim
 
 
+@tensor_args
 def softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
     """exp(x) / sum(exp(x)) along dim, computed from x - max(x) so large inputs do not overflow."""
     shifted, dim = _shifted("softmax", input, dim, dtype)
@@ -128,6 +140,7 @@ def softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
     return e / e.sum(dim, keepdim=True)
 
 
+@tensor_args
 def log_softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
     """x - log(sum(exp(x))) along dim (the log-sum-exp taken after subtracting the max)."""
     shifted, dim = _shifted("log_softmax", input, dim, dtype)

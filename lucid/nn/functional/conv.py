@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from lucid import dtypes, ops
+from lucid.arguments import same_dtype, tensor_args
 from lucid.ops.conv import out_size, pool_extra
 from lucid.ops.registry import DTypeError, LucidError, ShapeError, op_error, user_location
 from lucid.tensor import Tensor
@@ -58,12 +59,14 @@ def _same_padding(x: Tensor, kernel, stride, dilation, weight: Tensor):
     return x, low
 
 
+@tensor_args
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
            dilation=1, groups: int = 1) -> Tensor:
     """2-d cross-correlation of input (N, C, H, W) or (C, H, W) with weight (O, C/groups, kh, kw).
 
     padding is an int, a pair, "valid" (none) or "same" (output as large as the input).
     """
+    same_dtype("conv2d", input, weight=weight, bias=bias)
     x, unbatched = _batched("conv2d", input, weight)
     stride = _pair(stride, "conv2d", "stride")
     dilation = _pair(dilation, "conv2d", "dilation")
@@ -102,6 +105,7 @@ def _pool_attrs(op: str, kernel_size, stride, padding):
     return kernel, stride, _pair(padding, op, "padding")
 
 
+@tensor_args
 def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
                ceil_mode: bool = False) -> Tensor:
     """The maximum of each window; padding never wins (it is -inf). Gradients go to the first
@@ -125,6 +129,7 @@ def _window_counts(size: int, n: int, kernel: int, stride: int, padding: int,
     return end - start
 
 
+@tensor_args
 def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                count_include_pad: bool = True, divisor_override: int | None = None) -> Tensor:
     """The mean of each window (padding counts as zeros when count_include_pad)."""
@@ -174,6 +179,7 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
 # ----------------------------------------------------------------------------- unfold / fold
 
 
+@tensor_args
 def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
     """Sliding windows as columns: (N, C, H, W) -> (N, C*kh*kw, L), like torch's F.unfold."""
     x, unbatched = _batched("unfold", input)
@@ -184,6 +190,7 @@ def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tenso
     return _unbatch(out, unbatched)
 
 
+@tensor_args
 def fold(input: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
     """The adjoint of unfold: (N, C*kh*kw, L) -> (N, C, H, W), summing where windows overlap."""
     if input.ndim not in (2, 3):
@@ -200,6 +207,7 @@ def fold(input: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=
     return _unbatch(out, unbatched)
 
 
+@tensor_args
 def pad(input: Tensor, pad, mode: str = "constant", value: float = 0.0) -> Tensor:
     """PyTorch's F.pad in constant mode: `pad` holds (low, high) pairs starting from the LAST
     dimension, e.g. (1, 2, 0, 3) pads the last axis by 1 before and 2 after, the one before it

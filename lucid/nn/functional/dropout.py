@@ -7,6 +7,7 @@ a fresh mask from lucid's generator, so `lucid.manual_seed` makes it reproducibl
 from __future__ import annotations
 
 from lucid import dtypes, ops
+from lucid.arguments import tensor_args
 from lucid.ops.registry import op_error
 from lucid.tensor import Tensor
 
@@ -17,6 +18,7 @@ def _check_p(name: str, p: float) -> float:
     return float(p)
 
 
+@tensor_args
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """In training, input * mask / (1 - p) with mask ~ Bernoulli(1 - p); identity otherwise."""
     p = _check_p("dropout", p)

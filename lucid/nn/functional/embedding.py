@@ -6,11 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 from lucid import dtypes
+from lucid.arguments import tensor_args
 from lucid.functions import where
 from lucid.ops.registry import DTypeError, ShapeError, op_error
 from lucid.tensor import Tensor
 
 
+@tensor_args
 def embedding(input, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     """weight[input]: shape input.shape + (embedding_dim,). Rows at padding_idx get no gradient."""
     idx = input if isinstance(input, Tensor) else Tensor(np.asarray(input), device=weight.device)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from lucid.arguments import same_dtype, tensor_args
 from lucid.functions import matmul
 from lucid.ops.registry import ShapeError, op_error
 from lucid.tensor import Tensor
 
 
+@tensor_args
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """input (..., in) @ weight (out, in).T + bias (out,)."""
     if weight.ndim not in (1, 2):
@@ -16,6 +18,7 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         raise op_error("linear", [input.aval, weight.aval],
                        f"input's last dimension must be in_features={weight.shape[-1]}",
                        ShapeError)
+    same_dtype("linear", input, weight=weight, bias=bias)
     out = matmul(input, weight.T)
     if bias is not None:
         out = out + bias

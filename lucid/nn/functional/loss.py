@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 
 from lucid import dtypes
+from lucid.arguments import tensor_args
 from lucid.factories import arange
 from lucid.functions import is_tracing, where
 from lucid.nn.functional.activation import _softplus, log_softmax
@@ -46,6 +47,7 @@ def _warn_if_broadcast(name: str, input: Tensor, target: Tensor) -> None:
                       "broadcasting. Please ensure they have the same size.", stacklevel=3)
 
 
+@tensor_args
 def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     """(input - target) ** 2, reduced."""
     target = _as_target(target, input)
@@ -54,6 +56,7 @@ def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     return _reduce("mse_loss", diff * diff, reduction)
 
 
+@tensor_args
 def l1_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     """|input - target|, reduced."""
     target = _as_target(target, input)
@@ -72,6 +75,7 @@ def _clamped_log(p: Tensor) -> Tensor:
     return where(positive, safe.log(), -100.0).maximum(-100.0)
 
 
+@tensor_args
 def binary_cross_entropy(input: Tensor, target, weight: Tensor | None = None,
                          reduction: str = "mean") -> Tensor:
     """-(y log p + (1 - y) log(1 - p)), each log clamped at -100, times weight, reduced."""
@@ -92,6 +96,7 @@ def binary_cross_entropy(input: Tensor, target, weight: Tensor | None = None,
     return _reduce("binary_cross_entropy", loss, reduction)
 
 
+@tensor_args
 def binary_cross_entropy_with_logits(input: Tensor, target, weight: Tensor | None = None,
                                      reduction: str = "mean",
                                      pos_weight: Tensor | None = None) -> Tensor:
@@ -150,6 +155,7 @@ def _picked(name: str, logp: Tensor, target: Tensor, weight: Tensor | None, igno
     return -picked * w, w
 
 
+@tensor_args
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
              ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """-input[n, target[n]] * weight[target[n]]; 'mean' divides by the summed weights."""
@@ -188,6 +194,7 @@ def _cross_entropy_probs(input: Tensor, target: Tensor, weight, ignore_index: in
     return -terms.sum() / float(input.numel() // classes)
 
 
+@tensor_args
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                   ignore_index: int = -100, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:

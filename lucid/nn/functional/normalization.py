@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from lucid.arguments import same_dtype, tensor_args
 from lucid.autograd import no_grad
 from lucid.ops.registry import ShapeError, op_error
 from lucid.tensor import Tensor
@@ -18,6 +19,7 @@ def _channel_view(t: Tensor, ndim: int) -> Tensor:
     return t.reshape((1, t.shape[0]) + (1,) * (ndim - 2))
 
 
+@tensor_args
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
                weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
@@ -25,6 +27,8 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     if input.ndim < 2:
         raise op_error("batch_norm", [input.aval], "expected an input of at least 2 dims (N, C)",
                        ShapeError)
+    same_dtype("batch_norm", input, running_mean=running_mean, running_var=running_var,
+               weight=weight, bias=bias)
     channels = input.shape[1]
     for name, t in (("running_mean", running_mean), ("running_var", running_var),
                     ("weight", weight), ("bias", bias)):
@@ -62,6 +66,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     return out
 
 
+@tensor_args
 def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """Normalize over the trailing dims `normalized_shape` (biased variance), then scale/shift."""
@@ -75,6 +80,7 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
         if t is not None and tuple(t.shape) != shape:
             raise op_error("layer_norm", [input.aval, t.aval],
                            f"{name} must have shape {shape}", ShapeError)
+    same_dtype("layer_norm", input, weight=weight, bias=bias)
     axes = tuple(range(input.ndim - k, input.ndim))
     centered = input - input.mean(axes, keepdim=True)
     var = (centered * centered).mean(axes, keepdim=True)
