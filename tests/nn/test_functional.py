@@ -6,6 +6,7 @@ import pytest
 from scipy.special import erf
 
 import lucid
+import lucid.nn as nn
 import lucid.nn.functional as F
 from lucid import LucidError, ShapeError, Tensor
 from tests.helpers import assert_close
@@ -411,3 +412,47 @@ def test_class_loss_errors_name_the_function():
         F.nll_loss(x, Tensor([0, 1]))
     with pytest.raises(ValueError, match="reduction"):
         F.cross_entropy(x, Tensor([0, 1, 2, 0]), reduction="avg")
+
+
+# ----------------------------------------------------------------------------- argument checks
+
+
+@pytest.mark.parametrize("bad", [[1.0, 2.0, 3.0], None, np.ones(3, np.float32)],
+                         ids=["list", "None", "ndarray"])
+def test_a_non_tensor_input_names_the_function_the_argument_and_the_line(bad):
+    layer = nn.Linear(3, 2)
+    with pytest.raises(lucid.ArgumentError, match=r"linear\(\): argument 'input' \(position 1\) "
+                                                  r"must be a Tensor, not \w+ \(test_functional"):
+        layer(bad)
+    with pytest.raises(lucid.ArgumentError, match=r"linear\(\): argument 'input'.*"
+                                                  r"test_functional\.py:\d+"):
+        lucid.compile(layer)(bad)
+    with pytest.raises(TypeError, match=r"conv2d\(\): argument 'bias' must be a Tensor or None, "
+                                        r"not list"):
+        F.conv2d(lucid.ones(1, 1, 3, 3), lucid.ones(1, 1, 2, 2), bias=[0.0])
+    with pytest.raises(lucid.ArgumentError, match=r"cross_entropy\(\): argument 'target' "
+                                                  r"\(position 2\)"):
+        F.cross_entropy(lucid.ones(2, 3), [0, 1])
+
+
+@pytest.mark.parametrize("dtype", [lucid.float64, lucid.int64])
+def test_layers_refuse_inputs_of_another_dtype_as_pytorch_does(dtype):
+    x = lucid.ones(2, 3, dtype=dtype)
+    cases = [
+        (nn.Linear(3, 2), x, "linear"),
+        (nn.Conv2d(1, 1, 2), lucid.ones(1, 1, 3, 3, dtype=dtype), "conv2d"),
+        (nn.LayerNorm(3), x, "layer_norm"),
+        (nn.BatchNorm1d(3), x, "batch_norm"),
+    ]
+    for layer, inp, name in cases:
+        want = rf"{name}: input \w+\[[\d,]+\] and \w+ f32\[[\d,]+\] must have the same dtype"
+        with pytest.raises(lucid.DTypeError, match=want):
+            layer(inp)
+        with pytest.raises(lucid.DTypeError, match=want):
+            lucid.compile(layer)(inp)
+    with pytest.raises(lucid.DTypeError, match="matmul: .*same dtype"):
+        x @ lucid.ones(3, 2)
+    # A layer converted to the input's dtype, or the input converted, is fine.
+    if dtype == lucid.float64:
+        assert nn.Linear(3, 2).double()(x).dtype == lucid.float64
+    assert nn.Linear(3, 2)(x.float()).dtype == lucid.float32
