@@ -24,9 +24,11 @@ test: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not cuda"
 	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest tests/cuda -m cuda
 
+# OpenBLAS's core-type settings (set on some machines) select slower kernels: unset for timing.
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.run
-	$(BIN)/python -m benchmarks.compiled
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python -m benchmarks.run
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python -m benchmarks.compiled
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python -m benchmarks.neighbours
 
 lint: $(STAMP)
 	$(BIN)/ruff check lucid lucid_jit tests examples benchmarks

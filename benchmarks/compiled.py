@@ -37,13 +37,8 @@ import time
 import traceback
 from pathlib import Path
 
-# What `import lucid` sets when it comes first: OpenBLAS threads sleep right after a call, so
-# NumPy's pool (eager lucid) and SciPy's (compiled code) do not slow each other. numpy and numba
-# are imported before lucid here, so set it before they load.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
+import numba
+import numpy as np
 
 import lucid
 import lucid.nn as nn

@@ -1,14 +1,6 @@
 """lucid: an eager, NumPy-backed deep-learning library. `lucid.compile` is its compiler."""
 
-import os as _os
-
-# OpenBLAS worker threads busy-wait for about 0.1 s after each call. A process has two pools:
-# NumPy's, and SciPy's, which compiled code calls; spinning threads of one slow the other's
-# next calls about 3x on a small machine. Let them sleep at once (read when each library
-# loads; a user's own setting wins).
-_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-
-from lucid import dtypes  # noqa: E402
+from lucid import dtypes
 from lucid import functions as _functions
 from lucid.arguments import ArgumentError
 from lucid.autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled

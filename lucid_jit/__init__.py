@@ -7,15 +7,8 @@ default. `api.py` holds `compile` and the cache of traced
 entries with their guards; `explain.py` reports what the compiler did.
 """
 
-import os
-
-# Parallel kernels run on numba's OpenMP pool. Its idle workers spin by default, against
-# OpenBLAS's own threads in the matmuls between them: wait passively (read when the OpenMP
-# runtime starts, so set before anything loads it; a user's own setting wins).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from lucid_jit.api import CompiledFunction, CompiledModule, GraphBreakError, compile  # noqa: E402
-from lucid_jit.explain import explain  # noqa: E402
+from lucid_jit.api import CompiledFunction, CompiledModule, GraphBreakError, compile
+from lucid_jit.explain import explain
 
 __version__ = "0.1.0"
 __all__ = ["compile", "explain", "CompiledFunction", "CompiledModule", "GraphBreakError",

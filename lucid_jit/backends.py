@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 
 from lucid.ops.registry import LucidError
-from lucid_jit import log
+from lucid_jit import log, process
 from lucid_jit.ir.interpret import interpret
 
 # Tests set this: a graph numba cannot compile is then an error, not a warning and a fallback.
@@ -214,38 +214,11 @@ def inplace_requests(entry) -> dict[int, int]:
     return out
 
 
-_MALLOC_TUNED = [False]
-
-
-def tune_malloc() -> bool:
-    """Keep freed large blocks in glibc's heap instead of returning them to the OS at once.
-
-    Compiled code allocates its large intermediates (with malloc, through numba) on every call;
-    above glibc's default threshold each allocation is a fresh mmap whose every page then faults
-    on first touch, which measured here as most of a small CNN's forward time. Raising the mmap
-    threshold to its maximum (32 MiB) and the trim threshold to 256 MiB lets those blocks be
-    reused. Once per process, glibc only; LUCID_JIT_MALLOC_TUNE=0 leaves malloc alone."""
-    if _MALLOC_TUNED[0] or os.environ.get("LUCID_JIT_MALLOC_TUNE", "1") == "0":
-        return False
-    _MALLOC_TUNED[0] = True
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        return bool(libc.mallopt(m_mmap_threshold, 32 << 20)
-                    and libc.mallopt(m_trim_threshold, 256 << 20))
-    except (OSError, AttributeError):  # not glibc
-        return False
-
-
 class NumbaBackend:
     name = "cpu"
 
     def __init__(self, fastmath: bool = False) -> None:
-        tune_malloc()
+        process.prepare_cpu()
         self.fastmath = fastmath
         self.programs: dict[int, Program] = {}
 
