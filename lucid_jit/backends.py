@@ -112,15 +112,29 @@ class Program:
         self.calls += 1
         native = self.calls >= self.NATIVE_AFTER
         segments = self.module.NATIVE if native else self.module.PYTHON
+        # What the code writes in place, as it was: a failure part-way (a kernel numba cannot
+        # compile, found when the Python tier first calls it) must leave the inputs unchanged
+        # for the retry, and for the caller. Only these first calls pay for the copies.
+        saved = [(arrays[k], arrays[k].copy()) for k in self.emitted.inplace_inputs]
+
+        def restore():
+            for arr, copy in saved:
+                np.copyto(arr, copy)
+
         try:
-            out = self._attempt(arrays, segments, native)
+            out = self._attempt(arrays, segments, native, restore)
         except LucidError:
+            restore()
             raise
         except Exception as exc:  # noqa: BLE001 (ours, not the user's: see below)
+            restore()
+            if getattr(exc, "lucid_host_op", None) is not None:
+                raise  # a host op's error: the inputs are bad (the code ran as compiled)
             if native:
                 try:
-                    out = self._attempt(arrays, self.module.PYTHON, False)
+                    out = self._attempt(arrays, self.module.PYTHON, False, restore)
                 except Exception:  # noqa: BLE001
+                    restore()
                     self.calls -= 1  # (the next call tries the native tier again)
                     raise exc from None  # the inputs are bad, not the code: report the error
                 self._warn("run its segments as Python", exc)
@@ -138,7 +152,7 @@ class Program:
             self.fast = True
         return out
 
-    def _attempt(self, arrays, segments, native: bool):
+    def _attempt(self, arrays, segments, native: bool, restore):
         from lucid_jit.codegen import loader
 
         try:
@@ -146,7 +160,10 @@ class Program:
                                    self._buffers())
         except LucidError:
             raise
-        except Exception:  # noqa: BLE001 (a corrupt cache entry: rebuild it once)
+        except Exception as exc:  # noqa: BLE001 (a corrupt cache entry: rebuild it once)
+            if getattr(exc, "lucid_host_op", None) is not None:
+                raise
+            restore()
             self.module = loader.purge(self.text, self.emitted.kernel_texts.values())
             segments = self.module.NATIVE if native else self.module.PYTHON
             return self.module.run(arrays, self.D, self.K, self.H, self.C, segments,

@@ -76,12 +76,32 @@ class ModuleSource:
     host_names: list[str]
     owned: tuple  # per output: True when it is a fresh buffer no one else holds
     inplace: frozenset = frozenset()  # output indices computed straight into their input
+    inplace_inputs: tuple = ()  # the input indices those outputs are written into
     pool: list = field(default_factory=list)  # (shape, dtype) of each buffer `run` takes in P
     segments: int = 0
     kernel_texts: dict = field(default_factory=dict)
     kernels: int = 0
     native_nodes: int = 0
     host_nodes: list[str] = field(default_factory=list)
+
+
+class HostOp:
+    """A node run by its eager implementation between segments. An exception it raises (an
+    index out of range: the inputs' fault, not the code's) is marked with the node, so the
+    backend reports it as it is instead of suspecting its compiled code."""
+
+    __slots__ = ("fn", "node")
+
+    def __init__(self, fn, node: Node) -> None:
+        self.fn = fn
+        self.node = node
+
+    def __call__(self, *arrays):
+        try:
+            return self.fn(*arrays)
+        except Exception as exc:
+            exc.lucid_host_op = self.node
+            raise
 
 
 def native(node: Node) -> bool:
@@ -218,6 +238,8 @@ class ModuleEmitter:
                             self.host_names, owned,
                             inplace=frozenset(k for k, v in enumerate(g.outputs)
                                               if v.id in self.inplace),
+                            inplace_inputs=tuple(k for k, v in enumerate(g.inputs)
+                                                 if any(x is v for x in self.inplace.values())),
                             pool=list(self.pool_avals),
                             segments=n_seg,
                             kernels=len(self.kernel_refs),
@@ -230,11 +252,17 @@ class ModuleEmitter:
         parameter or optimizer state updated in place). Safe when the output's producer is a
         native kernel that runs after every other reader of the input (through views too) and,
         if it reads the input itself, reads it only at the element it writes (one elementwise
-        loop, no view in between); and when nothing else returns the output."""
+        loop, no view in between); and when nothing else returns the output.
+
+        A call either completes or changes nothing: a node that can raise at run time (a host
+        op, such as a gather whose index is out of range) may not come after an in-place write,
+        so only producers after the last such node write in place. The others' results are
+        written back once the whole graph has run."""
         from lucid_jit.codegen.kernels import plan_phases
 
         g = self.graph
         index = {id(n): k for k, n in enumerate(g.nodes)}
+        last_fallible = max((k for k, nat in enumerate(placement) if not nat), default=-1)
         producer = {v.id: n for n in g.nodes for v in n.outputs}
         views_of: dict[int, set[int]] = {v.id: {v.id} for v in g.inputs}
         for n in g.nodes:
@@ -246,7 +274,8 @@ class ModuleEmitter:
         for out_index, in_index in self.inplace_request.items():
             v, x = g.outputs[out_index], g.inputs[in_index]
             p = producer.get(v.id)
-            if (p is None or not placement[index[id(p)]] or p.op in VIEWS or p.op is CONST
+            if (p is None or not placement[index[id(p)]] or index[id(p)] < last_fallible
+                    or p.op in VIEWS or p.op is CONST
                     or p.op is ops.full or p.op is ops.argmax or out_ids.count(v.id) != 1
                     or v.shape != x.shape or v.dtype != x.dtype or v.id in self.inplace):
                 continue
@@ -298,7 +327,8 @@ class ModuleEmitter:
     def _host(self, node: Node) -> str:
         k = len(self.host)
         impl = node.op.impl
-        self.host.append(functools.partial(impl, **dict(node.attrs)) if node.attrs else impl)
+        self.host.append(HostOp(functools.partial(impl, **dict(node.attrs)) if node.attrs
+                                else impl, node))
         self.host_names.append(node.op.name)
         args = ", ".join(self.names[v.id] for v in node.inputs)
         for v in node.outputs:

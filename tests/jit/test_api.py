@@ -739,3 +739,61 @@ def test_values_built_on_a_graph_backward_freed_are_returned_as_eagerly():
     for out in (a_e, a_c, b_c):
         with pytest.raises(lucid.LucidError, match="already freed"):
             out.backward()
+
+
+def _embedding_step():
+    lucid.manual_seed(0)
+    emb, head = nn.Embedding(10, 4), nn.Linear(4, 3)
+    params = list(emb.parameters()) + list(head.parameters())
+    opt = Adam(params, lr=0.1)
+
+    def step(idx, y, probe):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(head(emb(idx)), y)
+        loss.backward()
+        opt.step()
+        return loss, emb.weight[probe].sum()  # a gather after the step: it can fail
+
+    return params, opt, step
+
+
+def _state(params, opt):
+    return ([p.numpy().copy() for p in params],
+            [None if p.grad is None else p.grad.numpy().copy() for p in params],
+            [{k: v.numpy().copy() for k, v in opt.state.get(p, {}).items()} for p in params])
+
+
+def _assert_same_state(a, b, rtol=0.0):
+    for xs, ys in zip(a, b, strict=True):
+        for x, y in zip(xs, ys, strict=True):
+            if isinstance(x, dict):
+                assert x.keys() == y.keys()
+                for k in x:
+                    np.testing.assert_allclose(x[k], y[k], rtol=rtol, atol=rtol)
+            elif x is None:
+                assert y is None
+            else:
+                np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("good_calls", [1, 4], ids=["python-tier", "native-tier"])
+def test_a_call_that_fails_at_run_time_changes_nothing(good_calls):
+    """An out-of-range index after opt.step(): the parameters, Adam's moments and step count,
+    and the `.grad`s stay as they were before the call, on every tier."""
+    params, opt, step = _embedding_step()
+    eager_params, eager_opt, eager_step = _embedding_step()
+    compiled = lucid.compile(step)
+    idx, y = lucid.tensor([1, 2, 3]), lucid.tensor([0, 1, 2])
+    for _ in range(good_calls):
+        compiled(idx, y, idx)
+        eager_step(idx, y, idx)
+    before = _state(params, opt)
+    with pytest.raises(IndexError, match="index 20 is out of bounds"):
+        compiled(idx, y, lucid.tensor([1, 20]))
+    _assert_same_state(_state(params, opt), before)
+    # And training goes on as if the failed call never happened.
+    for _ in range(2):
+        loss, _ = compiled(idx, y, idx)
+        eager_loss, _ = eager_step(idx, y, idx)
+        assert_close(loss, eager_loss, rtol=1e-5)
+    _assert_same_state(_state(params, opt), _state(eager_params, eager_opt), rtol=1e-5)
