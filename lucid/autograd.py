@@ -161,9 +161,15 @@ def run_backward(roots, seeds, *, inputs=None, retain_graph=False, create_graph=
 
 
 def _accumulate(leaf, g, claimed: set[int]) -> None:
-    """Add g into leaf.grad. Eagerly, a gradient array that is a view or another leaf's grad is
-    copied first, so that in-place updates of one .grad never show through another."""
-    if CURRENT_TRACER.get() is None and isinstance(g.data, np.ndarray):
+    """Add g into leaf.grad. A gradient that is a view or another leaf's grad is copied first,
+    so that in-place updates of one .grad (`p.grad.mul_(scale)`) never show through another;
+    under a trace the tracer says what is a view, and the copy is a graph node."""
+    tracer = CURRENT_TRACER.get()
+    if tracer is not None:
+        if leaf.grad is None and (id(g.data) in claimed or tracer.is_view(g)):
+            g = g.detach().clone() if g._ctx is None else g.clone()
+        claimed.add(id(g.data))
+    elif isinstance(g.data, np.ndarray):
         arr = g.data
         if id(arr) in claimed or not arr.flags.owndata or not arr.flags.writeable:
             g = g.detach().clone() if g._ctx is None else g.clone()

@@ -286,6 +286,11 @@ class Tracer:
         self.keep[key] = t.data
         self.assigned.setdefault(key, t)
 
+    def is_view(self, t: Tensor) -> bool:
+        """Whether t was made by a view op under this trace (a write into it is a write into
+        its base)."""
+        return id(t.data) in self.view_base
+
     def concretize(self, t: Tensor, what: str) -> np.ndarray:
         d = t.data
         if isinstance(d, np.ndarray) and id(d) in self.born and id(d) not in self.assigned:

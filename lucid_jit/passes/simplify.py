@@ -3,9 +3,10 @@
     %2 = full {shape=(4,), value=1.0} ; %3 = mul %0 %2 ; return %3     ->     return %0
 
 Identities (x*1, 1*x, x+0, 0+x, x-0, x/1, where the constant is a const, a `full` or a broadcast
-of one), neg(neg(x)), permutes, reshapes and broadcasts of themselves merged into one, no-op
-reshapes, casts, broadcasts and permutes removed, and a broadcast of a one-element constant (or of
-a `full`) made a `full` node, so later passes and backends see a fill rather than a broadcast.
+of one), neg(neg(x)), permutes, reshapes and broadcasts of themselves merged into one, copies and
+no-op reshapes, casts, broadcasts and permutes removed, and a broadcast of a one-element constant
+(or of a `full`) made a `full` node, so later passes and backends see a fill rather than a
+broadcast.
 """
 
 from __future__ import annotations
@@ -112,7 +113,15 @@ def _broadcast_to(node, defs):
     return None
 
 
+def _copy(node, defs):
+    """In the graph a copy is its input (values are immutable); an array the call hands to
+    Python is made its own by the backend. Copies come from clone() and from autograd giving a
+    leaf its own `.grad`."""
+    return node.inputs[0]
+
+
 _RULES = {
+    ops.copy: _copy,
     ops.mul: _identity(1, (0, 1)),
     ops.add: _identity(0, (0, 1)),
     ops.sub: _identity(0, (0,)),
