@@ -7,11 +7,18 @@ default. `api.py` holds `compile` and the cache of traced
 entries with their guards; `explain.py` reports what the compiler did.
 """
 
-from lucid_jit.api import CompiledFunction, CompiledModule, GraphBreakError, compile
+from lucid_jit.api import (
+    CompiledFunction,
+    CompiledModule,
+    GraphBreakError,
+    GraphBreakWarning,
+    compile,
+)
 from lucid_jit.explain import explain
 
 __version__ = "0.1.0"
 __all__ = ["compile", "explain", "CompiledFunction", "CompiledModule", "GraphBreakError",
+           "GraphBreakWarning",
            "cache_info", "cache_clear"]
 
 

@@ -21,7 +21,7 @@ import warnings
 
 from lucid.device import is_device_array
 from lucid.nn.modules.module import STATE_EPOCH, Module
-from lucid.ops.registry import CURRENT_TRACER, LucidError
+from lucid.ops.registry import CURRENT_TRACER, LucidError, user_stacklevel
 from lucid.tensor import Tensor
 from lucid_jit import log, pytree
 from lucid_jit.backends import get_backend
@@ -49,6 +49,12 @@ class GraphBreakError(LucidError):
     """Raised by `lucid.compile(fullgraph=True)` where the function cannot be one graph."""
 
 
+class GraphBreakWarning(UserWarning):
+    """A compiled function runs eagerly for an input signature (a graph break). Given once per
+    compiled function; `warnings.filterwarnings("ignore", category=GraphBreakWarning)` turns
+    it off."""
+
+
 class CompiledFunction:
     """What `lucid.compile(fn)` returns: call it like fn."""
 
@@ -68,6 +74,7 @@ class CompiledFunction:
         self.recompiles: list[tuple[str, list[str]]] = []
         self.last_entry = None
         self._warned = False
+        self._warned_break = False
         self.calls = 0
         functools.update_wrapper(self, fn, updated=())
 
@@ -119,9 +126,10 @@ class CompiledFunction:
                                                              self.recompiles else []),
                               RuntimeWarning, stacklevel=3)
             return self.fn(*args, **kwargs)
+        t0 = time.perf_counter()
         reasons = self._why(key, flat) if self.entries else None
         if reasons is not None and log.enabled("recompiles"):
-            log.write("recompiles", f"{self.name}: retracing (entry {len(self.entries) + 1}) "
+            log.write("recompiles", f"{self.name}: retracing (entry {len(self.entries)}) "
                       "because\n    " + "\n    ".join(reasons))
         entry = self._trace(key, spec, flat, args, kwargs)
         if reasons is not None:  # recorded once the trace gave an entry: recompile i -> entry i+1
@@ -136,7 +144,10 @@ class CompiledFunction:
         if arrays is None:
             raise LucidError(f"compiled function {self.name!r}: a fresh trace does not accept "
                              "the call it was traced for: " + "; ".join(entry.failures(flat)))
-        return entry.run(flat, arrays)
+        try:
+            return entry.run(flat, arrays)
+        finally:
+            entry.first_call_seconds = time.perf_counter() - t0
 
     def _why(self, key, flat) -> list[str]:
         same = self.cache.get(key)
@@ -201,6 +212,13 @@ class CompiledFunction:
                                       f"({gb.location})") from None
             log.write("graph_breaks", f"{self.name}: {gb.reason} ({gb.location}); this input "
                       "signature runs eagerly")
+            if not self._warned_break:
+                self._warned_break = True
+                warnings.warn(f"lucid.compile: {self.name} cannot be compiled as one graph for "
+                              f"this input signature and runs eagerly: {gb.reason} "
+                              f"({gb.location}). lucid_jit.explain(fn) lists every graph break; "
+                              "lucid.compile(fullgraph=True) raises instead",
+                              GraphBreakWarning, stacklevel=user_stacklevel())
             return EagerEntry(key, gb.reason, gb.location,
                               [g for _, _, g in grad_guards] + other_guards)
         except BaseException:
@@ -237,7 +255,8 @@ class CompiledFunction:
             backward_sources=built["backward_sources"], leaf_sources=built["leaf_sources"],
             grad_index=built["grad_index"], diff_avals=built["diff_avals"], stages=stages,
             pass_stats={"forward": fstats, "backward": bstats}, backend=self.backend,
-            name=self.name, input_hosts=dict(tracer.input_hosts), device=tracer.device)
+            name=self.name, index=len(self.entries), input_hosts=dict(tracer.input_hosts),
+            device=tracer.device)
         entry._traced_slots = list(tracer.slot_values)
         t2 = time.perf_counter()
         backend = self._backend_for(tracer.device)

@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 
 from lucid.ops.registry import LucidError
-from lucid_jit import log, process
+from lucid_jit import compiletime, log, process
 from lucid_jit.ir.interpret import interpret
 
 # Tests set this: a graph numba cannot compile is then an error, not a warning and a fallback.
@@ -41,6 +41,9 @@ class ReferenceBackend:
     def program(self, graph):
         return None
 
+    def compile_records(self, graph) -> list:
+        return []
+
 
 class Program:
     """One graph's generated module and the data its `run` takes (sizes, constants, host ops).
@@ -53,11 +56,15 @@ class Program:
     NATIVE_AFTER = int(os.environ.get("LUCID_JIT_NATIVE_AFTER", "2"))
     POOL_DEPTH = 4
 
-    def __init__(self, graph, *, fastmath: bool = False, inplace=None) -> None:
+    def __init__(self, graph, *, fastmath: bool = False, inplace=None, name: str = "graph",
+                 part: str = "graph") -> None:
         from lucid_jit.codegen import loader
         from lucid_jit.codegen.cpu import emit_module
 
         self.graph = graph
+        self.name, self.part = name, part
+        # One per call before the program settled on its tier (those calls may compile).
+        self.compile_records: list[compiletime.CompileRecord] = []
         self.emitted = emit_module(graph, fastmath=fastmath, inplace=inplace)
         self.text = self.emitted.text
         loader.register_kernels(self.emitted.kernel_texts)
@@ -103,12 +110,38 @@ class Program:
         return tuple(out)
 
     def _slow_call(self, arrays):
-        """Calls before the native tier, and the first native one. Code that fails to load is
-        dropped and compiled again once; segments numba cannot compile run as Python; a kernel it
-        cannot compile sends the graph to the reference backend, with a warning (an error under
-        LUCID_JIT_STRICT=1)."""
+        """Calls before the native tier, and the first native one: timed (they may compile, see
+        compiletime)."""
         if self.fallback:
             return interpret(self.graph, arrays)
+        from lucid_jit.codegen import loader
+
+        native = self.calls + 1 >= self.NATIVE_AFTER
+        announce = None
+        if native and not loader.native_cached(self.text):
+            functions, lines = self.native_size()
+            announce = (f"the native tier: {functions} njit function"
+                        f"{'s' if functions != 1 else ''}, {lines} lines")
+        with compiletime.timed(self.compile_records, self.name, self.part, self.calls + 1,
+                               "native" if native else "python", announce):
+            return self._first_calls(arrays)
+
+    def native_size(self) -> tuple[int, int]:
+        """(njit functions, lines) of the native tier: what its compile has to get through."""
+        functions = lines = 0
+        inside = False
+        for line in self.text.splitlines():
+            if line.startswith("def native_segment"):
+                functions, inside = functions + 1, True
+            elif line and not line.startswith((" ", "#")):
+                inside = False
+            lines += inside
+        return functions, lines
+
+    def _first_calls(self, arrays):
+        """Code that fails to load is dropped and compiled again once; segments numba cannot
+        compile run as Python; a kernel it cannot compile sends the graph to the reference
+        backend, with a warning (an error under LUCID_JIT_STRICT=1)."""
         self.calls += 1
         native = self.calls >= self.NATIVE_AFTER
         segments = self.module.NATIVE if native else self.module.PYTHON
@@ -240,11 +273,12 @@ class NumbaBackend:
         self.programs: dict[int, Program] = {}
 
     def prepare(self, entry) -> None:
-        for graph in (entry.forward, entry.backward):
+        for part, graph in (("forward", entry.forward), ("backward", entry.backward)):
             if graph is not None and id(graph) not in self.programs:
                 inplace = inplace_requests(entry) if graph is entry.forward else None
                 self.programs[id(graph)] = Program(graph, fastmath=self.fastmath,
-                                                   inplace=inplace)
+                                                   inplace=inplace, part=part,
+                                                   name=f"{entry.name} (entry {entry.index})")
 
     def program(self, graph) -> Program:
         prog = self.programs.get(id(graph))
@@ -257,6 +291,11 @@ class NumbaBackend:
 
     def owned(self, graph):
         return self.program(graph).owned
+
+    def compile_records(self, graph) -> list:
+        """The timed first calls of graph's program (none before it ran; compiles nothing)."""
+        prog = self.programs.get(id(graph))
+        return list(prog.compile_records) if prog is not None and prog.graph is graph else []
 
 
 class CudaBackend:
@@ -272,9 +311,18 @@ class CudaBackend:
         device.runtime()  # the clear error where there is no device
         self.fastmath = fastmath
         self.programs: dict[int, object] = {}
+        self.labels: dict[int, tuple[str, str]] = {}
 
     def prepare(self, entry) -> None:
-        """Nothing before the first call (see the class docstring)."""
+        """Nothing is built before the first call (see the class docstring); the graphs' names
+        are kept for the compile log."""
+        for part, graph in (("forward", entry.forward), ("backward", entry.backward)):
+            if graph is not None:
+                self.labels[id(graph)] = (f"{entry.name} (entry {entry.index})", part)
+
+    def compile_records(self, graph) -> list:
+        prog = self.programs.get(id(graph))
+        return list(getattr(prog, "compile_records", ())) if prog is not None else []
 
     def program(self, graph):
         prog = self.programs.get(id(graph))
@@ -291,6 +339,10 @@ class CudaBackend:
 
             scalars = _host_scalars(graph, arrays)
             prog = self.programs[id(graph)] = CudaProgram(graph, scalars)
+            prog.compile_records = []
+            name, part = self.labels.get(id(graph), ("graph", "graph"))
+            with compiletime.timed(prog.compile_records, name, part, 1, "cuda", None):
+                return prog(arrays)  # kernels compile at their first launch
         return prog(arrays)
 
     def owned(self, graph):

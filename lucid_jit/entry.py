@@ -97,12 +97,14 @@ class CompiledEntry:
     pass_stats: dict = field(default_factory=dict)
     backend: Any = None
     name: str = "fn"
+    index: int = 0  # in its function's cache (explain and the logs number entries alike)
     kind: str = "compiled"
     hits: int = 0
     # run(flat, arrays) generated for entries whose write-backs are simple (guardgen.compile_run)
     fast: Any = None
     device: str = "cpu"
     input_hosts: dict = field(default_factory=dict)
+    first_call_seconds: float | None = None  # the wall time of the call that traced it
 
     # ------------------------------------------------------------------ guards
 

@@ -50,7 +50,11 @@ class EntryReport:
     # "forward" / "backward": [(stage, nodes)], from "traced" through each pass to "optimized".
     node_counts: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     pass_seconds: dict[str, list[float]] = field(default_factory=dict)
-    times: list[tuple[str, float]] = field(default_factory=list)  # (stage, seconds)
+    # (stage, seconds): trace, autodiff, passes, codegen, then numba's compiles per call
+    times: list[tuple[str, float]] = field(default_factory=list)
+    # (which call, wall seconds): the call that traced the entry, then each program's calls
+    # before it settled on its tier (the calls that may compile)
+    first_calls: list[tuple[str, float]] = field(default_factory=list)
     guards: list[tuple[str, str]] = field(default_factory=list)  # (kind, text)
     write_backs: list[str] = field(default_factory=list)
     returns: list[str] = field(default_factory=list)
@@ -119,9 +123,21 @@ class ExplainReport:
             counts[part] = ([("traced", len(before))] + [(s.name, s.nodes_after) for s in steps]
                             + [("optimized", len(after))])
             seconds[part] = [s.seconds for s in steps]
+        times = [(s.name, s.seconds) for s in raw.stages]
+        first = []
+        if raw.first_call_seconds is not None:
+            first.append(("call 1 (traced, compiled, ran)", raw.first_call_seconds))
+        for graph in (raw.forward, raw.backward):
+            if graph is None:
+                continue
+            for r in raw.backend.compile_records(graph):
+                if r.compiles:
+                    times.append((f"numba: {r.describe()}", r.numba_seconds))
+                if r.part != "forward" or r.call > 1:  # (forward call 1 is the traced call)
+                    first.append((f"{r.part} call {r.call} ({r.tier} tier)", r.seconds))
         return EntryReport(
             index, "compiled", signature, why, graphs=graphs, node_counts=counts,
-            pass_seconds=seconds, times=[(s.name, s.seconds) for s in raw.stages],
+            pass_seconds=seconds, times=times, first_calls=first,
             guards=fmt.describe_guards(raw), write_backs=fmt.describe_effects(raw),
             returns=fmt.describe_returns(raw), raw=raw)
 

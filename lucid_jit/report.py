@@ -84,9 +84,13 @@ def _format_entry(e, graphs: bool) -> list[str]:
     if e.raw is not None:
         out += _format_fusion(e.raw)
     out += ["", "compile time"]
-    rows = [[name, f"{seconds * 1e3:.2f} ms"] for name, seconds in e.times]
-    rows.append(["total", f"{e.compile_seconds * 1e3:.2f} ms"])
+    rows = [[name, _seconds(seconds)] for name, seconds in e.times]
+    rows.append(["total", _seconds(e.compile_seconds)])
     out += _indent(_table(None, rows, right={1}))
+    if e.first_calls:
+        out += ["", "first calls (wall time; later calls run the compiled code as it is)"]
+        out += _indent(_table(None, [[name, _seconds(s)] for name, s in e.first_calls],
+                              right={1}))
     out.append("")
     out += _format_guards(e)
     out += ["", f"write-backs after each call ({len(e.write_backs)})"
@@ -143,7 +147,7 @@ def _entry_row(e) -> list[str]:
         return f"{c[0][1]} -> {c[-1][1]}" if c else "-"
 
     return [str(e.index), "compiled", counts("forward"), counts("backward"),
-            f"{e.compile_seconds * 1e3:.1f} ms", e.signature]
+            _seconds(e.compile_seconds), e.signature]
 
 
 def _node_table(e) -> list[str]:
@@ -352,6 +356,10 @@ def _module_names(entry) -> dict[int, str]:
 
 
 # ----------------------------------------------------------------------------- text helpers
+
+
+def _seconds(s: float) -> str:
+    return f"{s * 1e3:.2f} ms" if s < 1.0 else f"{s:.2f} s"
 
 
 def plural(count: int, noun: str) -> str:

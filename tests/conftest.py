@@ -9,6 +9,9 @@ os.environ.setdefault("LUCID_JIT_STRICT", "1")
 # kernels. Functions called 3+ times (training loops) go native, as they do for users.
 os.environ.setdefault("LUCID_JIT_NATIVE_AFTER", "3")
 os.environ.setdefault("LUCID_JIT_CACHE_DIR", tempfile.mkdtemp(prefix="lucid_jit_test_cache_"))
+# Cold compiles are slow on a test machine: the one-time "long compile" warning would turn up in
+# whichever test compiles first (tests/jit/test_explain.py checks it on its own).
+os.environ.setdefault("LUCID_JIT_LONG_COMPILE_SECONDS", "1e9")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

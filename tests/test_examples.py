@@ -101,7 +101,7 @@ def test_inspect_ir_shows_the_graphs_a_report_a_graph_break_and_dot(tmp_path):
     assert "%9: f32[32,128] = relu %8" in out
     assert "%0: f32[32,2] grad_output0," in out
     # LUCID_JIT_LOG, the explain report, and the graph break with its line.
-    assert "[lucid_jit:recompiles] NeuralNetwork.forward: retracing (entry 2) because" in out
+    assert "[lucid_jit:recompiles] NeuralNetwork.forward: retracing (entry 1) because" in out
     assert "=== lucid_jit.explain: main.<locals>.train_step ===" in out
     assert "5 calls, 2 cache entries (2 compiled, 0 eager), 1 recompile, 0 graph breaks" in out
     assert "set optimizer.state[model.fc1.weight]['exp_avg'] <- output 10" in out

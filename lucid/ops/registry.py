@@ -11,6 +11,7 @@ chain-rule loop in `lucid.autograd` yields eager gradients and, under a trace, t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -46,6 +47,7 @@ class DTypeError(LucidError, TypeError):
 
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_CONTEXTLIB = os.path.abspath(contextlib.__file__)
 _PACKAGE_DIRS = tuple(os.path.join(_ROOT, name) + os.sep for name in ("lucid", "lucid_jit"))
 
 
@@ -58,6 +60,20 @@ def user_location() -> str:
             return f"{os.path.basename(filename)}:{frame.f_lineno}"
         frame = frame.f_back
     return "<unknown>"
+
+
+def user_stacklevel() -> int:
+    """The `stacklevel` that makes `warnings.warn`, called by the caller of this function, point
+    at the user's line (the innermost frame outside lucid and lucid_jit)."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None:
+        filename = os.path.abspath(frame.f_code.co_filename)
+        if not filename.startswith(_PACKAGE_DIRS) and not filename.startswith("<frozen") \
+                and filename != _CONTEXTLIB:  # (lucid's own `with` blocks)
+            return level
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def op_error(op: str, avals, message: str, cls: type[LucidError] = ShapeError) -> LucidError:

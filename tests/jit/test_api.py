@@ -797,3 +797,91 @@ def test_a_call_that_fails_at_run_time_changes_nothing(good_calls):
         eager_loss, _ = eager_step(idx, y, idx)
         assert_close(loss, eager_loss, rtol=1e-5)
     _assert_same_state(_state(params, opt), _state(eager_params, eager_opt), rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- graph breaks
+
+
+def test_a_graph_break_warns_once_per_function_with_the_reason_and_the_line():
+    compiled = lucid.compile(_bool_break)
+    with pytest.warns(lucid_jit.GraphBreakWarning) as record:
+        compiled(data(4))
+        compiled(data(4))
+        compiled(data(5))  # a second eager entry: no second warning
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert "_bool_break" in message and "bool() needs a tensor's value" in message
+    assert f"test_api.py:{line_of(_bool_break, '# BREAK')}" in message
+    assert record[0].filename == __file__  # the warning points at the caller's line
+
+
+def test_graph_break_warnings_can_be_turned_off():
+    compiled = lucid.compile(_item_break)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", category=lucid_jit.GraphBreakWarning)
+        compiled(data(4))
+
+
+def _clip_by_norm_step(model, opt):
+    def step(x, y):
+        opt.zero_grad()
+        loss = ((model(x) - y) ** 2).mean()
+        loss.backward()
+        total = sum((p.grad ** 2).sum() for p in model.parameters()).sqrt()
+        scale = (1.0 / (total + 1e-6)).clamp(max=1.0)
+        for p in model.parameters():
+            p.grad.mul_(scale)  # in-place ops on .grad: writes to a captured tensor
+            p.grad.clamp_(-0.5, 0.5)
+        opt.step()
+        return loss
+    return step
+
+
+def test_in_place_ops_on_grads_compile_and_match_eager():
+    lucid.manual_seed(0)
+    eager = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    lucid.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    step_e = _clip_by_norm_step(eager, SGD(eager.parameters(), lr=0.5))
+    step_c = lucid.compile(_clip_by_norm_step(model, SGD(model.parameters(), lr=0.5)))
+    x, y = data(5, 4), data(5, 2, seed=1) * 10.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", lucid_jit.GraphBreakWarning)
+        for _ in range(4):
+            assert_close(step_c(x, y), step_e(x, y), rtol=1e-5)
+    assert all(e.kind == "compiled" for e in step_c.entries)
+    for pe, pc in zip(eager.parameters(), model.parameters(), strict=True):
+        assert_close(pc, pe, rtol=1e-5)
+        assert_close(pc.grad, pe.grad, rtol=1e-5)
+
+
+def test_leaves_sharing_a_gradient_get_grads_of_their_own():
+    def f(a, b):
+        (a + b).backward(lucid.ones(3))  # add's vjp gives both leaves the seed itself
+        a.grad.mul_(2.0)
+        return a.grad.sum()
+
+    for fn in (f, lucid.compile(f)):
+        a, b = lucid.ones(3, requires_grad=True), lucid.ones(3, requires_grad=True)
+        fn(a, b)
+        assert a.grad.tolist() == [2.0, 2.0, 2.0] and b.grad.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_the_recompile_log_and_explain_number_entries_alike(monkeypatch, capfd):
+    monkeypatch.setenv("LUCID_JIT_LOG", "recompiles")
+
+    @lucid.compile
+    def f(x):
+        return x * 2
+
+    for n in (3, 4, 5):
+        f(data(n))
+    logged = [int(m) for m in re.findall(r"retracing \(entry (\d+)\)", capfd.readouterr().err)]
+    report = lucid_jit.explain(f)
+    assert logged == [1, 2]
+    assert [e.index for e in report.entries] == [0, 1, 2]
+    text = str(report)
+    for k in logged:  # the entry the log names is the one explain shows for that recompile
+        assert f"--- entry {k}: compiled, for x: f32[{k + 3}]" in text
+        assert f"entry {k} was traced because" in text

@@ -265,10 +265,11 @@ def test_compile_time_per_stage(forward_report):
     assert all(s >= 0 for _, s in e.times)
     assert forward_report.compile_times[0] == e.times
     assert e.compile_seconds == pytest.approx(sum(s for _, s in e.times))
+    assert all(name.startswith("numba: forward, call ") for name in names[4:])
     block = str(forward_report).split("compile time\n")[1].split("\n\n")[0]
     assert [line.split()[0] for line in block.splitlines()] == \
-        ["trace", "autodiff", "passes", "backend", "total"]
-    assert re.search(r"  total +\d+\.\d\d ms$", block)
+        ["trace", "autodiff", "passes", "backend"] + ["numba:"] * (len(names) - 4) + ["total"]
+    assert re.search(r"  total +\d+\.\d\d m?s$", block)
 
 
 def test_explain_of_a_plain_function_compiles_and_calls_it():
@@ -392,3 +393,59 @@ def test_cli_bad_usage_exits_2_with_usage_on_stderr(args):
     assert proc.returncode == 2
     assert proc.stderr.startswith("usage: python -m lucid_jit")
     assert proc.stdout == ""
+
+
+# ----------------------------------------------------------------------------- numba's share
+
+
+def _unique_program(x):
+    # An op mix no other test compiles: its kernels and native tier are new to this process.
+    return (((x * 2.5).sin() + x.abs().sqrt()).tanh() * x.cos()).amax(dim=-1)
+
+
+def test_compile_times_include_numba_and_the_first_calls(monkeypatch, tmp_path, capfd):
+    from lucid_jit import compiletime
+
+    monkeypatch.setenv("LUCID_JIT_CACHE_DIR", str(tmp_path))  # nothing on disk
+    monkeypatch.setenv("LUCID_JIT_LOG", "compile")
+    f = lucid.compile(_unique_program)
+    x = lucid.randn(3, 4, 5, dtype=lucid.float64)
+    seconds0, count0 = compiletime.numba_totals()
+    for _ in range(4):  # calls 1-2 on the Python tier, 3 compiles the native tier (tests: 3)
+        f(x)
+    seconds1, count1 = compiletime.numba_totals()
+    (e,) = lucid_jit.explain(f).entries
+    numba_rows = [(name, s) for name, s in e.times if name.startswith("numba:")]
+    assert count1 > count0 and numba_rows
+    # Every numba compile of these calls is in the report, and nothing else.
+    assert sum(s for _, s in numba_rows) == pytest.approx(seconds1 - seconds0, rel=1e-6)
+    assert any("(native tier): 1 numba compile" in name for name, _ in numba_rows)
+    assert e.compile_seconds >= seconds1 - seconds0
+    calls = [name for name, _ in e.first_calls]
+    assert calls == ["call 1 (traced, compiled, ran)", "forward call 2 (python tier)",
+                     "forward call 3 (native tier)"]
+    text = str(lucid_jit.explain(f))
+    assert "first calls (wall time" in text and "numba: forward, call 3 (native tier)" in text
+    err = capfd.readouterr().err
+    assert re.search(r"\[lucid_jit:compile\] _unique_program \(entry 0\) forward: compiling the "
+                     r"native tier: 1 njit function, \d+ lines", err), err
+    assert re.search(r"forward, call 3 \(native tier\): 1 numba compile: \d+\.\d\d s compiling",
+                     err), err
+
+
+def test_a_long_compile_is_mentioned_once(monkeypatch, tmp_path):
+    from lucid_jit import compiletime
+
+    monkeypatch.setenv("LUCID_JIT_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("LUCID_JIT_LOG", raising=False)
+    monkeypatch.setattr(compiletime, "LONG_COMPILE_SECONDS", 0.0)
+    monkeypatch.setitem(compiletime._STATE, "warned", False)
+    f = lucid.compile(lambda x: _unique_program(x) * 3.0)
+    x = lucid.randn(2, 3, 4, dtype=lucid.float64)
+    with pytest.warns(compiletime.LongCompileWarning) as record:
+        for _ in range(4):
+            f(x)
+    assert len(record) == 1  # once per process, though the native tier compiled again later
+    assert re.search(r"forward call \d \((python|native) tier\), spent \d+\.\d s compiling",
+                     str(record[0].message))
+    assert record[0].filename == __file__
