@@ -1,7 +1,8 @@
 """`LUCID_JIT_LOG`: a comma-separated list of what the compiler reports on stderr.
 
 `recompiles` (why a call retraced, field by field), `passes` (the graph after each pass, with the
-pass's name and time), `graph_breaks`, `guards`, or `all`. The variable is read when a message is
+pass's name and time), `graph_breaks`, `fusion` (the fused groups and why edges stayed unfused),
+`compile` (numba's compiles: what and how long, see compiletime.py), `guards`, or `all`. The variable is read when a message is
 about to be written, so it can be changed while a program runs.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-TOPICS = ("recompiles", "passes", "graph_breaks", "guards", "fusion")
+TOPICS = ("recompiles", "passes", "graph_breaks", "guards", "fusion", "compile")
 
 
 def enabled(topic: str) -> bool:

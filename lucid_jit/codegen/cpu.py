@@ -101,6 +101,9 @@ class HostOp:
             return self.fn(*arrays)
         except Exception as exc:
             exc.lucid_host_op = self.node
+            if hasattr(exc, "add_note"):  # Python 3.11+
+                operands = ", ".join(str(v.aval) for v in self.node.inputs)
+                exc.add_note(f"(in a compiled graph: {self.node.op.name}({operands}))")
             raise
 
 
