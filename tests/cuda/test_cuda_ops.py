@@ -91,3 +91,15 @@ def test_device_backward_matches_cpu(info: OpInfo, index: int):
                 _assert_same(got, want, info, f"{info.name} {what} call {call} grad {i}")
     assert len(compiled.entries) == 1, compiled.recompiles
     assert compiled.entries[0].backward is not None
+
+
+def test_bool_arithmetic_on_the_device_matches_cpu():
+    """add is "or" and mul is "and" on bools (a fused add of two trues is true, not 2)."""
+    def fn(a, b):
+        return (a * b + a).float() * 2.0 + (a + b).sum()
+
+    a, b = np.array([True, True, False, False]), np.array([True, False, True, False])
+    expected = fn(Tensor(a), Tensor(b))
+    for out in (fn(Tensor(a, device="cuda"), Tensor(b, device="cuda")),
+                lucid.compile(fn)(Tensor(a, device="cuda"), Tensor(b, device="cuda"))):
+        assert out.device == "cuda" and out.tolist() == expected.tolist() == [5.0, 5.0, 3.0, 3.0]
