@@ -2,8 +2,9 @@
 
 `recompiles` (why a call retraced, field by field), `passes` (the graph after each pass, with the
 pass's name and time), `graph_breaks`, `fusion` (the fused groups and why edges stayed unfused),
-`compile` (numba's compiles: what and how long, see compiletime.py), `guards`, or `all`. The variable is read when a message is
-about to be written, so it can be changed while a program runs.
+`compile` (numba's compiles: what and how long, see compiletime.py), `guards`, or `all`. The
+variable is read when a message is about to be written, so it can be changed while a program
+runs.
 """
 
 from __future__ import annotations
