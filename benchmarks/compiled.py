@@ -37,10 +37,15 @@ import time
 import traceback
 from pathlib import Path
 
-import numba
-import numpy as np
+try:  # the peer loads first: lucid's process settings (made at its first compile) come after
+    import torch  # noqa: F401
+except Exception:  # noqa: BLE001 (absent or broken: no torch columns)
+    pass
 
-import lucid
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+
+import lucid  # noqa: E402
 import lucid.nn as nn
 import lucid.nn.functional as F  # noqa: N812
 import lucid_jit
