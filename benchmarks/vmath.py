@@ -24,7 +24,7 @@ import scipy
 import scipy.special
 from llvmlite import binding as llvm
 
-from lucid_jit.codegen import vmath
+from lucid_jit.codegen.cpu import vmath
 
 
 def _loop(scalar):

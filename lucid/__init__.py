@@ -44,9 +44,10 @@ def compile(fn=None, *, backend: str = "cpu", fullgraph: bool = False,  # noqa: 
             fastmath: bool = False, **options):
     """Compile a function or an nn.Module with lucid_jit (imported on first use, so that
     `import lucid` stays free of the compiler and numba). See `lucid_jit.compile`."""
-    from lucid_jit import compile as _compile
+    from lucid import _jit
 
-    return _compile(fn, backend=backend, fullgraph=fullgraph, fastmath=fastmath, **options)
+    return _jit.compiler()(fn, backend=backend, fullgraph=fullgraph, fastmath=fastmath,
+                           **options)
 
 
 __version__ = "0.1.0"

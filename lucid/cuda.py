@@ -1,19 +1,18 @@
 """`lucid.cuda`: whether the CUDA device is there, and waiting for it.
 
-Importing this module does not load numba: `is_available()` does, the first time it is called.
+Importing this module does not load numba: `is_available()` loads the device runtime, the first
+time it is called.
 """
 
 from __future__ import annotations
+
+from lucid import device
 
 
 def is_available() -> bool:
     """Whether tensors can live on "cuda": numba-cuda is installed and finds a GPU and driver
     (or runs its simulator, with NUMBA_ENABLE_CUDASIM=1 set before numba is imported)."""
-    try:
-        from lucid_jit.cuda import runtime
-    except ImportError:
-        return False
-    return runtime.available()
+    return device.available("cuda")
 
 
 def device_count() -> int:
@@ -22,15 +21,9 @@ def device_count() -> int:
 
 def synchronize() -> None:
     """Wait for every queued kernel and copy on the device to finish."""
-    from lucid import device
-
     device.runtime().synchronize()
 
 
 def is_simulator() -> bool:
     """Whether "cuda" is numba's CUDA simulator (kernels run as Python on the CPU)."""
-    if not is_available():
-        return False
-    from lucid_jit.cuda import runtime
-
-    return runtime.SIMULATOR
+    return is_available() and device.runtime().simulator

@@ -1,13 +1,16 @@
-"""Devices: where a tensor's array lives ("cpu": a NumPy array; "cuda": a CUDA device array).
+"""Devices: where a tensor's array lives ("cpu": a NumPy array; "cuda": a device array).
 
-lucid itself stays NumPy-only. The CUDA runtime (`lucid_jit.cuda`, which imports numba-cuda) is
-loaded the first time something asks for the cuda device; it registers its device array types
-here and installs the hook through which `bind` runs ops on device tensors (each as a one-node
-graph compiled by lucid_jit's CUDA backend).
+lucid itself stays NumPy-only. A device is a plugin: its runtime (lucid_jit provides the CUDA one,
+with numba-cuda) is loaded the first time something asks for the device (`lucid._jit`, the one
+place lucid names the compiler), and registers itself here as a `DeviceRuntime`: the device's
+array types, the copies, and `run`, through which `bind` runs an op with a device operand.
+Until then every check below is one tuple test.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,10 +18,36 @@ import numpy as np
 from lucid.ops import registry
 from lucid.ops.registry import LucidError
 
-# The array types of device memory, set by the CUDA runtime when it loads (empty until then, so
-# every check below is one tuple test while no tensor has been on a device).
+
+@dataclass(frozen=True)
+class DeviceRuntime:
+    """What a device's runtime provides to lucid."""
+
+    name: str  # "cuda"
+    array_types: tuple[type, ...]  # the device's array types
+    # An op whose operands include device arrays -> its output array; None when none does.
+    run: Callable[[Any, tuple, dict], Any]
+    to_device: Callable[[np.ndarray], Any]
+    to_host: Callable[[Any], np.ndarray]
+    copy_into: Callable[[Any, Any], None]  # (dst, src): same shape; either may be strided
+    shares_memory: Callable[[Any, Any], bool]
+    # Why an in-place write into this array would be wrong (a broadcast view...), or None.
+    write_error: Callable[[Any], str | None]
+    synchronize: Callable[[], None]
+    simulator: bool = False  # (numba's CUDA simulator: kernels run as Python)
+
+
+# The array types of device memory (empty until a runtime registers).
 DEVICE_TYPES: tuple[type, ...] = ()
-_RUNTIME: list[Any] = [None]
+_RUNTIME: list[DeviceRuntime | None] = [None]
+
+
+def register_runtime(rt: DeviceRuntime) -> None:
+    """Called by a device runtime when it loads and its device is there."""
+    global DEVICE_TYPES
+    _RUNTIME[0] = rt
+    DEVICE_TYPES = tuple(rt.array_types)
+    registry.device_run = rt.run
 
 
 def normalize(device) -> str:
@@ -32,20 +61,34 @@ def normalize(device) -> str:
                      f"({registry.user_location()})")
 
 
-def runtime():
-    """The CUDA runtime module, loaded on first use; a clear error where there is no device."""
+def available(name: str = "cuda") -> bool:
+    """Whether device `name` is there (its runtime loads, and finds it)."""
+    if _RUNTIME[0] is not None:
+        return True
+    from lucid import _jit
+
+    try:
+        return _jit.load_device_runtime(name) and _RUNTIME[0] is not None
+    except ImportError:
+        return False
+
+
+def runtime() -> DeviceRuntime:
+    """The CUDA runtime, loaded on first use; a clear error where there is no device."""
     rt = _RUNTIME[0]
     if rt is None:
+        from lucid import _jit
+
         try:
-            from lucid_jit.cuda import runtime as rt
+            _jit.load_device_runtime("cuda")
         except ImportError as exc:
             raise LucidError("device 'cuda' needs numba-cuda (pip install numba-cuda): "
                              f"{exc} ({registry.user_location()})") from None
-        if not rt.available():
+        rt = _RUNTIME[0]
+        if rt is None:
             raise LucidError("device 'cuda' is not available: no CUDA GPU or driver was found "
                              "(set NUMBA_ENABLE_CUDASIM=1 before importing lucid to use numba's "
                              f"CUDA simulator) ({registry.user_location()})")
-        _RUNTIME[0] = rt
     return rt
 
 

@@ -23,12 +23,10 @@ from lucid.device import is_device_array
 from lucid.nn.modules.module import STATE_EPOCH, Module
 from lucid.ops.registry import CURRENT_TRACER, LucidError, user_stacklevel
 from lucid.tensor import Tensor
-from lucid_jit import log, pytree
-from lucid_jit.backends import get_backend
-from lucid_jit.capture import CaptureState, arg_name, finish_trace
-from lucid_jit.entry import CompiledEntry, EagerEntry, Stage
-from lucid_jit.guardgen import compile_run
-from lucid_jit.guards import (
+from lucid_jit import log
+from lucid_jit.cache.check import compile_run
+from lucid_jit.cache.entry import CompiledEntry, EagerEntry, Stage
+from lucid_jit.cache.guards import (
     binding_guard,
     call_key,
     dedupe_float_guards,
@@ -38,8 +36,11 @@ from lucid_jit.guards import (
     module_fingerprint,
     structure_guards,
 )
-from lucid_jit.sources import ArgSource, scan
-from lucid_jit.trace import GraphBreak, Tracer
+from lucid_jit.codegen.backend import get_backend
+from lucid_jit.tracing import pytree
+from lucid_jit.tracing.capture import CaptureState, arg_name, finish_trace
+from lucid_jit.tracing.sources import ArgSource, scan
+from lucid_jit.tracing.tracer import GraphBreak, Tracer
 
 DEFAULT_CACHE_LIMIT = 8
 _share = Tensor._share

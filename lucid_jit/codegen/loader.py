@@ -24,7 +24,7 @@ import sys
 import threading
 from pathlib import Path
 
-CODEGEN_VERSION = "1"
+CODEGEN_VERSION = "2"
 _LOCK = threading.RLock()
 _LOADED: dict[str, object] = {}  # text hash -> module
 

@@ -21,8 +21,8 @@ import lucid
 import lucid.nn as nn
 import lucid.nn.functional as F
 import lucid_jit
-from lucid_jit.backends import NumbaBackend, Program
 from lucid_jit.codegen import loader
+from lucid_jit.codegen.cpu.backend import NumbaBackend, Program
 
 ROOT = Path(__file__).resolve().parents[2]
 

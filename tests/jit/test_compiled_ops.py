@@ -19,9 +19,9 @@ import pytest
 
 import lucid
 from lucid import Tensor
-from lucid_jit import pytree
 from lucid_jit.ir import Graph, interpret, verify
 from lucid_jit.passes import run_pipeline
+from lucid_jit.tracing import pytree
 from tests.jit.graphs import assert_pipeline_preserves
 from tests.opinfo import OPINFOS, OpInfo, Sample
 

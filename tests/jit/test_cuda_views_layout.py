@@ -1,4 +1,4 @@
-"""The GPU branch of `lucid_jit.cuda.runtime.view`, run without a GPU: numba's DeviceNDArray
+"""The GPU branch of `lucid_jit.codegen.cuda.runtime.view`, run without a GPU: numba's DeviceNDArray
 over a stand-in for device memory whose "pointers" are addresses in a host buffer, so each view
 the runtime builds (shape, strides, offset into the same memory) can be read back on the host and
 compared with NumPy's own view. (Under the simulator `view` takes the other branch, and checks
@@ -11,7 +11,7 @@ import ctypes
 import numpy as np
 import pytest
 
-runtime = pytest.importorskip("lucid_jit.cuda.runtime")
+runtime = pytest.importorskip("lucid_jit.codegen.cuda.runtime")
 pytestmark = pytest.mark.skipif(runtime.SIMULATOR, reason="the simulator takes the other branch")
 
 

@@ -404,7 +404,7 @@ def _unique_program(x):
 
 
 def test_compile_times_include_numba_and_the_first_calls(monkeypatch, tmp_path, capfd):
-    from lucid_jit import compiletime
+    from lucid_jit.codegen import compiletime
 
     monkeypatch.setenv("LUCID_JIT_CACHE_DIR", str(tmp_path))  # nothing on disk
     monkeypatch.setenv("LUCID_JIT_LOG", "compile")
@@ -434,7 +434,7 @@ def test_compile_times_include_numba_and_the_first_calls(monkeypatch, tmp_path, 
 
 
 def test_a_long_compile_is_mentioned_once(monkeypatch, tmp_path):
-    from lucid_jit import compiletime
+    from lucid_jit.codegen import compiletime
 
     monkeypatch.setenv("LUCID_JIT_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("LUCID_JIT_LOG", raising=False)

@@ -39,7 +39,7 @@ def test_importing_and_compiling_leave_the_environment_as_it_was():
 
 
 def test_load_blas_sets_the_timeout_for_that_load_only(monkeypatch):
-    from lucid_jit import process
+    from lucid_jit.codegen.cpu import process
 
     monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
     seen = {}
@@ -59,7 +59,7 @@ def test_load_blas_sets_the_timeout_for_that_load_only(monkeypatch):
 
 
 def test_a_users_setting_wins(monkeypatch):
-    from lucid_jit import process
+    from lucid_jit.codegen.cpu import process
 
     monkeypatch.delitem(sys.modules, process.BLAS_MODULE, raising=False)
     monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "10")

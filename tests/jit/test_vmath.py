@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy.special import erf
 
-from lucid_jit.codegen import vmath
+from lucid_jit.codegen.cpu import vmath
 
 FUNCS = ("exp", "log", "tanh", "sigmoid", "erf")
 DTYPES = {"f32": np.float32, "f64": np.float64}

@@ -29,7 +29,7 @@ from lucid.device import is_array
 from lucid.ops.registry import CURRENT_TRACER, Op, user_location
 from lucid.tensor import Tensor
 from lucid_jit.ir.graph import Node, Value, make_const
-from lucid_jit.sources import ObjSource, Source
+from lucid_jit.tracing.sources import ObjSource, Source
 
 VIEW_OPS = frozenset({"reshape", "permute", "broadcast_to", "getitem"})
 
@@ -385,7 +385,7 @@ class Tracer:
         if src is not None:
             return src
         # A `.grad` that the scan did not see: find its owner among the tensors seen so far.
-        from lucid_jit.sources import GradSource
+        from lucid_jit.tracing.sources import GradSource
 
         for snap in list(self.snapshots.values()):
             if snap.grad is t or (snap.grad is not None and snap.grad.data is t.data):

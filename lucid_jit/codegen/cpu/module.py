@@ -25,15 +25,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lucid import ops
-from lucid_jit.codegen.kernels import (
+from lucid_jit.codegen.body import (
     REDUCTIONS,
-    KernelSource,
     _tuple,
     np_type,
     supported_body,
     supported_node,
     typed,
 )
+from lucid_jit.codegen.cpu.kernels import KernelSource
 from lucid_jit.ir.graph import CONST, FUSED, Graph, Node, Value
 
 VIEWS = (ops.reshape, ops.permute, ops.broadcast_to)
@@ -45,7 +45,7 @@ import numpy as np
 from numba import njit, prange  # noqa: F401
 
 from lucid_jit.codegen.loader import kernel
-from lucid_jit.codegen.runtime import (  # noqa: F401
+from lucid_jit.codegen.cpu.runtime import (  # noqa: F401
     argmax3, erf_f32, erf_f64, exp_f32, exp_f64, log_f32, log_f64, sigmoid_f32, sigmoid_f64,
     tanh_f32, tanh_f64, writeback,
 )
@@ -55,7 +55,7 @@ KERNEL_HEADER = '''"""A lucid_jit kernel, shared by every compiled graph that ne
 import numpy as np
 from numba import njit, prange  # noqa: F401
 
-from lucid_jit.codegen.runtime import (  # noqa: F401
+from lucid_jit.codegen.cpu.runtime import (  # noqa: F401
     erf_f32, erf_f64, exp_f32, exp_f64, log_f32, log_f64, sigmoid_f32, sigmoid_f64, tanh_f32,
     tanh_f64,
 )
@@ -261,7 +261,7 @@ class ModuleEmitter:
         op, such as a gather whose index is out of range) may not come after an in-place write,
         so only producers after the last such node write in place. The others' results are
         written back once the whole graph has run."""
-        from lucid_jit.codegen.kernels import plan_phases
+        from lucid_jit.codegen.body import plan_phases
 
         g = self.graph
         index = {id(n): k for k, n in enumerate(g.nodes)}

@@ -31,11 +31,12 @@ import sys
 import numpy as np
 
 from lucid import ops
-from lucid_jit.codegen import cuda_ops, loader
-from lucid_jit.codegen.cuda import CudaBody, Launch, supported_cuda_body
-from lucid_jit.codegen.cuda_ops import movement_launch
-from lucid_jit.codegen.kernels import REDUCTIONS, supported_node
-from lucid_jit.cuda import runtime
+from lucid_jit.codegen import loader
+from lucid_jit.codegen.body import REDUCTIONS, supported_node
+from lucid_jit.codegen.cuda import ops as cuda_ops
+from lucid_jit.codegen.cuda import runtime
+from lucid_jit.codegen.cuda.kernels import CudaBody, Launch, supported_cuda_body
+from lucid_jit.codegen.cuda.ops import movement_launch
 from lucid_jit.ir.graph import CONST, FUSED, Graph, Node, Value
 
 MOVEMENT = (ops.reshape, ops.permute, ops.broadcast_to)
@@ -83,8 +84,9 @@ def _launch_simulated(kern, config, *args):
 
 
 # Under the simulator, LUCID_JIT_CUDA_SIGNATURES=path appends each kernel's module and argument
-# types to `path` (one JSON line per new pair), so that `python -m lucid_jit.cuda.ptxcheck path`
-# can compile every kernel a test run launched for a real GPU, without one.
+# types to `path` (one JSON line per new pair), so that
+# `python -m lucid_jit.codegen.cuda.ptxcheck path` can compile every kernel a test run launched
+# for a real GPU, without one.
 _RECORD = os.environ.get("LUCID_JIT_CUDA_SIGNATURES", "")
 _RECORDED: set = set()
 

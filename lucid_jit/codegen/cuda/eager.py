@@ -20,7 +20,7 @@ from lucid.ops import registry
 from lucid.ops.movement import _getitem
 from lucid.ops.registry import Aval, LucidError, op_error
 from lucid.ops.rules import broadcast_shapes
-from lucid_jit.cuda import runtime
+from lucid_jit.codegen.cuda import runtime
 from lucid_jit.ir.graph import Graph, Node, Value
 
 _DEVICE = runtime.DEVICE_TYPES
@@ -83,7 +83,7 @@ def _attrs_key(attrs):
 
 
 def _build(op, args, datas, attrs):
-    from lucid_jit.cuda.program import CudaProgram
+    from lucid_jit.codegen.cuda.program import CudaProgram
 
     ins = [Value(d.shape, d.dtype) for d in datas]
     nodes = []

@@ -7,7 +7,7 @@ import numba
 import numpy as np
 from numba.extending import overload
 
-from lucid_jit.codegen.vmath import (  # noqa: F401 (re-exported for generated modules)
+from lucid_jit.codegen.cpu.vmath import (  # noqa: F401 (re-exported for generated modules)
     erf_f32,
     erf_f64,
     exp_f32,

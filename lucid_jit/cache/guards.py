@@ -15,8 +15,8 @@ import numpy as np
 from lucid.nn.modules.module import Module
 from lucid.ops.registry import GRAD_ENABLED
 from lucid.tensor import Tensor
-from lucid_jit.sources import Source
-from lucid_jit.trace import TracedFloat
+from lucid_jit.tracing.sources import Source
+from lucid_jit.tracing.tracer import TracedFloat
 
 # ----------------------------------------------------------------------------- guards
 
@@ -145,7 +145,7 @@ def dedupe_float_guards(guards) -> list:
 
 def binding_guard(src: Source, expected) -> Guard:
     """A closure or global variable: a simple value by value, anything else by identity."""
-    from lucid_jit.sources import _binding_value
+    from lucid_jit.tracing.sources import _binding_value
 
     obj = src.get(None)
 

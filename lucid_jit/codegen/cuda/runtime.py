@@ -2,9 +2,10 @@
 
 Importing this module imports numba's CUDA target (numba-cuda). `available()` says whether a GPU
 and driver are there, or numba's simulator is on (NUMBA_ENABLE_CUDASIM=1, read when numba is
-first imported). The first time a tensor goes to the device, `lucid.device.runtime()` calls
-`install()`, which registers the device array types with lucid and the hook through which `bind`
-runs eager ops on device tensors.
+first imported). `lucid.device` loads this module the first time something asks for the device;
+`available()` then calls `install()`, which registers this runtime with lucid
+(`lucid.device.register_runtime`): the device array types, the copies, and the hook through which
+`bind` runs eager ops on device tensors.
 """
 
 from __future__ import annotations
@@ -100,11 +101,12 @@ def install() -> None:
         sms = cuda.get_current_device().MULTIPROCESSOR_COUNT
         MAX_BLOCKS = 32 * sms
     from lucid import device
-    from lucid.ops import registry
-    from lucid_jit.cuda import eager
+    from lucid_jit.codegen.cuda import eager
 
-    device.DEVICE_TYPES = DEVICE_TYPES
-    registry.device_run = eager.run
+    device.register_runtime(device.DeviceRuntime(
+        name="cuda", array_types=DEVICE_TYPES, run=eager.run, to_device=to_device,
+        to_host=to_host, copy_into=copy_into, shares_memory=shares_memory,
+        write_error=write_error, synchronize=synchronize, simulator=SIMULATOR))
 
 
 def to_device(array: np.ndarray):
@@ -131,7 +133,7 @@ def copy_into(dst, src) -> None:
     if src.dtype == dst.dtype and src.is_c_contiguous() and dst.is_c_contiguous():
         dst.copy_to_device(src)
         return
-    from lucid_jit.cuda.program import copy_array
+    from lucid_jit.codegen.cuda.program import copy_array
 
     copy_array(dst, src)
 

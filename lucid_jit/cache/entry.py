@@ -14,11 +14,11 @@ from lucid.autograd import _FREED
 from lucid.device import is_device_array
 from lucid.ops.registry import ALL, GRAD_ENABLED, Context, LucidError, Op
 from lucid.tensor import Tensor
-from lucid_jit import pytree
-from lucid_jit.guards import fmt_check, fmt_expr, fmt_guard, module_fingerprint
+from lucid_jit.cache.guards import fmt_check, fmt_expr, fmt_guard, module_fingerprint
 from lucid_jit.ir.graph import Graph
-from lucid_jit.sources import Source
-from lucid_jit.trace import evaluate
+from lucid_jit.tracing import pytree
+from lucid_jit.tracing.sources import Source
+from lucid_jit.tracing.tracer import evaluate
 
 _share = Tensor._share
 
@@ -109,7 +109,7 @@ class CompiledEntry:
     # ------------------------------------------------------------------ guards
 
     def __post_init__(self) -> None:
-        from lucid_jit.guardgen import compile_check
+        from lucid_jit.cache.check import compile_check
 
         # check(flat): the forward graph's input arrays for this call, or None when a guard
         # fails; generated straight-line code (see guardgen), since it runs on every call.
@@ -299,7 +299,7 @@ class BackwardRunner:
 
 
 def _device_copy(arr):
-    from lucid_jit.cuda.program import _fresh_copy
+    from lucid_jit.codegen.cuda.program import _fresh_copy
 
     return _fresh_copy(arr)
 

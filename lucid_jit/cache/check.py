@@ -15,8 +15,8 @@ import numpy as np
 
 from lucid import device
 from lucid.nn.modules.module import STATE_EPOCH
-from lucid_jit.guards import module_fingerprint
-from lucid_jit.trace import _ARITH, _UNARY, TracedFloat
+from lucid_jit.cache.guards import module_fingerprint
+from lucid_jit.tracing.tracer import _ARITH, _UNARY, TracedFloat
 
 _OPS = {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "pow": "**"}
 _CMP = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
@@ -147,7 +147,7 @@ def compile_run(entry):
     buffer of its own (wrapped as is); no output needs a gradient (no autograd context to build).
     Everything else takes `CompiledEntry.run`, the general path."""
     from lucid.tensor import Tensor
-    from lucid_jit import pytree
+    from lucid_jit.tracing import pytree
 
     backend = entry.backend
     program = backend.program(entry.forward) if hasattr(backend, "program") else None

@@ -6,7 +6,7 @@ at hand: run tests under the simulator with LUCID_JIT_CUDA_SIGNATURES=sigs.jsonl
 launched kernel's module and argument types are recorded), then, without the simulator and with
 NVVM installed (`pip install nvidia-nvvm nvidia-cuda-nvrtc`; no GPU or driver needed):
 
-    python -m lucid_jit.cuda.ptxcheck sigs.jsonl [--cc 8.0]
+    python -m lucid_jit.codegen.cuda.ptxcheck sigs.jsonl [--cc 8.0]
 
 It compiles every recorded (kernel, signature) with `numba.cuda.compile_ptx` and prints the
 failures; the exit status is the number of kernels that did not compile.

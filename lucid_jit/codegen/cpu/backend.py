@@ -1,10 +1,5 @@
-"""Backends run an entry's optimized graphs.
-
-- `cpu` (the default) compiles each graph to a generated module of numba code (codegen/cpu.py):
-  one native call per graph where every node has a native kernel;
-- `reference` runs graphs through the interpreter (each op's eager implementation): the
-  independent check the native backend is tested against.
-"""
+"""The cpu backend: a `Program` per graph (a generated module of numba code, its size and
+constant tables, host ops, tiers), built when an entry is prepared."""
 
 from __future__ import annotations
 
@@ -16,33 +11,11 @@ import warnings
 import numpy as np
 
 from lucid.ops.registry import LucidError
-from lucid_jit import compiletime, log, process
+from lucid_jit import log
+from lucid_jit.codegen import backend as base
+from lucid_jit.codegen import compiletime
+from lucid_jit.codegen.cpu import process
 from lucid_jit.ir.interpret import interpret
-
-# Tests set this: a graph numba cannot compile is then an error, not a warning and a fallback.
-STRICT = os.environ.get("LUCID_JIT_STRICT", "") not in ("", "0")
-
-
-class ReferenceBackend:
-    name = "reference"
-
-    def __init__(self, fastmath: bool = False) -> None:
-        self.fastmath = fastmath
-
-    def prepare(self, entry) -> None:
-        """Anything to do once per cache entry (the reference backend needs nothing)."""
-
-    def run(self, graph, arrays):
-        return interpret(graph, arrays)
-
-    def owned(self, graph):
-        return None
-
-    def program(self, graph):
-        return None
-
-    def compile_records(self, graph) -> list:
-        return []
 
 
 class Program:
@@ -59,7 +32,7 @@ class Program:
     def __init__(self, graph, *, fastmath: bool = False, inplace=None, name: str = "graph",
                  part: str = "graph") -> None:
         from lucid_jit.codegen import loader
-        from lucid_jit.codegen.cpu import emit_module
+        from lucid_jit.codegen.cpu.module import emit_module
 
         self.graph = graph
         self.name, self.part = name, part
@@ -203,7 +176,7 @@ class Program:
                                    self._buffers())
 
     def _warn(self, what: str, exc: Exception) -> None:
-        if STRICT:
+        if base.STRICT:
             raise exc
         first = str(exc).splitlines()[0] if str(exc) else ""
         warnings.warn(f"lucid_jit: numba could not compile a graph ({type(exc).__name__}: "
@@ -296,78 +269,3 @@ class NumbaBackend:
         """The timed first calls of graph's program (none before it ran; compiles nothing)."""
         prog = self.programs.get(id(graph))
         return list(prog.compile_records) if prog is not None and prog.graph is graph else []
-
-
-class CudaBackend:
-    """Graphs on the CUDA device (`lucid_jit.cuda.program`): kernels per fused group, launched
-    with configurations bound once per graph. Built at a graph's first call, when it is known
-    which inputs arrive as 0-d host arrays (passed to kernels as scalars)."""
-
-    name = "cuda"
-
-    def __init__(self, fastmath: bool = False) -> None:
-        from lucid import device
-
-        device.runtime()  # the clear error where there is no device
-        self.fastmath = fastmath
-        self.programs: dict[int, object] = {}
-        self.labels: dict[int, tuple[str, str]] = {}
-
-    def prepare(self, entry) -> None:
-        """Nothing is built before the first call (see the class docstring); the graphs' names
-        are kept for the compile log."""
-        for part, graph in (("forward", entry.forward), ("backward", entry.backward)):
-            if graph is not None:
-                self.labels[id(graph)] = (f"{entry.name} (entry {entry.index})", part)
-
-    def compile_records(self, graph) -> list:
-        prog = self.programs.get(id(graph))
-        return list(getattr(prog, "compile_records", ())) if prog is not None else []
-
-    def program(self, graph):
-        prog = self.programs.get(id(graph))
-        if prog is None or prog.graph is not graph:
-            from lucid_jit.cuda.program import CudaProgram
-
-            prog = self.programs[id(graph)] = CudaProgram(graph, ())
-        return prog
-
-    def run(self, graph, arrays):
-        prog = self.programs.get(id(graph))
-        if prog is None or prog.graph is not graph:
-            from lucid_jit.cuda.program import CudaProgram
-
-            scalars = _host_scalars(graph, arrays)
-            prog = self.programs[id(graph)] = CudaProgram(graph, scalars)
-            prog.compile_records = []
-            name, part = self.labels.get(id(graph), ("graph", "graph"))
-            with compiletime.timed(prog.compile_records, name, part, 1, "cuda", None):
-                return prog(arrays)  # kernels compile at their first launch
-        return prog(arrays)
-
-    def owned(self, graph):
-        return self.program(graph).owned
-
-
-def _host_scalars(graph, arrays) -> set[int]:
-    """The inputs that are host arrays: they must be 0-d (passed to kernels as values)."""
-    out = set()
-    for k, (v, a) in enumerate(zip(graph.inputs, arrays, strict=True)):
-        if isinstance(a, np.ndarray):
-            if a.ndim:
-                name = graph.input_names[k] or f"input {k}"
-                raise LucidError(f"a compiled function running on cuda reads a cpu tensor "
-                                 f"{name} ({v.aval}); move it to the device with .to('cuda')")
-            out.add(k)
-    return out
-
-
-BACKENDS = {"reference": ReferenceBackend, "cpu": NumbaBackend, "cuda": CudaBackend}
-
-
-def get_backend(name: str, *, fastmath: bool = False):
-    cls = BACKENDS.get(name)
-    if cls is None:
-        raise LucidError(f"lucid.compile: unknown backend {name!r}; available: "
-                         f"{', '.join(sorted(BACKENDS))}")
-    return cls(fastmath=fastmath)

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import TYPE_CHECKING
 
-from lucid_jit import pytree
-from lucid_jit.capture import arg_name
-from lucid_jit.guards import fmt_expr
+from lucid_jit.cache.guards import fmt_expr
 from lucid_jit.ir.graph import short
 from lucid_jit.ir.printer import format_graph
-from lucid_jit.sources import ObjSource, OptStateSource
+from lucid_jit.tracing import pytree
+from lucid_jit.tracing.capture import arg_name
+from lucid_jit.tracing.sources import ObjSource, OptStateSource
 
 if TYPE_CHECKING:
     from lucid_jit.explain import ExplainReport

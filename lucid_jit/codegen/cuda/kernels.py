@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lucid import ops
-from lucid_jit.codegen.kernels import (
+from lucid_jit.codegen.body import (
     BINARY,
     REDUCTIONS,
     UNARY,
@@ -47,11 +47,11 @@ HEADER = '''"""A lucid_jit CUDA kernel, shared by every graph and eager device o
 import numpy as np
 from numba import cuda
 
-from lucid_jit.cuda.devmath import (  # noqa: F401
+from lucid_jit.codegen.cuda.devmath import (  # noqa: F401
     cos_f32, cos_f64, erf_f32, erf_f64, exp_f32, exp_f64, log_f32, log_f64, sigmoid_f32,
     sigmoid_f64, sin_f32, sin_f64, sqrt_f32, sqrt_f64, tanh_f32, tanh_f64,
 )
-from lucid_jit.cuda.runtime import RB, REDUCE_BLOCK, TILE, TM  # noqa: F401
+from lucid_jit.codegen.cuda.runtime import RB, REDUCE_BLOCK, TILE, TM  # noqa: F401
 
 
 '''
@@ -284,7 +284,7 @@ class CudaBody(BodyMath):
         stores go with the first). Where there are too few kept rows to fill the device and
         the rows are long, each row is split over `ns` blocks: the first kernel writes each
         block's partial result to a temporary, and a second combines a row's partials."""
-        from lucid_jit.cuda import runtime
+        from lucid_jit.codegen.cuda import runtime
 
         L = ph.shape
         r = len(L)

@@ -12,17 +12,17 @@ from lucid.autograd import _FREED
 from lucid.device import is_array
 from lucid.ops.registry import LucidError
 from lucid.tensor import Tensor
-from lucid_jit import pytree
-from lucid_jit.entry import Effect
-from lucid_jit.guards import is_float
+from lucid_jit.cache.entry import Effect
+from lucid_jit.cache.guards import is_float
 from lucid_jit.ir.graph import Graph
-from lucid_jit.sources import (
+from lucid_jit.tracing import pytree
+from lucid_jit.tracing.sources import (
     GradSource,
     GroupSource,
     OptStateSource,
     Source,
 )
-from lucid_jit.trace import TracedFloat, Tracer
+from lucid_jit.tracing.tracer import TracedFloat, Tracer
 
 _share = Tensor._share
 

@@ -1,0 +1,84 @@
+"""The Backend protocol: what runs an entry's optimized graphs.
+
+A backend builds what it needs once per cache entry (`prepare`), runs a graph on the call's
+input arrays (`run`), says which outputs are fresh buffers the caller may hand out as they are
+(`owned`), shows its generated code (`program(graph).source()`, or no program) and how long its
+first calls took (`compile_records`). Backends, by name:
+
+- `reference`: the interpreter (each op's eager implementation), the oracle the others are
+  tested against (this module);
+- `cpu` (the default): numba code generated per graph (`codegen/cpu/`);
+- `cuda`: numba-cuda kernels per fused group (`codegen/cuda/`).
+
+What each backend does with each op (a native emitter, or a declared host fallback) is its
+lowering table (`lowering.py`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any, Protocol
+
+from lucid.ops.registry import LucidError
+from lucid_jit.ir.interpret import interpret
+
+# Tests set this: a graph numba cannot compile is then an error, not a warning and a fallback.
+STRICT = os.environ.get("LUCID_JIT_STRICT", "") not in ("", "0")
+
+
+class Backend(Protocol):
+    name: str
+    fastmath: bool
+
+    def prepare(self, entry) -> None:
+        """Anything to build once per cache entry, before its first call."""
+
+    def run(self, graph, arrays) -> list:
+        """The graph's outputs for these input arrays."""
+
+    def owned(self, graph) -> Any:
+        """Per output: True where it is a fresh buffer no one else holds (None: unknown)."""
+
+    def program(self, graph) -> Any:
+        """The graph's generated program (with `.source()`), or None for an interpreter."""
+
+    def compile_records(self, graph) -> list:
+        """The timed first calls of the graph's program (`compiletime.CompileRecord`)."""
+
+
+class ReferenceBackend:
+    name = "reference"
+
+    def __init__(self, fastmath: bool = False) -> None:
+        self.fastmath = fastmath
+
+    def prepare(self, entry) -> None:
+        """Anything to do once per cache entry (the reference backend needs nothing)."""
+
+    def run(self, graph, arrays):
+        return interpret(graph, arrays)
+
+    def owned(self, graph):
+        return None
+
+    def program(self, graph):
+        return None
+
+    def compile_records(self, graph) -> list:
+        return []
+
+
+# name -> "module:class", imported on first use (the cpu and cuda backends import numba).
+BACKENDS = {"reference": f"{__name__}:ReferenceBackend",
+            "cpu": "lucid_jit.codegen.cpu.backend:NumbaBackend",
+            "cuda": "lucid_jit.codegen.cuda.backend:CudaBackend"}
+
+
+def get_backend(name: str, *, fastmath: bool = False) -> Backend:
+    where = BACKENDS.get(name)
+    if where is None:
+        raise LucidError(f"lucid.compile: unknown backend {name!r}; available: "
+                         f"{', '.join(sorted(BACKENDS))}")
+    module, cls = where.split(":")
+    return getattr(importlib.import_module(module), cls)(fastmath=fastmath)
