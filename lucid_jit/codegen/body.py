@@ -101,7 +101,7 @@ def supported_node(node: Node) -> bool:
 
 
 def supported_body(body: Graph) -> bool:
-    producer = {v.id: n for n in body.nodes for v in n.outputs}
+    producer = body.producers()
     if any(v.id in producer and _is_free(producer[v.id]) for v in body.outputs):
         return False  # a group returns what its loops read for free: leave it to the host
     return all(supported_node(n) for n in body.nodes)
@@ -124,7 +124,7 @@ def _is_free(node: Node) -> bool:
 
 
 def plan_phases(body: Graph) -> list[Phase]:
-    producer = {v.id: n for n in body.nodes for v in n.outputs}
+    producer = body.producers()
 
     def computed_deps(node):
         """The computed values node reads (through free nodes)."""
@@ -195,7 +195,7 @@ class BodyMath:
         # phases read it (through free nodes).
         self.body = body
         self.phases = plan_phases(body)
-        self.producer = {v.id: n for n in body.nodes for v in n.outputs}
+        self.producer = body.producers()
         self._phase_of = {v.id: k for k, ph in enumerate(self.phases) for n in ph.nodes
                           for v in n.outputs}
         self._readers: dict[int, set[int]] = {}

@@ -121,35 +121,49 @@ def _hashable(v):
 
 
 class Graph:
-    """inputs, nodes (topologically ordered), outputs. Immutable by convention."""
+    """inputs, nodes (topologically ordered), outputs. Immutable: its use-def maps are computed
+    once, on first use.
 
-    __slots__ = ("inputs", "nodes", "outputs", "input_names", "__weakref__")
+    `log` is an annotation, not IR: what the passes that made the graph decided (the fusion
+    passes' `FusionLog`). It is carried by `replace`, so a pass that rewrites a fused graph keeps
+    the log with its result."""
+
+    __slots__ = ("inputs", "nodes", "outputs", "input_names", "log", "_producers", "_users",
+                 "__weakref__")
 
     def __init__(self, inputs: Iterable[Value], nodes: Iterable[Node], outputs: Iterable[Value],
-                 input_names: Iterable[str] | None = None) -> None:
+                 input_names: Iterable[str] | None = None, log=None) -> None:
         self.inputs = tuple(inputs)
         self.nodes = tuple(nodes)
         self.outputs = tuple(outputs)
         names = tuple(input_names) if input_names is not None else ()
         self.input_names = names if len(names) == len(self.inputs) else ("",) * len(self.inputs)
+        self.log = log
+        self._producers: dict[int, Node] | None = None
+        self._users: dict[int, list[Node]] | None = None
 
-    def replace(self, *, inputs=None, nodes=None, outputs=None) -> Graph:
+    def replace(self, *, inputs=None, nodes=None, outputs=None, log=None) -> Graph:
         return Graph(self.inputs if inputs is None else inputs,
                      self.nodes if nodes is None else nodes,
                      self.outputs if outputs is None else outputs,
-                     self.input_names if inputs is None else None)
+                     self.input_names if inputs is None else None,
+                     self.log if log is None else log)
 
     def producers(self) -> dict[int, Node]:
-        """Value id -> the node that defines it."""
-        return {v.id: n for n in self.nodes for v in n.outputs}
+        """Value id -> the node that defines it (inputs have none)."""
+        if self._producers is None:
+            self._producers = {v.id: n for n in self.nodes for v in n.outputs}
+        return self._producers
 
     def users(self) -> dict[int, list[Node]]:
         """Value id -> the nodes that read it, in order."""
-        out: dict[int, list[Node]] = {}
-        for n in self.nodes:
-            for v in n.inputs:
-                out.setdefault(v.id, []).append(n)
-        return out
+        if self._users is None:
+            out: dict[int, list[Node]] = {}
+            for n in self.nodes:
+                for v in n.inputs:
+                    out.setdefault(v.id, []).append(n)
+            self._users = out
+        return self._users
 
     def count(self) -> dict[str, int]:
         """Node count per op name (fused bodies not included)."""

@@ -15,14 +15,14 @@ outside it reads (or that the graph returns) is an output of the fused node. A c
 that reads no free node stays a plain node: it is one loop (or one matmul, one reduction) already.
 Random ops never join a group (`make_fused` refuses them), so every fused node is pure.
 
-Decisions are logged per result graph: the groups made, and for each edge left between two
-fusible-looking kernels, why (`fusion_report(graph)`, `LUCID_JIT_LOG=fusion`).
+Decisions are logged on the result graph (`Graph.log`, carried through later passes): the groups
+made, and for each edge left between two fusible-looking kernels, why (`fusion_report(graph)`,
+`LUCID_JIT_LOG=fusion`).
 """
 
 from __future__ import annotations
 
 import heapq
-import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -268,13 +268,16 @@ def finish(plan: Plan, pass_name: str) -> Graph:
     """The graph with the plan's clusters made fused nodes (the input graph itself when there are
     none), with its decision log recorded."""
     result, made = _emit(plan)
-    previous = _LOGS.get(plan.graph)
+    previous = plan.graph.log
     reasons = dict(previous.reasons) if previous else {}
     for key, reason in plan.reasons.items():
         reasons.setdefault(key, reason)
     groups = (previous.groups if previous else ()) + tuple(made)
     entry = FusionLog(groups, tuple(_unfused_edges(result, reasons)), reasons)
-    _LOGS[result] = entry
+    if result is plan.graph:  # nothing fused: the same graph, its log annotated (not rebuilt)
+        result.log = entry
+    else:
+        result = result.replace(log=entry)
     if log.enabled("fusion"):
         lines = [f"{g}" for g in made] or ["no groups"]
         lines += [f"unfused {e}" for e in entry.unfused]
@@ -458,26 +461,17 @@ class FusionLog:
         return [str(g) for g in self.groups] + [f"unfused {e}" for e in self.unfused]
 
 
-# A side table, not IR: a graph's fusion log lives exactly as long as the graph does.
-_LOGS: weakref.WeakKeyDictionary[Graph, FusionLog] = weakref.WeakKeyDictionary()
-
-
 def fusion_log(graph: Graph) -> FusionLog | None:
-    """The decisions of the fusion passes that made `graph` (None if none ran)."""
-    return _LOGS.get(graph)
+    """The decisions of the fusion passes that made `graph` (None if none ran): carried by the
+    graph itself (`Graph.log`), through any later pass that rewrites it."""
+    return graph.log if isinstance(graph.log, FusionLog) else None
 
 
 def fusion_report(graph: Graph) -> list[str]:
     """The fusion decisions as lines of text: `fused_0 (matmul_epilogue): matmul, ...` per group,
     then `unfused <producer> -> <consumer> [<aval>]: <reason>` per edge left between kernels."""
-    entry = _LOGS.get(graph)
+    entry = fusion_log(graph)
     return entry.lines() if entry is not None else []
-
-
-def carry_log(before: Graph, after: Graph) -> None:
-    """A pass that does not fuse (dce after fusion) keeps the log of the graph it rewrote."""
-    if after is not before and after not in _LOGS and before in _LOGS:
-        _LOGS[after] = _LOGS[before]
 
 
 def _looks_fusible(node: Node) -> bool:
@@ -492,7 +486,7 @@ def _describe(node: Node) -> str:
 
 def _unfused_edges(graph: Graph, reasons: Mapping[tuple[int, int], str]) -> list[UnfusedEdge]:
     """One edge per (producer, consumer, reason), its avals listed: `[f32[] x3, f32[4]]`."""
-    producers = {v.id: node for node in graph.nodes for v in node.outputs}
+    producers = graph.producers()
     avals: dict[tuple[str, str, str], list[str]] = {}
     for consumer in graph.nodes:
         if not _looks_fusible(consumer):

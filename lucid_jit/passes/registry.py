@@ -15,7 +15,6 @@ from lucid_jit import log
 from lucid_jit.ir.graph import Graph
 from lucid_jit.ir.printer import format_graph
 from lucid_jit.ir.verify import verify as verify_graph
-from lucid_jit.passes.fusion import carry_log
 
 Pass = Callable[[Graph], Graph]
 
@@ -67,7 +66,6 @@ def run_pipeline(graph: Graph, pipeline: str | Sequence[str] = "default", *,
         start = time.perf_counter()
         result = PASSES[name](graph)
         stat = PassStat(name, time.perf_counter() - start, before, len(result))
-        carry_log(graph, result)
         graph = result
         stats.append(stat)
         if verify:

@@ -266,7 +266,7 @@ class ModuleEmitter:
         g = self.graph
         index = {id(n): k for k, n in enumerate(g.nodes)}
         last_fallible = max((k for k, nat in enumerate(placement) if not nat), default=-1)
-        producer = {v.id: n for n in g.nodes for v in n.outputs}
+        producer = g.producers()
         views_of: dict[int, set[int]] = {v.id: {v.id} for v in g.inputs}
         for n in g.nodes:
             if n.op in VIEWS:
@@ -369,7 +369,7 @@ class ModuleEmitter:
         return self.alloc.get(v.id)
 
     def _input_view(self, v: Value) -> bool:
-        producer = {o.id: n for n in self.graph.nodes for o in n.outputs}
+        producer = self.graph.producers()
         while v.id in producer:
             node = producer[v.id]
             if node.op not in VIEWS:
@@ -378,7 +378,7 @@ class ModuleEmitter:
         return v.id in {i.id for i in self.graph.inputs}
 
     def _host_view(self, v: Value, run_lines) -> str:
-        producer = {o.id: n for n in self.graph.nodes for o in n.outputs}
+        producer = self.graph.producers()
         chain = []
         while v.id in producer:
             chain.append(producer[v.id])
@@ -591,7 +591,7 @@ def _reads_only_where_it_writes(node: Node, x: Value, v: Value, phases) -> bool:
             where = k
     if where is None or phases[where].kind != "loop" or phases[where].shape != x.shape:
         return False
-    producer = {o.id: n for n in body.nodes for o in n.outputs}
+    producer = body.producers()
     for k, ph in enumerate(phases):
         for n in ph.nodes:
             stack = list(n.inputs)

@@ -72,7 +72,7 @@ class Launch:
 
 def supported_cuda_body(body: Graph) -> bool:
     """Whether the CUDA emitter can run this body as kernels."""
-    producer = {v.id: n for n in body.nodes for v in n.outputs}
+    producer = body.producers()
     for n in body.nodes:
         if not supported_node(n):
             return False
