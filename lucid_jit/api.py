@@ -24,7 +24,6 @@ from lucid.nn.modules.module import STATE_EPOCH, Module
 from lucid.ops.registry import CURRENT_TRACER, LucidError, user_stacklevel
 from lucid.tensor import Tensor
 from lucid_jit import log
-from lucid_jit.cache.check import compile_run
 from lucid_jit.cache.entry import CompiledEntry, EagerEntry, Stage
 from lucid_jit.cache.guards import (
     binding_guard,
@@ -32,13 +31,14 @@ from lucid_jit.cache.guards import (
     dedupe_float_guards,
     describe_key_field,
     grad_guard,
-    is_float,
     module_fingerprint,
     structure_guards,
 )
+from lucid_jit.cache.run import compile_run
 from lucid_jit.codegen.backend import get_backend
 from lucid_jit.tracing import pytree
 from lucid_jit.tracing.capture import CaptureState, arg_name, finish_trace
+from lucid_jit.tracing.floats import is_float
 from lucid_jit.tracing.sources import ArgSource, scan
 from lucid_jit.tracing.tracer import GraphBreak, Tracer
 
@@ -112,8 +112,6 @@ class CompiledFunction:
                 entry.hits += 1
                 if entry.kind == "eager":
                     return self.fn(*args, **kwargs)
-                if entry.fast is not None:
-                    return entry.fast(flat, arrays)
                 return entry.run(flat, arrays)
         return self._miss(key, spec, flat, args, kwargs)
 
@@ -228,33 +226,36 @@ class CompiledFunction:
             raise
         tracer.restore()
         state.restore()
+        backward_nodes = len(built.backward.graph.nodes) if built.backward else 0
         return self._build_entry(key, tracer, reach, built, used_grad_guards + other_guards,
                                  [Stage("trace", t1 - t0, len(tracer.nodes)),
-                                  Stage("autodiff", t2 - t1, len(built["bwd_nodes"]))])
+                                  Stage("autodiff", t2 - t1, backward_nodes)])
 
     def _build_entry(self, key, tracer, reach, built, guards, stages):
         from lucid_jit.passes import run_pipeline
 
-        traced = built["forward"]
+        traced, bt = built.forward, built.backward
         t0 = time.perf_counter()
         forward, fstats = run_pipeline(traced, self.pipeline)
         backward, bstats = (None, [])
-        if built["backward"] is not None:
-            backward, bstats = run_pipeline(built["backward"], self.pipeline)
+        if bt is not None:
+            backward, bstats = run_pipeline(bt.graph, self.pipeline)
         t1 = time.perf_counter()
         stages.append(Stage("passes", t1 - t0, len(forward) + (len(backward) if backward else 0)))
         checks = list(tracer.input_checks)
         modules = [(m, module_fingerprint(m)) for m, _ in reach.modules.values()]
         entry = CompiledEntry(
             key=key, traced=traced, forward=forward, input_sources=list(tracer.input_sources),
-            input_checks=checks, alias_checks=built["alias_checks"],
+            input_checks=checks, alias_checks=built.alias_checks,
             slot_sources=list(tracer.slot_sources),
             float_guards=dedupe_float_guards(tracer.float_guards),
-            guards=guards, modules=modules, epoch=STATE_EPOCH[0], effects=built["effects"],
-            out_spec=built["out_spec"], out_leaves=built["out_leaves"], n_user=built["n_user"],
-            backward=backward, backward_traced=built["backward"],
-            backward_sources=built["backward_sources"], leaf_sources=built["leaf_sources"],
-            grad_index=built["grad_index"], diff_avals=built["diff_avals"], stages=stages,
+            guards=guards, modules=modules, epoch=STATE_EPOCH[0], effects=built.effects,
+            out_spec=built.out_spec, out_leaves=built.out_leaves, n_user=built.n_user,
+            backward=backward, backward_traced=bt.graph if bt else None,
+            backward_sources=bt.sources if bt else [],
+            leaf_sources=bt.leaf_sources if bt else [],
+            grad_index=bt.grad_index if bt else [],
+            diff_avals=bt.diff_avals if bt else [], stages=stages,
             pass_stats={"forward": fstats, "backward": bstats}, backend=self.backend,
             name=self.name, index=len(self.entries), input_hosts=dict(tracer.input_hosts),
             device=tracer.device)
@@ -263,7 +264,7 @@ class CompiledFunction:
         backend = self._backend_for(tracer.device)
         entry.backend = backend
         backend.prepare(entry)
-        entry.fast = compile_run(entry) if tracer.device == "cpu" else None
+        entry.run = compile_run(entry)
         stages.append(Stage(f"backend ({backend.name})", time.perf_counter() - t2,
                             len(forward)))
         return entry

@@ -51,13 +51,24 @@ _CONTEXTLIB = os.path.abspath(contextlib.__file__)
 _PACKAGE_DIRS = tuple(os.path.join(_ROOT, name) + os.sep for name in ("lucid", "lucid_jit"))
 
 
+def _is_lucid(frame) -> bool:
+    """Whether a frame runs lucid's own code: its packages, the Python it generates (guards and
+    runs of compiled functions, named "<lucid_jit ...>", and graph modules), or the import
+    machinery."""
+    name = frame.f_code.co_filename
+    if name.startswith("<"):
+        return name.startswith(("<lucid_jit", "<frozen"))
+    if frame.f_globals.get("__name__", "").startswith("lucid_jit_generated"):
+        return True
+    return os.path.abspath(name).startswith(_PACKAGE_DIRS)
+
+
 def user_location() -> str:
     """`file.py:line` of the innermost stack frame outside lucid and lucid_jit (the user's line)."""
     frame = sys._getframe(1)
     while frame is not None:
-        filename = os.path.abspath(frame.f_code.co_filename)
-        if not filename.startswith(_PACKAGE_DIRS) and not filename.startswith("<frozen"):
-            return f"{os.path.basename(filename)}:{frame.f_lineno}"
+        if not _is_lucid(frame):
+            return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
         frame = frame.f_back
     return "<unknown>"
 
@@ -67,9 +78,8 @@ def user_stacklevel() -> int:
     at the user's line (the innermost frame outside lucid and lucid_jit)."""
     level, frame = 1, sys._getframe(1)
     while frame is not None:
-        filename = os.path.abspath(frame.f_code.co_filename)
-        if not filename.startswith(_PACKAGE_DIRS) and not filename.startswith("<frozen") \
-                and filename != _CONTEXTLIB:  # (lucid's own `with` blocks)
+        # (contextlib: lucid's own `with` blocks go through it)
+        if not _is_lucid(frame) and os.path.abspath(frame.f_code.co_filename) != _CONTEXTLIB:
             return level
         frame = frame.f_back
         level += 1

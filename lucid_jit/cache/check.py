@@ -1,25 +1,28 @@
-"""Guards compiled to one Python function per cache entry.
+"""What a call must satisfy for a cache entry to run, written once as conditions and rendered
+twice as generated Python:
 
-`CompiledEntry.check` runs on every call, so instead of walking guard objects it is generated:
-straight-line code that fetches each graph input through its source, compares shape, dtype and
-requires_grad with what was traced, reads the lifted floats, evaluates the float guards and the
-other guards as inline expressions, and returns the forward graph's input arrays (or None). Any
-lookup that fails (a missing optimizer state, a `.grad` that is None) also means None.
+- `check(flat)` runs on every call: straight-line code that fetches each graph input through its
+  source, compares its shape, dtype and requires_grad with what was traced, reads the lifted
+  floats, evaluates the float guards and the other guards inline, and returns the forward
+  graph's input arrays, or None at the first condition that fails (or lookup: a missing
+  optimizer state, a `.grad` that is None);
+- `failures(flat)` runs only to say why a call retraced: the same setup and conditions, each
+  failed one giving a line with what was traced and what the call has now.
 """
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from lucid import device
 from lucid.nn.modules.module import STATE_EPOCH
-from lucid_jit.cache.guards import module_fingerprint
-from lucid_jit.tracing.tracer import _ARITH, _UNARY, TracedFloat
+from lucid.tensor import Tensor
+from lucid_jit.cache.guards import fmt_check, module_fingerprint
 
-_OPS = {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "pow": "**"}
-_CMP = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+# Exceptions a fetch raises when what it reads is gone (a key, an attribute, a None).
+_LOOKUP = "(LookupError, AttributeError, TypeError, ValueError)"
 
 
 class _Namespace:
@@ -38,70 +41,119 @@ class _Namespace:
         return name
 
 
+@dataclass(frozen=True)
+class Setup:
+    """Lines that fetch what later conditions read; `what` names it when a fetch fails."""
+
+    lines: tuple[str, ...]
+    what: str
+
+
+@dataclass(frozen=True)
+class Condition:
+    """`code` is true when the condition holds; `why` is an expression giving the line that says
+    what changed (evaluated only when it fails)."""
+
+    code: str
+    why: str
+
+
 def compile_check(entry):
     """The generated `check(flat)` of a CompiledEntry (see the module docstring)."""
     ns = _Namespace()
-    bind = ns.bind
-    lines = ["def check(flat):", "    try:"]
-    body = []
+    steps, results = _entry_steps(entry, ns.bind)
+    return _render_check(ns, steps, f"[{', '.join(results)}]", entry.name)
+
+
+def compile_failures(entry):
+    """The generated `failures(flat)` of a CompiledEntry: the lines saying why a call does not
+    run it (its traced and current values)."""
+    ns = _Namespace()
+    steps, _ = _entry_steps(entry, ns.bind)
+    return _render_failures(ns, steps, entry.name)
+
+
+def compile_guards(guards, name: str):
+    """`(check, failures)` for an entry that only has named guards (an eager entry): check
+    returns () when they hold."""
+    ns = _Namespace()
+    steps = [_guard_condition(g, ns.bind) for g in guards]
+    return _render_check(ns, steps, "()", name), _render_failures(ns, steps, name)
+
+
+# ----------------------------------------------------------------------------- the conditions
+
+
+def _entry_steps(entry, bind) -> tuple[list, list[str]]:
+    """The setup and conditions of a compiled entry, in the order `check` tests them (cheap and
+    likely failures first), and the names of the input arrays it returns."""
+    steps: list = []
     if entry.modules:
-        body.append(f"if {bind(STATE_EPOCH)}[0] != {bind(entry)}.epoch and not "
-                    f"{bind(_modules_unchanged)}({bind(entry)}):")
-        body.append("    return None")
+        steps.append(Condition(f"({bind(STATE_EPOCH)}[0] == {bind(entry)}.epoch or "
+                               f"{bind(_modules_unchanged)}({bind(entry)}))",
+                               f"{bind(_modules_why)}({bind(entry)})"))
     if entry.device == "cpu":
-        body.append(f"dev = {bind(device)}.DEVICE_TYPES")
-    slots = {}
+        steps.append(Setup((f"dev = {bind(device)}.DEVICE_TYPES",), "the device types"))
+    slots = [f"s{k}" for k in range(len(entry.slot_sources))]
     for k, src in enumerate(entry.slot_sources):
-        slots[k] = f"s{k}"
-        body.append(f"s{k} = {bind(float)}({src.code(bind)})")
+        steps.append(Setup((f"s{k} = {bind(float)}({src.code(bind)})",),
+                           f"lifted float {src.describe()}"))
     results = []
     for i, (src, check) in enumerate(zip(entry.input_sources, entry.input_checks, strict=True)):
+        results.append(f"a{i}")
         if check is None:  # a lifted float, as a 0-d float64 array (kept while it holds)
             last = bind([None, None])
-            s = slots[src[1]]
-            body.append(f"if {s} == {last}[0] and {s} != 0.0:")
-            body.append(f"    a{i} = {last}[1]")
-            body.append("else:")
-            body.append(f"    a{i} = {last}[1] = {bind(np.array)}({s}, {bind(np.float64)})")
-            body.append(f"    {last}[0] = {s}")
-            results.append(f"a{i}")
+            s = slots[src.slot]
+            steps.append(Setup((f"if {s} == {last}[0] and {s} != 0.0:",
+                                f"    a{i} = {last}[1]",
+                                "else:",
+                                f"    a{i} = {last}[1] = {bind(np.array)}({s}, "
+                                f"{bind(np.float64)})",
+                                f"    {last}[0] = {s}"), f"lifted float {src.describe()}"))
             continue
         shape, dtype, requires_grad = check
-        body.append(f"t{i} = {src.code(bind)}")
-        body.append(f"a{i} = t{i}.data")
+        steps.append(Setup((f"t{i} = {src.code(bind)}", f"a{i} = t{i}.data"), src.describe()))
         d = bind(np.dtype(dtype))
         if entry.device == "cpu":  # a device array fails (checked once the device is in use)
-            where = f"(dev and {bind(isinstance)}(a{i}, dev))"
+            where = f"not (dev and {bind(isinstance)}(a{i}, dev))"
         else:  # each input where it was traced: a device array, or a 0-d host scalar
             host = entry.input_hosts.get(i, True)
-            where = f"{bind(isinstance)}(a{i}, {bind(np.ndarray)}) is not {host}"
-        body.append(f"if a{i}.shape != {shape!r} or (a{i}.dtype is not {d} and a{i}.dtype != {d})"
-                    f" or t{i}.requires_grad is not {requires_grad} or {where}:")
-        body.append("    return None")
-        results.append(f"a{i}")
-    conditions = [_float_guard_code(g, slots, bind) for g in entry.float_guards]
-    for g in entry.guards:
-        conditions.append(f"({g.code(bind)})" if g.code is not None
-                          else f"{bind(g)}.holds(flat)")
+            where = f"{bind(isinstance)}(a{i}, {bind(np.ndarray)}) is {host}"
+        steps.append(Condition(
+            f"(a{i}.shape == {shape!r} and (a{i}.dtype is {d} or a{i}.dtype == {d}) and "
+            f"t{i}.requires_grad is {requires_grad} and {where})",
+            f"{bind(src.describe())} + ': ' + {bind(fmt_check(check))} + ' -> ' + "
+            f"{bind(_describe_now)}(t{i})"))
+    traced_slots = list(entry._traced_slots)
+    for g in entry.float_guards:
+        was = g.expr.evaluate(traced_slots) if traced_slots else "?"
+        text = f"lifted float {g.expr.describe(entry.slot_sources)}: {was!r} -> "
+        steps.append(Condition(g.code(slots, bind),
+                               f"{bind(text)} + repr({g.expr.code(slots, bind)}) + "
+                               f"{bind(f' ({g.describe()})')}"))
+    steps += [_guard_condition(g, bind) for g in entry.guards]
     for k, src in entry.alias_checks:
-        conditions.append(f"{src.code(bind)}.data is a{k}")
-    for cond in conditions:
-        body.append(f"if not {cond}:")
-        body.append("    return None")
+        steps.append(Condition(f"({src.code(bind)}.data is a{k})",
+                               bind(f"{src.describe()} is no longer the array of input %{k}")))
     arrays = [r for r, c in zip(results, entry.input_checks, strict=True) if c is not None]
     if len(arrays) > 1:
-        body.append(f"if len({{{', '.join(f'id({a})' for a in arrays)}}}) != {len(arrays)}:")
-        body.append("    return None  # inputs distinct when traced now share an array")
-    body.append(f"return [{', '.join(results)}]")
-    lines.extend("        " + line for line in body)
-    lines.append("    except (LookupError, AttributeError, TypeError, ValueError):")
-    lines.append("        return None")
-    source = "\n".join(lines) + "\n"
-    namespace = dict(ns.globals)
-    exec(compile(source, f"<lucid_jit guards of {entry.name}>", "exec"), namespace)  # noqa: S102
-    check = namespace["check"]
-    check.source = source
-    return check
+        steps.append(Condition(f"(len({{{', '.join(f'id({a})' for a in arrays)}}}) == "
+                               f"{len(arrays)})",
+                               bind("inputs that were distinct when traced now share storage")))
+    return steps, results
+
+
+def _guard_condition(g, bind) -> Condition:
+    return Condition(f"({g.code(bind)})",
+                     f"{bind(g.name + ': ' + repr(g.expected) + ' -> ')} + "
+                     f"repr({bind(g.current)}(flat))")
+
+
+def _describe_now(t) -> str:
+    if not isinstance(t, Tensor):
+        return type(t).__name__
+    where = "" if isinstance(t.data, np.ndarray) else " on cuda"
+    return fmt_check((tuple(t.data.shape), t.data.dtype, t.requires_grad)) + where
 
 
 def _modules_unchanged(entry) -> bool:
@@ -113,114 +165,55 @@ def _modules_unchanged(entry) -> bool:
     return True
 
 
-def _float_guard_code(g, slots, bind) -> str:
-    """A float guard as an expression. Every constant is bound as an object, never spelled: a
-    float's repr is not always Python (`inf`, `nan`)."""
-    value = _expr_code(g.expr, slots, bind)
-    if g.op == "pinned":
-        if math.isnan(g.other):  # the exact value was nan: nan again, not `== nan` (never true)
-            return f"({value} != {value})"
-        return f"({value} == {bind(g.other)})"
-    return f"(({value} {_CMP[g.op]} {bind(g.other)}) is {g.result})"
+def _modules_why(entry) -> str:
+    lines = []
+    for m, fp in entry.modules:
+        now = module_fingerprint(m)
+        if now != fp:
+            changed = [k for (k, v) in fp[0] if dict(now[0]).get(k) != v]
+            detail = f" (attributes {', '.join(changed)})" if changed else ""
+            lines.append(f"module {type(m).__name__} changed{detail}: training="
+                         f"{dict(fp[0]).get('training')} -> {m.training}")
+    return "; ".join(lines) or "a module changed"
 
 
-def _expr_code(expr, slots, bind) -> str:
-    if isinstance(expr, TracedFloat):
-        expr = expr.expr
-    if not isinstance(expr, tuple):
-        return bind(float(expr))
-    if expr[0] == "slot":
-        return slots[expr[1]]
-    if expr[0] in _UNARY:
-        inner = _expr_code(expr[1], slots, bind)
-        return f"abs({inner})" if expr[0] == "abs" else f"(-{inner})"
-    assert expr[0] in _ARITH
-    return (f"({_expr_code(expr[1], slots, bind)} {_OPS[expr[0]]} "
-            f"{_expr_code(expr[2], slots, bind)})")
+# ----------------------------------------------------------------------------- the renderings
 
 
-def compile_run(entry):
-    """A generated `run(flat, arrays)` for an entry whose write-backs are all simple, or None.
+def _render_check(ns: _Namespace, steps: list, result: str, name: str):
+    body = []
+    for step in steps:
+        if isinstance(step, Setup):
+            body += step.lines
+        else:
+            body += [f"if not {step.code}:", "    return None"]
+    body.append(f"return {result}")
+    lines = ["def check(flat):", "    try:"] + ["        " + ln for ln in body]
+    lines += [f"    except {_LOOKUP}:", "        return None"]
+    return _define(ns, lines, "check", f"<lucid_jit guards of {name}>")
 
-    Simple: every data write-back was done in place by the native code (only the tensor's
-    version counter is left to bump); every `.grad`, optimizer state and output is a fresh
-    buffer of its own (wrapped as is); no output needs a gradient (no autograd context to build).
-    Everything else takes `CompiledEntry.run`, the general path."""
-    from lucid.tensor import Tensor
-    from lucid_jit.tracing import pytree
 
-    backend = entry.backend
-    program = backend.program(entry.forward) if hasattr(backend, "program") else None
-    if program is None or program.owned is None:
-        return None
-    owned, inplace = program.owned, program.emitted.inplace
-    ns = _Namespace()
-    bind = ns.bind
-    share = bind(Tensor._share)
-    used: set[int] = set()
+def _render_failures(ns: _Namespace, steps: list, name: str):
+    body = ["out = []"]
+    for step in steps:
+        if isinstance(step, Setup):
+            body += ["try:"] + ["    " + ln for ln in step.lines]
+            body += [f"except {_LOOKUP} as exc:",
+                     f"    out.append({ns.bind(step.what)} + ' no longer resolves: ' + "
+                     "repr(exc))",
+                     "    return out"]
+        else:
+            body += ["try:", f"    ok = {step.code}", f"except {_LOOKUP}:", "    ok = False",
+                     "if not ok:", f"    out.append({step.why})"]
+    body.append("return out or ['a new input signature']")
+    lines = ["def failures(flat):"] + ["    " + ln for ln in body]
+    return _define(ns, lines, "failures", f"<lucid_jit guard failures of {name}>")
 
-    def fresh(i):
-        if i in used or not owned[i]:
-            raise _NotSimple
-        used.add(i)
-        return f"{share}(outs[{i}])"
 
-    body = [f"outs = {bind(program)}(arrays)"]
-    try:
-        for eff in entry.effects:
-            if eff.kind == "data":
-                if eff.index not in inplace:
-                    return None
-                body.append(f"{eff.source.code(bind)}._version[0] += 1")
-        for eff in entry.effects:
-            if eff.kind == "grad":
-                value = "None" if eff.index is None else fresh(eff.index)
-                body.append(f"{eff.source.code(bind)}.grad = {value}")
-            elif eff.kind == "state":
-                src = eff.source
-                body.append(f"{bind(src.opt)}.state[{bind(src.param)}][{bind(src.key)}] = "
-                            f"{fresh(eff.index)}")
-        leaves = []
-        for leaf in entry.out_leaves:
-            if leaf[0] == "const":
-                leaves.append(bind(leaf[1]))
-            elif leaf[0] == "alias":
-                leaves.append(leaf[1].code(bind))
-            else:
-                _, index, grad = leaf
-                if grad is None:
-                    leaves.append(fresh(index))
-                elif grad in ("freed", "leaf"):
-                    leaves.append(f"{bind(_freed if grad == 'freed' else _leaf)}({fresh(index)})")
-                else:
-                    return None
-    except _NotSimple:
-        return None
-    if entry.out_spec is pytree.LEAF and len(leaves) == 1:
-        body.append(f"return {leaves[0]}")
-    else:
-        body.append(f"return {bind(pytree.unflatten)}({bind(entry.out_spec)}, "
-                    f"[{', '.join(leaves)}])")
-    source = "def run(flat, arrays):\n" + "".join(f"    {line}\n" for line in body)
+def _define(ns: _Namespace, lines: list[str], fn: str, filename: str):
+    source = "\n".join(lines) + "\n"
     namespace = dict(ns.globals)
-    exec(compile(source, f"<lucid_jit write-backs of {entry.name}>", "exec"), namespace)  # noqa: S102
-    run = namespace["run"]
-    run.source = source
-    return run
-
-
-class _NotSimple(Exception):
-    pass
-
-
-def _freed(t):
-    """An output whose graph a backward inside the function already freed (as eagerly)."""
-    from lucid.autograd import _FREED
-
-    t.requires_grad, t._ctx = True, _FREED
-    return t
-
-
-def _leaf(t):
-    t.requires_grad = True
-    return t
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 (our own generated code)
+    result = namespace[fn]
+    result.source = source
+    return result

@@ -15,28 +15,23 @@ import numpy as np
 from lucid.nn.modules.module import Module
 from lucid.ops.registry import GRAD_ENABLED
 from lucid.tensor import Tensor
+from lucid_jit.tracing.floats import TracedFloat, is_float
 from lucid_jit.tracing.sources import Source
-from lucid_jit.tracing.tracer import TracedFloat
 
 # ----------------------------------------------------------------------------- guards
 
 
 @dataclass
 class Guard:
-    """`observe(flat)` must equal `expected` for an entry to run."""
+    """A condition an entry needs beyond its inputs' avals. `code(bind)` is the condition, as a
+    Python expression over the call's flattened arguments `flat` (`bind(obj)` names an object
+    the code refers to): the generated check (check.py) is the only place it is decided.
+    `observe(flat)` is what it looks at, traced as `expected`, for the message when it fails."""
 
     name: str
     observe: Any
     expected: Any
-    # `code(bind)`: the same check as a Python expression for the generated check function (see
-    # guardgen); None means the generated code calls `holds`.
-    code: Any = None
-
-    def holds(self, flat) -> bool:
-        try:
-            return self.observe(flat) == self.expected
-        except Exception:  # a source that no longer resolves
-            return False
+    code: Any
 
     def current(self, flat):
         try:
@@ -99,44 +94,11 @@ def fmt_check(check) -> str:
     return f"{np.dtype(dtype).name}{list(shape)}{' requires_grad' if rg else ''}"
 
 
-def fmt_expr(expr, slot_sources) -> str:
-    if isinstance(expr, TracedFloat):
-        expr = expr.expr
-    if not isinstance(expr, tuple):
-        return repr(expr)
-    if expr[0] == "slot":
-        return slot_sources[expr[1]].describe()
-    if len(expr) == 2:
-        inner = fmt_expr(expr[1], slot_sources)
-        return f"abs({inner})" if expr[0] == "abs" else f"-{inner}"
-    sym = {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "pow": "**"}[expr[0]]
-    return f"({fmt_expr(expr[1], slot_sources)} {sym} {fmt_expr(expr[2], slot_sources)})"
-
-
-def fmt_guard(g) -> str:
-    if g.op == "pinned":
-        return f"its exact value {g.other!r} was used"
-    sym = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}[g.op]
-    return f"`{sym} {g.other!r}` was {g.result}"
-
-
-def is_float(v) -> bool:
-    return isinstance(v, float) and not isinstance(v, TracedFloat)
-
-
-def structural(expr):
-    if isinstance(expr, TracedFloat):
-        expr = expr.expr
-    if isinstance(expr, tuple):
-        return tuple(structural(x) for x in expr)
-    return expr
-
-
 def dedupe_float_guards(guards) -> list:
     """One guard per distinct comparison (an optimizer compares `1 - beta1` once per parameter)."""
     seen, out = set(), []
     for g in guards:
-        key = (structural(g.expr), g.op, g.other, g.result)
+        key = (g.expr, g.op, g.other, g.result)
         if key not in seen:
             seen.add(key)
             out.append(g)

@@ -16,8 +16,10 @@ lowering table (`lowering.py`).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from lucid.ops.registry import LucidError
@@ -37,8 +39,16 @@ class Backend(Protocol):
     def run(self, graph, arrays) -> list:
         """The graph's outputs for these input arrays."""
 
+    def runner(self, graph) -> Callable[[list], list]:
+        """`run` for one graph, as a callable of the arrays (what generated calls hold)."""
+
     def owned(self, graph) -> Any:
-        """Per output: True where it is a fresh buffer no one else holds (None: unknown)."""
+        """Per output: True where it is a fresh buffer no one else holds (None: unknown).
+        Known before the graph's first call."""
+
+    def inplace(self, graph) -> frozenset:
+        """The outputs the generated code computes straight into the input they are written
+        back into (a parameter updated in place): the caller has nothing left to copy."""
 
     def program(self, graph) -> Any:
         """The graph's generated program (with `.source()`), or None for an interpreter."""
@@ -48,19 +58,27 @@ class Backend(Protocol):
 
 
 class ReferenceBackend:
+    """Graphs run through the interpreter: each op's eager implementation, node by node."""
+
     name = "reference"
 
     def __init__(self, fastmath: bool = False) -> None:
         self.fastmath = fastmath
 
     def prepare(self, entry) -> None:
-        """Anything to do once per cache entry (the reference backend needs nothing)."""
+        """Nothing to build."""
 
     def run(self, graph, arrays):
         return interpret(graph, arrays)
 
+    def runner(self, graph):
+        return functools.partial(interpret, graph)
+
     def owned(self, graph):
         return None
+
+    def inplace(self, graph) -> frozenset:
+        return frozenset()
 
     def program(self, graph):
         return None

@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import TYPE_CHECKING
 
-from lucid_jit.cache.guards import fmt_expr
 from lucid_jit.ir.graph import short
 from lucid_jit.ir.printer import format_graph
 from lucid_jit.tracing import pytree
-from lucid_jit.tracing.capture import arg_name
-from lucid_jit.tracing.sources import ObjSource, OptStateSource
+from lucid_jit.tracing.capture import AliasLeaf, ConstLeaf, ValueLeaf, arg_name
+from lucid_jit.tracing.sources import ObjSource, OptStateSource, SlotInput
 
 if TYPE_CHECKING:
     from lucid_jit.explain import ExplainReport
@@ -123,7 +122,7 @@ def _format_fusion(entry) -> list[str]:
 
 
 def _why_no_backward(e) -> str:
-    if e.raw is not None and any(leaf[0] == "value" and leaf[2] == "freed"
+    if e.raw is not None and any(isinstance(leaf, ValueLeaf) and leaf.grad == "freed"
                                  for leaf in e.raw.out_leaves):
         return ("no output needs a gradient; the backward() call inside the function is part "
                 "of the forward graph")
@@ -230,11 +229,11 @@ def describe_guards(entry) -> list[tuple[str, str]]:
     inputs = list(zip(getattr(entry, "input_sources", ()), getattr(entry, "input_checks", ()),
                       strict=True))
     for k, (src, check) in enumerate(inputs):
-        if check is None and isinstance(src, tuple) and src[0] == "slot":
-            out.append(("input", f"%{k} {slot_sources[src[1]].describe()}: f64[] "
+        if isinstance(src, SlotInput):
+            out.append(("input", f"%{k} {slot_sources[src.slot].describe()}: f64[] "
                                  "(a lifted float, any value)"))
         elif check is None:
-            out.append(("input", f"%{k} {_describe_source(src)}"))
+            out.append(("input", f"%{k} {src.describe()}"))
         else:
             shape, dtype, requires_grad = check
             rg = " requires_grad" if requires_grad else ""
@@ -247,7 +246,7 @@ def describe_guards(entry) -> list[tuple[str, str]]:
         value = f"{traced_slots[i]!r}" if i < len(traced_slots) else "?"
         out.append(("lifted float", f"{src.describe()} (traced as {value}; read at every call)"))
     for g in getattr(entry, "float_guards", ()):
-        expr = fmt_expr(g.expr, slot_sources)
+        expr = g.expr.describe(slot_sources)
         if g.op == "pinned":
             out.append(("float", f"{expr} == {g.other!r} (the function used the exact value)"))
         else:
@@ -306,24 +305,17 @@ def describe_returns(entry) -> list[str]:
     object the function returned as is."""
     out = []
     for leaf in getattr(entry, "out_leaves", ()):
-        if leaf[0] == "const":
-            out.append(f"the constant {leaf[1]!r}")
-        elif leaf[0] == "alias":
-            out.append(f"{_describe_source(leaf[1])} itself (not a graph output)")
+        if isinstance(leaf, ConstLeaf):
+            out.append(f"the constant {leaf.value!r}")
+        elif isinstance(leaf, AliasLeaf):
+            out.append(f"{leaf.source.describe()} itself (not a graph output)")
         else:
-            _, index, grad = leaf
-            how = {None: "", "leaf": ", a leaf that requires grad",
-                   "freed": ", its graph already freed by backward() in the function"}.get(grad)
-            if how is None:
-                how = f", differentiable: backward runs the backward graph (grad_output{grad})"
-            out.append(f"output {index}{how}")
+            how = {"none": "", "leaf": ", a leaf that requires grad",
+                   "freed": ", its graph already freed by backward() in the function",
+                   "backward": ", differentiable: backward runs the backward graph "
+                               f"(grad_output{leaf.diff})"}[leaf.grad]
+            out.append(f"output {leaf.index}{how}")
     return out or ["nothing"]
-
-
-def _describe_source(src) -> str:
-    if isinstance(src, tuple):
-        return f"({src[0]} {src[1]})"
-    return src.describe()
 
 
 def _param_names(entry) -> dict[int, str]:

@@ -5,6 +5,7 @@ trace changes and must restore.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from lucid import autograd
@@ -12,17 +13,20 @@ from lucid.autograd import _FREED
 from lucid.device import is_array
 from lucid.ops.registry import LucidError
 from lucid.tensor import Tensor
-from lucid_jit.cache.entry import Effect
-from lucid_jit.cache.guards import is_float
 from lucid_jit.ir.graph import Graph
 from lucid_jit.tracing import pytree
+from lucid_jit.tracing.floats import TracedFloat, is_float
 from lucid_jit.tracing.sources import (
     GradSource,
     GroupSource,
     OptStateSource,
+    ResidualInput,
+    SavedInput,
+    SeedInput,
+    SlotInput,
     Source,
 )
-from lucid_jit.tracing.tracer import TracedFloat, Tracer
+from lucid_jit.tracing.tracer import Tracer
 
 _share = Tensor._share
 
@@ -123,7 +127,85 @@ def arg_name(path: str, fn) -> str:
     return path
 
 
-def finish_trace(tracer: Tracer, state: CaptureState, reach, result) -> dict:
+# ----------------------------------------------------------------------------- what a trace gives
+
+
+@dataclass
+class Effect:
+    """After each call: `kind` is "data" (copy into the tensor), "grad" (set `.grad`) or
+    "state" (set an optimizer state entry); `index` is the forward output holding the value."""
+
+    kind: str
+    source: Source
+    index: int | None
+
+    def describe(self) -> str:
+        what = {"data": "write into", "grad": "set", "state": "set"}[self.kind]
+        target = self.source.describe()
+        if self.kind == "grad" and not target.endswith(".grad"):
+            target += ".grad"
+        value = "None" if self.index is None else f"output {self.index}"
+        return f"{what} {target} <- {value}"
+
+
+@dataclass(frozen=True)
+class ConstLeaf:
+    """A returned leaf that is no graph value: a Python value, or a lifted float's (pinned)
+    value."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
+class AliasLeaf:
+    """A returned tensor that existed before the call (an argument, a parameter, a `.grad`):
+    the call returns the tensor itself."""
+
+    source: Source
+
+
+@dataclass(frozen=True)
+class ValueLeaf:
+    """A returned graph value: forward output `index`. `grad` says how it carries a gradient:
+    "none"; "leaf" (it requires grad and has no history); "freed" (it was built on a graph that
+    a backward() inside the function freed, so a backward through it raises, as eagerly); or
+    "backward" (the backward graph gives its inputs' gradients, seeded by `grad_output<diff>`)."""
+
+    index: int
+    grad: str = "none"
+    diff: int | None = None
+
+
+@dataclass
+class BackwardTrace:
+    """The backward graph of a trace's differentiable outputs. `sources` says where each of its
+    inputs comes from at run time (a SeedInput, a SavedInput or a Source); `leaf_sources` are
+    the tensors the gradients flow to, `grad_index` each one's output (None: no gradient)."""
+
+    graph: Graph
+    sources: list
+    leaf_sources: list[Source]
+    grad_index: list[int | None]
+    diff_avals: list
+
+
+@dataclass
+class TraceResult:
+    """Everything a trace determined: the forward graph (the user's outputs first, `n_user`
+    of them, then the write-backs' values and the residuals the backward graph reads), how
+    the outputs are rebuilt (`out_spec`, `out_leaves`), the write-backs, the checks that two
+    sources still give one array, and the backward graph if an output needs one."""
+
+    forward: Graph
+    out_spec: Any
+    out_leaves: list
+    n_user: int
+    effects: list[Effect]
+    alias_checks: list[tuple[int, Source]]
+    backward: BackwardTrace | None
+
+
+def finish_trace(tracer: Tracer, state: CaptureState, reach, result) -> TraceResult:
     """Everything the trace determined, computed while the traced state is still in place:
     outputs, write-backs, and the backward graph."""
     reason = state.side_effects()
@@ -139,28 +221,29 @@ def finish_trace(tracer: Tracer, state: CaptureState, reach, result) -> dict:
     for x in out_flat:
         if isinstance(x, TracedFloat):
             tracer.pin(x)
-            out_leaves.append(("const", x.value))
+            out_leaves.append(ConstLeaf(x.value))
         elif not isinstance(x, Tensor):
-            out_leaves.append(("const", x))
+            out_leaves.append(ConstLeaf(x))
         elif id(x) in grad_owner:
-            out_leaves.append(("alias", GradSource(grad_owner[id(x)].source)))
+            out_leaves.append(AliasLeaf(GradSource(grad_owner[id(x)].source)))
         elif is_array(x.data) and id(x.data) not in tracer.born:
             snap = tracer.snapshots.get(id(x))
             src = snap.source if snap is not None and snap.source is not None else \
                 tracer._source_of(x)
-            out_leaves.append(("alias", src))
+            out_leaves.append(AliasLeaf(src))
         else:
-            grad = None
             if x._ctx is _FREED or (x._ctx is not None and _reaches_freed(x)):
                 # Built on a graph a backward() in the function freed (`loss * 2` after
                 # `loss.backward()`): returned as eagerly, a backward through it raises.
-                grad = "freed"
+                leaf = ValueLeaf(len(values), "freed")
             elif x.requires_grad and x._ctx is None:
-                grad = "leaf"
+                leaf = ValueLeaf(len(values), "leaf")
             elif x.requires_grad:
-                grad = len(diff)
+                leaf = ValueLeaf(len(values), "backward", len(diff))
                 diff.append(x)
-            out_leaves.append(("value", len(values), grad))
+            else:
+                leaf = ValueLeaf(len(values))
+            out_leaves.append(leaf)
             values.append(tracer.read(x))
     n_user = len(values)
     effects = _effects(tracer, state, values)
@@ -169,21 +252,10 @@ def finish_trace(tracer: Tracer, state: CaptureState, reach, result) -> dict:
                 and snap.tensor._ctx is not snap.ctx and snap.tensor._ctx is not _FREED:
             tracer.graph_break(f"an in-place op on {snap.source.describe()} was recorded by "
                                "autograd (update captured tensors under lucid.no_grad())")
-    backward = None
-    bwd = {"backward_sources": [], "leaf_sources": [], "grad_index": [], "diff_avals": [],
-           "bwd_nodes": []}
-    if diff:
-        backward, bwd = _trace_backward(tracer, diff, values)
-    alias_checks = []
-    for k, src in enumerate(tracer.input_sources):
-        if isinstance(src, tuple):
-            continue
-        for alt in tracer.alias_sources.get(k, ()):
-            alias_checks.append((k, alt))
+    backward = _trace_backward(tracer, diff, values) if diff else None
+    alias_checks = [(k, alt) for k, alts in sorted(tracer.alias_sources.items()) for alt in alts]
     forward = Graph(tracer.inputs, tracer.nodes, values, tracer.input_names)
-    return {"forward": forward, "out_spec": out_spec, "out_leaves": out_leaves,
-            "n_user": n_user, "effects": effects, "backward": backward,
-            "alias_checks": alias_checks, **bwd}
+    return TraceResult(forward, out_spec, out_leaves, n_user, effects, alias_checks, backward)
 
 
 def _effects(tracer: Tracer, state: CaptureState, values: list) -> list[Effect]:
@@ -224,12 +296,12 @@ def _effects(tracer: Tracer, state: CaptureState, values: list) -> list[Effect]:
     return effects
 
 
-def _trace_backward(tracer: Tracer, diff: list[Tensor], values: list):
+def _trace_backward(tracer: Tracer, diff: list[Tensor], values: list) -> BackwardTrace:
     """Run lucid's autograd loop over the forward trace, under a second tracer."""
     leaves = _leaves(diff, tracer)
     bt = Tracer(sources=tracer.sources, parent=tracer)
     with bt.active():
-        seeds = [_share(bt.new_input(t.shape, t.dtype, ("seed", j), f"grad_output{j}"))
+        seeds = [_share(bt.new_input(t.shape, t.dtype, SeedInput(j), f"grad_output{j}"))
                  for j, t in enumerate(diff)]
         grads = autograd.run_backward(diff, seeds, inputs=[t for t, _ in leaves],
                                       retain_graph=True)
@@ -242,17 +314,16 @@ def _trace_backward(tracer: Tracer, diff: list[Tensor], values: list):
                 outs.append(bt.read(g))
     sources = []
     for src in bt.input_sources:
-        if isinstance(src, tuple) and src[0] == "residual":
-            sources.append(("saved", len(values)))
-            values.append(src[1])
-        elif isinstance(src, tuple) and src[0] == "slot":
+        if isinstance(src, ResidualInput):  # a forward value: the forward graph outputs it
+            sources.append(SavedInput(len(values)))
+            values.append(src.value)
+        elif isinstance(src, SlotInput):
             raise LucidError("internal: a lifted float reached the backward trace directly")
         else:
             sources.append(src)
     graph = Graph(bt.inputs, bt.nodes, outs, bt.input_names)
-    return graph, {"backward_sources": sources, "leaf_sources": [s for _, s in leaves],
-                   "grad_index": grad_index, "diff_avals": [t.aval for t in diff],
-                   "bwd_nodes": bt.nodes}
+    return BackwardTrace(graph, sources, [s for _, s in leaves], grad_index,
+                         [t.aval for t in diff])
 
 
 def _reaches_freed(root: Tensor) -> bool:

@@ -163,6 +163,49 @@ class GlobalSource(Source):
         return f"{bind(self.namespace)}[{bind(self.name)}]"
 
 
+# Graph inputs that no Source fetches from the call (what the graph's caller passes itself).
+
+
+@dataclass(frozen=True)
+class SlotInput:
+    """A lifted float (slot `slot`): its current value as a 0-d float64 array."""
+
+    slot: int
+
+    def describe(self) -> str:
+        return f"(lifted float {self.slot})"
+
+
+@dataclass(frozen=True, eq=False)
+class ResidualInput:
+    """An input of a backward trace: a value of the forward trace (saved by the forward call)."""
+
+    value: Any
+
+    def describe(self) -> str:
+        return "(a saved forward value)"
+
+
+@dataclass(frozen=True)
+class SeedInput:
+    """An input of a backward graph: the gradient of differentiable output `index`."""
+
+    index: int
+
+    def describe(self) -> str:
+        return f"grad_output{self.index}"
+
+
+@dataclass(frozen=True)
+class SavedInput:
+    """An input of a backward graph: forward output `index` of the same call (a residual)."""
+
+    index: int
+
+    def describe(self) -> str:
+        return f"(forward output {self.index})"
+
+
 _SIMPLE = (bool, int, float, str, bytes, type(None))
 
 

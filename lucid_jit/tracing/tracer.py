@@ -17,8 +17,6 @@ its base was overwritten, is a graph break instead of a silently different resul
 
 from __future__ import annotations
 
-import math
-import operator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -29,9 +27,31 @@ from lucid.device import is_array
 from lucid.ops.registry import CURRENT_TRACER, Op, user_location
 from lucid.tensor import Tensor
 from lucid_jit.ir.graph import Node, Value, make_const
-from lucid_jit.tracing.sources import ObjSource, Source
+from lucid_jit.tracing.floats import ARITH, FloatGuard, Slot, TracedFloat
+from lucid_jit.tracing.sources import ObjSource, ResidualInput, SlotInput, Source
 
 VIEW_OPS = frozenset({"reshape", "permute", "broadcast_to", "getitem"})
+
+
+class _FloatOps:
+    """Folds a lifted float's expression into float64 tensor ops on the slot inputs."""
+
+    def __init__(self, tracer: Tracer) -> None:
+        self.tracer = tracer
+
+    def slot(self, index):
+        return Tensor._share(self.tracer.slot_input(index))
+
+    def const(self, value):
+        t = Tensor._share(np.array(float(value), dtype=np.float64))
+        self.tracer.created(t, None)
+        return t
+
+    def unary(self, op, x):
+        return x.abs() if op == "abs" else -x
+
+    def binary(self, op, a, b):
+        return ARITH[op](a, b)
 
 
 class GraphBreak(BaseException):  # noqa: N818 (not an error: the trace stops, eager takes over)
@@ -42,151 +62,6 @@ class GraphBreak(BaseException):  # noqa: N818 (not an error: the trace stops, e
         super().__init__(f"{reason} ({location})")
         self.reason = reason
         self.location = location
-
-
-# ----------------------------------------------------------------------------- lifted floats
-
-_COMPARE = {"eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "le": operator.le,
-            "gt": operator.gt, "ge": operator.ge}
-_ARITH = {"add": operator.add, "sub": operator.sub, "mul": operator.mul,
-          "truediv": operator.truediv, "pow": operator.pow}
-
-
-_UNARY = {"abs": abs, "neg": operator.neg}
-_NUMBERS = (int, float, np.integer, np.floating)
-
-
-class TracedFloat:
-    """A Python float that is a runtime input of the graph (a float argument, a learning rate).
-
-    Arithmetic on it builds an expression, so a float derived from it (`1 - beta1`,
-    `lr * weight_decay`, `abs(s)`) reaches tensor ops as graph computation on the input, not as a
-    baked number. Comparisons and truth tests answer from the traced value and record a guard, so
-    a call where the answer would differ retraces. Every other way of reading the number
-    (`float(s)`, `math.exp(s)`, `np.float64(s)`, `int(s)`, `s // 1`) goes through `__float__` and
-    friends, which pin it: the entry then only runs for that exact value.
-
-    It is deliberately not a float subclass: CPython reads a float subclass's value directly in
-    `math` and NumPy, so such uses could not be seen.
-    """
-
-    __slots__ = ("value", "expr", "tracer", "__weakref__")
-
-    def __init__(self, value: float, expr: tuple, tracer: Tracer) -> None:
-        self.value = float(value)
-        self.expr = expr
-        self.tracer = tracer
-
-    def _arith(self, other, name: str, reverse: bool):
-        if isinstance(other, TracedFloat):
-            plain_other = other.value
-        elif isinstance(other, _NUMBERS) and not isinstance(other, bool):
-            plain_other = float(other)
-        else:
-            return NotImplemented
-        fn = _ARITH[name]
-        value = fn(plain_other, self.value) if reverse else fn(self.value, plain_other)
-        if isinstance(value, complex):
-            self.tracer.pin(self)
-            return value
-        expr = (name, other, self) if reverse else (name, self, other)
-        return TracedFloat(value, expr, self.tracer)
-
-    def __add__(self, o): return self._arith(o, "add", False)
-    def __radd__(self, o): return self._arith(o, "add", True)
-    def __sub__(self, o): return self._arith(o, "sub", False)
-    def __rsub__(self, o): return self._arith(o, "sub", True)
-    def __mul__(self, o): return self._arith(o, "mul", False)
-    def __rmul__(self, o): return self._arith(o, "mul", True)
-    def __truediv__(self, o): return self._arith(o, "truediv", False)
-    def __rtruediv__(self, o): return self._arith(o, "truediv", True)
-    def __pow__(self, o, mod=None): return self._arith(o, "pow", False)
-    def __rpow__(self, o, mod=None): return self._arith(o, "pow", True)
-    def __neg__(self): return TracedFloat(-self.value, ("neg", self), self.tracer)
-    def __abs__(self): return TracedFloat(abs(self.value), ("abs", self), self.tracer)
-    def __pos__(self): return self
-
-    def _compare(self, other, name: str):
-        if isinstance(other, TracedFloat):
-            self.tracer.pin(other)
-            other = other.value
-        if isinstance(other, _NUMBERS):
-            result = _COMPARE[name](self.value, float(other))
-            self.tracer.float_guard(self, name, other, result)
-            return result
-        return NotImplemented
-
-    def __eq__(self, o): return self._compare(o, "eq")
-    def __ne__(self, o): return self._compare(o, "ne")
-    def __lt__(self, o): return self._compare(o, "lt")
-    def __le__(self, o): return self._compare(o, "le")
-    def __gt__(self, o): return self._compare(o, "gt")
-    def __ge__(self, o): return self._compare(o, "ge")
-
-    def __hash__(self):
-        return hash(self.value)
-
-    def __bool__(self):
-        result = self.value != 0.0
-        self.tracer.float_guard(self, "ne", 0.0, result)
-        return result
-
-    def pinned(self) -> float:
-        """The plain value, guarded: the entry only runs while the value stays the same."""
-        self.tracer.pin(self)
-        return self.value
-
-    def __float__(self): return self.pinned()
-    def __int__(self): return int(self.pinned())
-    def __round__(self, ndigits=None): return round(self.pinned(), ndigits)
-    def __floor__(self): return math.floor(self.pinned())
-    def __ceil__(self): return math.ceil(self.pinned())
-    def __trunc__(self): return math.trunc(self.pinned())
-    def __floordiv__(self, o): return self.pinned() // o
-    def __rfloordiv__(self, o): return o // self.pinned()
-    def __mod__(self, o): return self.pinned() % o
-    def __rmod__(self, o): return o % self.pinned()
-    def __divmod__(self, o): return divmod(self.pinned(), o)
-    def __rdivmod__(self, o): return divmod(o, self.pinned())
-
-    def __repr__(self) -> str:
-        return repr(self.value)
-
-    def __format__(self, spec: str) -> str:
-        return format(self.value, spec)
-
-    def __reduce__(self):
-        return (float, (self.pinned(),))
-
-
-def evaluate(expr, slots: list[float]) -> float:
-    """The value of a lifted float's expression for this call's slot values."""
-    if isinstance(expr, TracedFloat):
-        expr = expr.expr
-    elif not isinstance(expr, tuple):
-        return expr
-    if expr[0] == "slot":
-        return slots[expr[1]]
-    if expr[0] in _UNARY:
-        return _UNARY[expr[0]](evaluate(expr[1], slots))
-    _, a, b = expr
-    return _ARITH[expr[0]](evaluate(a, slots), evaluate(b, slots))
-
-
-@dataclass(frozen=True)
-class FloatGuard:
-    """`expr <op> other` must give `result` again (an exact-value guard when op is "pinned")."""
-
-    expr: Any
-    op: str
-    other: float
-    result: bool
-
-    def holds(self, slots: list[float]) -> bool:
-        value = evaluate(self.expr, slots)
-        if self.op == "pinned":  # the same value (nan included, which equals nothing)
-            return value == self.other or (value != value and self.other != self.other)
-        return _COMPARE[self.op](value, self.other) == self.result
 
 
 # ----------------------------------------------------------------------------- the tracer
@@ -231,7 +106,8 @@ class Tracer:
         self.input_index: dict[int, int] = {}
         self.nodes: list[Node] = []
         self.inputs: list[Value] = []
-        self.input_sources: list[Any] = []  # a Source, ("slot", i) or ("residual", Value)
+        # Where each graph input comes from: a Source, a SlotInput or a ResidualInput.
+        self.input_sources: list[Any] = []
         self.input_names: list[str] = []
         self.current: dict[int, Value] = {}
         self.keep: dict[int, Any] = {}
@@ -399,7 +275,7 @@ class Tracer:
                             f"({user_location()})")
         mine = self.residuals.get(v.id)
         if mine is None:
-            mine = self.new_input(v.shape, v.dtype, ("residual", v), "saved")
+            mine = self.new_input(v.shape, v.dtype, ResidualInput(v), "saved")
             self.residuals[v.id] = mine
         if key is not None:
             self.current[key] = mine
@@ -427,43 +303,28 @@ class Tracer:
         slot = len(self.slot_values)
         self.slot_values.append(float(value))
         self.slot_sources.append(source)
-        return TracedFloat(value, ("slot", slot), self)
+        return TracedFloat(value, Slot(slot), self)
 
     def float_value(self, tf: TracedFloat, dtype: np.dtype) -> Value:
-        key = (id(tf), dtype.str)
+        """The lifted float as a graph value: its expression as float64 ops on the slot inputs
+        (one per expression and dtype), cast to dtype."""
+        key = (tf.expr, dtype.str)
         v = self.float_values.get(key)
         if v is None:
-            t = self._float_tensor(tf.expr)
+            t = tf.expr.fold(_FloatOps(self))
             if t.dtype != dtype:
                 t = t.cast(dtype)
             v = self.read(t)
             self.float_values[key] = v
-            self.keep[id(tf)] = tf
         return v
 
-    def _float_tensor(self, expr) -> Tensor:
-        """The expression as float64 tensor ops on the slot inputs."""
-        if isinstance(expr, TracedFloat):
-            expr = expr.expr
-        elif not isinstance(expr, tuple):
-            t = Tensor._share(np.array(float(expr), dtype=np.float64))
-            self.created(t, None)
-            return t
-        if expr[0] in _UNARY:
-            inner = self._float_tensor(expr[1])
-            return inner.abs() if expr[0] == "abs" else -inner
-        if expr[0] == "slot":
-            slot = expr[1]
-            v = self.slot_inputs.get(slot)
-            if v is None:
-                v = self.new_input((), np.float64, ("slot", slot),
-                                   self.slot_sources[slot].describe())
-                self.slot_inputs[slot] = v
-            return Tensor._share(v)
-        name, a, b = expr
-        ta, tb = self._float_tensor(a), self._float_tensor(b)
-        return {"add": operator.add, "sub": operator.sub, "mul": operator.mul,
-                "truediv": operator.truediv, "pow": operator.pow}[name](ta, tb)
+    def slot_input(self, slot: int) -> Value:
+        """The graph input holding lifted float `slot` (a 0-d float64 array at run time)."""
+        v = self.slot_inputs.get(slot)
+        if v is None:
+            v = self.new_input((), np.float64, SlotInput(slot), self.slot_sources[slot].describe())
+            self.slot_inputs[slot] = v
+        return v
 
     def float_guard(self, tf: TracedFloat, op: str, other, result: bool) -> None:
         self.float_guards.append(FloatGuard(tf.expr, op, float(other), bool(result)))

@@ -19,6 +19,7 @@ import pytest
 
 import lucid
 from lucid import Tensor
+from lucid_jit.cache.run import backward_inputs
 from lucid_jit.ir import Graph, interpret, verify
 from lucid_jit.passes import run_pipeline
 from lucid_jit.tracing import pytree
@@ -75,16 +76,7 @@ def _backward_arrays(entry, args, forward_arrays, seed: np.ndarray) -> list[np.n
     and captured tensors (as the entry's backward runner assembles them)."""
     flat: list = []
     pytree.flatten((tuple(args), {}), flat)
-    saved = interpret(entry.traced, forward_arrays)
-    arrays = []
-    for src in entry.backward_sources:
-        if isinstance(src, tuple) and src[0] == "seed":
-            arrays.append(seed)
-        elif isinstance(src, tuple) and src[0] == "saved":
-            arrays.append(saved[src[1]])
-        else:
-            arrays.append(src.get(flat).data)
-    return arrays
+    return backward_inputs(entry, flat, interpret(entry.traced, forward_arrays), [seed])
 
 
 def _assert_graph_ok(graph: Graph, arrays: list[np.ndarray], what: str) -> None:

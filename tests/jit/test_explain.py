@@ -100,7 +100,7 @@ def test_cache_entry_table_has_a_row_per_entry(train_report):
     for row, entry in zip(table[1:], train_report.entries, strict=True):
         counts = entry.node_counts["forward"]
         assert re.fullmatch(rf"  {entry.index}  compiled +{counts[0][1]} -> {counts[-1][1]} +- +"
-                            r"[0-9.]+ ms  x: f32\[32,64\], y: f32\[32,2\]", row), row
+                            r"[0-9.]+ m?s  x: f32\[32,64\], y: f32\[32,2\]", row), row
 
 
 # ----------------------------------------------------------------------------- graph breaks

@@ -7,6 +7,7 @@ import numpy as np
 import lucid
 import lucid.nn as nn
 import lucid.nn.functional as F  # noqa: N812
+from lucid_jit.tracing.sources import SlotInput
 
 
 def _step():
@@ -33,7 +34,7 @@ def test_check_returns_the_input_arrays_in_graph_order():
     arrays = entry.check([x, y])
     assert arrays is not None and len(arrays) == len(entry.forward.inputs)
     for array, src in zip(arrays, entry.input_sources, strict=True):
-        if isinstance(src, tuple):  # a lifted float: its current value as a 0-d float64 array
+        if isinstance(src, SlotInput):  # a lifted float: its current value as a 0-d float64 array
             assert array.dtype == np.float64 and array.shape == ()
         else:
             assert array is src.get([x, y]).data

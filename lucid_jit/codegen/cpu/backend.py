@@ -262,8 +262,14 @@ class NumbaBackend:
     def run(self, graph, arrays):
         return self.program(graph)(arrays)
 
+    def runner(self, graph):
+        return self.program(graph)
+
     def owned(self, graph):
         return self.program(graph).owned
+
+    def inplace(self, graph) -> frozenset:
+        return self.program(graph).emitted.inplace
 
     def compile_records(self, graph) -> list:
         """The timed first calls of graph's program (none before it ran; compiles nothing)."""

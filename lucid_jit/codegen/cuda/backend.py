@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from lucid.ops.registry import LucidError
@@ -55,8 +57,14 @@ class CudaBackend:
                 return prog(arrays)  # kernels compile at their first launch
         return prog(arrays)
 
+    def runner(self, graph):
+        return functools.partial(self.run, graph)
+
     def owned(self, graph):
-        return self.program(graph).owned
+        return [True] * len(graph.outputs)  # every output of a program is a fresh device array
+
+    def inplace(self, graph) -> frozenset:
+        return frozenset()  # (write-backs are device-to-device copies after the program)
 
 
 def _host_scalars(graph, arrays) -> set[int]:
