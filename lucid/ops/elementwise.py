@@ -1,8 +1,13 @@
 """Elementwise primitives: unary math, binary arithmetic, comparisons, where, cast, copy.
 
 Binary ops take operands of one shape and one dtype; `Tensor`'s operators insert `broadcast_to` and
-`cast` explicitly, so every vjp here is exact and sees no implicit broadcasting. `scalar` is the
-expression the compiler inlines into fused loops, `{0}`, `{1}` standing for the operands.
+`cast` explicitly, so every vjp here is exact and sees no implicit broadcasting.
+
+`scalar` is the op's math on one element, which every compiler backend inlines into its loops:
+`{0}`, `{1}` are the operands, `{zero}` and `{one}` typed constants of the first operand's dtype,
+and `{exp}`, `{sqrt}`, ... math functions each backend maps to its own implementation (its
+`MATH` table). It gives NumPy's results: nan wins in maximum/minimum, relu keeps -0.0 and nan.
+`cast`'s conversion depends on the target dtype, so the emitter writes it.
 """
 
 from __future__ import annotations
@@ -28,16 +33,16 @@ def _erf(x: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- unary
 
 neg = defop("neg", kind="elementwise", impl=np.negative, infer=rules.same("neg"),
-            vjp=lambda g, out, x: (-g,), save=(), scalar="-({0})")
+            vjp=lambda g, out, x: (-g,), save=(), scalar="(-{0})")
 
 exp = defop("exp", kind="elementwise", impl=np.exp, infer=rules.floating("exp"),
-            vjp=lambda g, out, x: (g * out,), save=(OUT,), scalar="math.exp({0})")
+            vjp=lambda g, out, x: (g * out,), save=(OUT,), scalar="{exp}({0})")
 
 log = defop("log", kind="elementwise", impl=np.log, infer=rules.floating("log"),
-            vjp=lambda g, out, x: (g / x,), save=(0,), scalar="math.log({0})")
+            vjp=lambda g, out, x: (g / x,), save=(0,), scalar="{log}({0})")
 
 sqrt = defop("sqrt", kind="elementwise", impl=np.sqrt, infer=rules.floating("sqrt"),
-             vjp=lambda g, out, x: (g / (out * 2.0),), save=(OUT,), scalar="math.sqrt({0})")
+             vjp=lambda g, out, x: (g / (out * 2.0),), save=(OUT,), scalar="{sqrt}({0})")
 
 def _abs(x: np.ndarray) -> np.ndarray:
     if x.dtype == np.bool_:  # NumPy accepts it; PyTorch and the compiler do not
@@ -49,27 +54,28 @@ abs = defop("abs", kind="elementwise", impl=_abs, infer=rules.same("abs"),
             vjp=lambda g, out, x: (g * x.sign(),), save=(0,), scalar="abs({0})")
 
 sin = defop("sin", kind="elementwise", impl=np.sin, infer=rules.floating("sin"),
-            vjp=lambda g, out, x: (g * x.cos(),), save=(0,), scalar="math.sin({0})")
+            vjp=lambda g, out, x: (g * x.cos(),), save=(0,), scalar="{sin}({0})")
 
 cos = defop("cos", kind="elementwise", impl=np.cos, infer=rules.floating("cos"),
-            vjp=lambda g, out, x: (-(g * x.sin()),), save=(0,), scalar="math.cos({0})")
+            vjp=lambda g, out, x: (-(g * x.sin()),), save=(0,), scalar="{cos}({0})")
 
 tanh = defop("tanh", kind="elementwise", impl=np.tanh, infer=rules.floating("tanh"),
              vjp=lambda g, out, x: (g * (1.0 - out * out),), save=(OUT,),
-             scalar="math.tanh({0})")
+             scalar="{tanh}({0})")
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 erf = defop("erf", kind="elementwise", impl=_erf, infer=rules.floating("erf"),
             vjp=lambda g, out, x: (g * ((x * x).neg().exp() * _TWO_OVER_SQRT_PI),), save=(0,),
-            scalar="math.erf({0})")
+            scalar="{erf}({0})")
 
 # sign is piecewise constant: its derivative is zero wherever it exists, so it does not propagate.
 sign = defop("sign", kind="elementwise", impl=np.sign, infer=rules.same("sign"),
-             scalar="(1.0 if {0} > 0 else (-1.0 if {0} < 0 else 0.0))")
+             scalar="({one} if {0} > {zero} else (-{one} if {0} < {zero} else "
+                       "({zero} if {0} == {zero} else {0})))")
 
 reciprocal = defop("reciprocal", kind="elementwise", impl=np.reciprocal,
                    infer=rules.floating("reciprocal"),
-                   vjp=lambda g, out, x: (-(g * out * out),), save=(OUT,), scalar="1.0 / ({0})")
+                   vjp=lambda g, out, x: (-(g * out * out),), save=(OUT,), scalar="({one} / {0})")
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -80,7 +86,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 sigmoid = defop("sigmoid", kind="elementwise", impl=_sigmoid, infer=rules.floating("sigmoid"),
                 vjp=lambda g, out, x: (g * (out * (1.0 - out)),), save=(OUT,),
-                scalar="1.0 / (1.0 + math.exp(-({0})))")
+                scalar="{sigmoid}({0})")
 
 
 def _relu(x: np.ndarray) -> np.ndarray:
@@ -92,7 +98,7 @@ def _relu(x: np.ndarray) -> np.ndarray:
 # d relu / dx is 1 for x > 0 and 0 otherwise (0 at x == 0, as the seed documents and PyTorch say).
 relu = defop("relu", kind="elementwise", impl=_relu, infer=rules.same("relu"),
              vjp=lambda g, out, x: (_where(out > 0, g, zeros_like(g)),), save=(OUT,),
-             scalar="max({0}, 0)")
+             scalar="({0} if ({0} >= {zero} or {0} != {0}) else {zero})")
 
 copy = defop("copy", kind="elementwise", impl=np.array, infer=lambda x: x,
              vjp=lambda g, out, x: (g,), save=(), scalar="{0}")
@@ -145,13 +151,13 @@ maximum = defop("maximum", kind="elementwise", impl=np.maximum,
                 infer=rules.binary("maximum", logical=True),
                 vjp=lambda g, out, x, y: (_where(x >= y, g, zeros_like(g)),
                                           _where(x >= y, zeros_like(g), g)),
-                save=(0, 1), scalar="max({0}, {1})")
+                save=(0, 1), scalar="({0} if ({0} >= {1} or {0} != {0}) else {1})")
 
 minimum = defop("minimum", kind="elementwise", impl=np.minimum,
                 infer=rules.binary("minimum", logical=True),
                 vjp=lambda g, out, x, y: (_where(x <= y, g, zeros_like(g)),
                                           _where(x <= y, zeros_like(g), g)),
-                save=(0, 1), scalar="min({0}, {1})")
+                save=(0, 1), scalar="({0} if ({0} <= {1} or {0} != {0}) else {1})")
 
 # ----------------------------------------------------------------------------- compare
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lucid import ops
+from lucid_jit.codegen.lowering import BODY, numeric, place
 from lucid_jit.ir.graph import CONST, Graph, Node
 
 REDUCTIONS = ("sum", "max")
@@ -28,46 +29,6 @@ REDUCTIONS = ("sum", "max")
 # costs more than the loop (decided on the traced sizes, so a graph's text changes only where a
 # size crosses it).
 PARALLEL_MIN = 1 << 18
-
-# Elementwise ops: a template over operand names (already bound to locals) and typed constants.
-UNARY = {
-    "neg": "(-{0})",
-    "abs": "abs({0})",
-    "sqrt": "np.sqrt({0})",
-    "sin": "np.sin({0})",
-    "cos": "np.cos({0})",
-    "exp": "exp_{s}({0})",
-    "log": "log_{s}({0})",
-    "tanh": "tanh_{s}({0})",
-    "sigmoid": "sigmoid_{s}({0})",
-    "erf": "erf_{s}({0})",
-    "reciprocal": "({one} / {0})",
-    # np.maximum(x, 0): nan stays nan, -0.0 stays -0.0.
-    "relu": "({0} if ({0} >= {zero} or {0} != {0}) else {zero})",
-    "sign": "({one} if {0} > {zero} else (-{one} if {0} < {zero} else ({zero} if {0} == {zero} "
-            "else {0})))",
-    "copy": "{0}",
-}
-BINARY = {
-    "add": "({0} + {1})",
-    "sub": "({0} - {1})",
-    "mul": "({0} * {1})",
-    "div": "({0} / {1})",
-    "pow": "({0} ** {1})",
-    # NumPy's maximum/minimum: a nan in either operand wins.
-    "maximum": "({0} if ({0} >= {1} or {0} != {0}) else {1})",
-    "minimum": "({0} if ({0} <= {1} or {0} != {0}) else {1})",
-    "eq": "({0} == {1})",
-    "ne": "({0} != {1})",
-    "lt": "({0} < {1})",
-    "le": "({0} <= {1})",
-    "gt": "({0} > {1})",
-    "ge": "({0} >= {1})",
-}
-ELEMENTWISE = set(UNARY) | set(BINARY) | {"where", "cast"}
-FLOAT_ONLY = {"exp", "log", "tanh", "sigmoid", "erf", "sqrt", "sin", "cos", "reciprocal", "div",
-              "pow"}
-
 
 def np_type(dtype) -> str:
     """The NumPy scalar type's name in generated code: np.float32, np.bool_, ..."""
@@ -83,28 +44,19 @@ def typed(expr: str, dtype) -> str:
     return f"{np_type(dtype)}({expr})"
 
 
-def supported_node(node: Node) -> bool:
-    """Whether a kernel can compute this node (a body member or a plain op)."""
-    name = node.op.name
-    dtypes = [v.dtype for v in node.inputs] + [v.dtype for v in node.outputs]
-    if any(d.kind not in "biuf" for d in dtypes):
-        return False
-    if name in ELEMENTWISE:
-        return not (name in FLOAT_ONLY and node.output.dtype.kind != "f")
-    if name in REDUCTIONS:
-        return True
-    if name == "matmul":
-        return node.output.dtype.kind == "f"
-    if name in ("full", "broadcast_to"):
-        return True
-    return node.op is CONST and node.attrs["value"].size == 1
+def supported_node(node: Node, table: dict, backend: str) -> bool:
+    """Whether a kernel body of this backend can compute this node: a free node (a fill, a
+    scalar constant, a broadcast), or one its lowering table runs in a body."""
+    if _is_free(node):
+        return numeric(node)
+    return place(table, node, backend).how == BODY
 
 
-def supported_body(body: Graph) -> bool:
+def supported_body(body: Graph, table: dict, backend: str) -> bool:
     producer = body.producers()
     if any(v.id in producer and _is_free(producer[v.id]) for v in body.outputs):
         return False  # a group returns what its loops read for free: leave it to the host
-    return all(supported_node(n) for n in body.nodes)
+    return all(supported_node(n, table, backend) for n in body.nodes)
 
 
 # ----------------------------------------------------------------------------- planning
@@ -182,11 +134,11 @@ def keepdims_shape(node: Node) -> tuple[int, ...]:
 class BodyMath:
     """What the CPU and CUDA emitters share about a kernel body: its phase plan (and which
     phases read each value), each elementwise node as a scalar expression over its operands'
-    locals, typed scalar constants (passed as arguments), and the reductions' accumulators.
-    The targets differ in loops and memory, not in this."""
+    locals (the op's `scalar` template, its math functions from the target's `MATH` table),
+    typed scalar constants (passed as arguments), and the reductions' accumulators. The targets
+    differ in loops and memory, not in this."""
 
-    UNARY = UNARY
-    BINARY = BINARY
+    MATH: dict[str, str] = {}  # math function -> the target's implementation ("exp_{s}")
 
     def __init__(self, body: Graph) -> None:
         self.consts: list[tuple[object, np.dtype]] = []
@@ -250,24 +202,22 @@ class BodyMath:
         return f"{s} = {x} if {x} > {s} else {s}"
 
     def _expr(self, n: Node, args: list[str]) -> str:
-        name = n.op.name
         dt = n.output.dtype
         src_dt = n.inputs[0].dtype
-        template = self.UNARY.get(name) or self.BINARY.get(name)
-        if template is not None:
-            fmt = {"s": "f32" if src_dt == np.float32 else "f64"}
-            if "{one}" in template:
-                fmt["one"] = self._const(1, src_dt)
-            if "{zero}" in template:
-                fmt["zero"] = self._const(0, src_dt)
-            expr = template.format(*args, **fmt)
-        elif name == "where":
-            expr = f"({args[1]} if {args[0]} else {args[2]})"
-        elif name == "cast":
+        if n.op is ops.cast:  # the conversion itself depends on the target dtype
             return typed(args[0], dt)
-        else:
-            raise NotImplementedError(name)
-        if dt == np.bool_ and name in ("add", "mul"):  # on bools: "or" and "and", not 2 and 1
+        template = n.op.scalar
+        if template is None:
+            raise NotImplementedError(f"{n.op.name} has no scalar template")
+        suffix = "f32" if src_dt == np.float32 else "f64"
+        fmt = {name: impl.format(s=suffix) for name, impl in self.MATH.items()
+               if "{" + name + "}" in template}
+        if "{one}" in template:
+            fmt["one"] = self._const(1, src_dt)
+        if "{zero}" in template:
+            fmt["zero"] = self._const(0, src_dt)
+        expr = template.format(*args, **fmt)
+        if dt == np.bool_ and n.op in (ops.add, ops.mul):  # on bools: "or" and "and", not 2
             return typed(expr, dt)
         if dt.kind in "bf" or dt == np.int64:  # numba keeps float32 math float32
             return expr

@@ -27,6 +27,7 @@ from lucid_jit.codegen.body import (
     np_type,
     reduced_axes,
 )
+from lucid_jit.codegen.cpu.lowering import MATH
 from lucid_jit.ir.graph import CONST, Graph, Node, Value
 
 
@@ -34,6 +35,9 @@ class KernelSource(BodyMath):
     """Builds one kernel's source. `extents` lists, per phase, the iteration shape the caller
     passes (as ints, in order); `consts` the scalar constants (value, dtype) it passes after the
     arrays; `c_inputs` which inputs must be C-contiguous (a 2-d matmul operand need not be)."""
+
+    MATH = MATH
+
 
     def __init__(self, body: Graph, same: dict[int, int] | None = None, *,
                  parallel: bool = False) -> None:

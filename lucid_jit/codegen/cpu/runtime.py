@@ -1,4 +1,4 @@
-"""What generated modules import: the vectorizable transcendentals and the few kernels that are
+"""What generated modules import besides the math functions (vmath.py): the few kernels that are
 the same for every graph."""
 
 from __future__ import annotations
@@ -6,19 +6,6 @@ from __future__ import annotations
 import numba
 import numpy as np
 from numba.extending import overload
-
-from lucid_jit.codegen.cpu.vmath import (  # noqa: F401 (re-exported for generated modules)
-    erf_f32,
-    erf_f64,
-    exp_f32,
-    exp_f64,
-    log_f32,
-    log_f64,
-    sigmoid_f32,
-    sigmoid_f64,
-    tanh_f32,
-    tanh_f64,
-)
 
 
 @numba.njit(cache=True, error_model="numpy")

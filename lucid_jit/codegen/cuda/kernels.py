@@ -25,15 +25,14 @@ temporaries the caller allocates.
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from lucid import ops
 from lucid_jit.codegen.body import (
-    BINARY,
     REDUCTIONS,
-    UNARY,
     BodyMath,
     _is_free,
     np_type,
@@ -41,20 +40,20 @@ from lucid_jit.codegen.body import (
     supported_node,
     typed,
 )
+from lucid_jit.codegen.cuda.lowering import LOWERING, MATH
 from lucid_jit.ir.graph import CONST, Graph, Node, Value
 
-HEADER = '''"""A lucid_jit CUDA kernel, shared by every graph and eager device op that needs it."""
-import numpy as np
-from numba import cuda
-
-from lucid_jit.codegen.cuda.devmath import (  # noqa: F401
-    cos_f32, cos_f64, erf_f32, erf_f64, exp_f32, exp_f64, log_f32, log_f64, sigmoid_f32,
-    sigmoid_f64, sin_f32, sin_f64, sqrt_f32, sqrt_f64, tanh_f32, tanh_f64,
-)
-from lucid_jit.codegen.cuda.runtime import RB, REDUCE_BLOCK, TILE, TM  # noqa: F401
-
-
-'''
+# The device functions kernels call (devmath's), both dtypes each.
+MATH_NAMES = tuple(sorted({impl.format(s=s) for impl in MATH.values() for s in ("f32", "f64")}))
+HEADER = ('"""A lucid_jit CUDA kernel, shared by every graph and eager device op that needs it.'
+          '"""\n'
+          "import numpy as np\n"
+          "from numba import cuda\n\n"
+          "from lucid_jit.codegen.cuda.devmath import (  # noqa: F401\n"
+          + textwrap.fill(", ".join(MATH_NAMES) + ",", 96, initial_indent="    ",
+                          subsequent_indent="    ") + "\n)\n"
+          "from lucid_jit.codegen.cuda.runtime import RB, REDUCE_BLOCK, TILE, TM  # noqa: F401\n"
+          "\n\n")
 
 
 @dataclass
@@ -74,7 +73,7 @@ def supported_cuda_body(body: Graph) -> bool:
     """Whether the CUDA emitter can run this body as kernels."""
     producer = body.producers()
     for n in body.nodes:
-        if not supported_node(n):
+        if not supported_node(n, LOWERING, "cuda"):
             return False
         if n.op is ops.matmul and any(
                 v.id in producer and _is_free(producer[v.id]) for v in n.inputs):
@@ -86,8 +85,7 @@ class CudaBody(BodyMath):
     """The launches for one body. `scalars` are the body inputs the caller passes as host
     scalars (0-d host arrays: lifted floats, CPU scalars next to device tensors)."""
 
-    UNARY = {**UNARY, "sqrt": "sqrt_{s}({0})", "sin": "sin_{s}({0})", "cos": "cos_{s}({0})"}
-    BINARY = BINARY
+    MATH = MATH
 
     def __init__(self, body: Graph, scalars=frozenset()) -> None:
         super().__init__(body)

@@ -32,11 +32,12 @@ import numpy as np
 
 from lucid import ops
 from lucid_jit.codegen import loader
-from lucid_jit.codegen.body import REDUCTIONS, supported_node
 from lucid_jit.codegen.cuda import ops as cuda_ops
 from lucid_jit.codegen.cuda import runtime
 from lucid_jit.codegen.cuda.kernels import CudaBody, Launch, supported_cuda_body
+from lucid_jit.codegen.cuda.lowering import LOWERING
 from lucid_jit.codegen.cuda.ops import movement_launch
+from lucid_jit.codegen.lowering import BODY, FREE, HOST, LOWERED, OWN, place
 from lucid_jit.ir.graph import CONST, FUSED, Graph, Node, Value
 
 MOVEMENT = (ops.reshape, ops.permute, ops.broadcast_to)
@@ -153,40 +154,52 @@ class CudaProgram:
             v = node.output
             self.consts[v.id] = runtime.to_device(np.asarray(node.attrs["value"], v.dtype))
             return
-        if op is FUSED and supported_cuda_body(node.body):
-            self._body(node.body, node, scalars, node.attrs["name"])
-            return
-        on_device = not any(v.id in scalars for v in node.inputs) and all(
-            v.dtype.kind in "biuf" for v in (*node.inputs, *node.outputs))
-        single = SINGLE.get(op)
-        if single is not None and on_device and (op.kind != "index" or
-                                                 cuda_ops.supported_basic_index(node)):
-            self._launches([single(node)], node, {"a0": 0}, {}, [], op.name)
-            return
-        if op.kind == "index" and on_device:  # with index tensors: gathers, scatter-adds
-            code = len(self.err_nodes) + 1
-            make = cuda_ops.gather_launches if op is ops.getitem else cuda_ops.scatter_launches
-            launches = make(node, code)
-            if launches is not None:
-                if self.err is None:
-                    self.err = runtime.to_device(np.zeros(3, np.int64))
-                self.err_nodes.append(node)
-                self._launches(launches, node, {}, {}, [], op.name)
-                self.steps[-1].temps["err"] = self.err
+        if op is FUSED:
+            if supported_cuda_body(node.body):
+                self._body(node.body, node, scalars, node.attrs["name"])
                 return
-        if op is ops.conv2d and on_device:
-            for part in _lower_conv2d(node):
-                self._plan(part, scalars)
-            return
-        if op is ops.full or ((op.kind in ("elementwise", "matmul") or op.name in REDUCTIONS)
-                              and op.pure and supported_node(node)):
-            ins = [Value(v.shape, v.dtype) for v in node.inputs]
-            body = Graph(ins, [Node(op, ins, node.outputs, node.attrs)], node.outputs)
-            if supported_cuda_body(body):
-                self._body(body, node, scalars, op.name)
+        else:
+            # Host scalars are kernel arguments of body math only: a single op's kernel reads
+            # device arrays.
+            how = place(LOWERING, node, "cuda").how
+            if how in (OWN, LOWERED) and any(v.id in scalars for v in node.inputs):
+                how = HOST
+            if how == OWN and self._own(node):
                 return
+            if how == LOWERED:  # conv2d: unfold, a reshape of the weight and one matmul
+                for part in _lower_conv2d(node):
+                    self._plan(part, scalars)
+                return
+            if how in (BODY, FREE):
+                ins = [Value(v.shape, v.dtype) for v in node.inputs]
+                body = Graph(ins, [Node(op, ins, node.outputs, node.attrs)], node.outputs)
+                if supported_cuda_body(body):
+                    self._body(body, node, scalars, op.name)
+                    return
         self.host_nodes.append(op.name)
         self.steps.append(("host", node))
+
+    def _own(self, node: Node) -> bool:
+        """A node with a kernel of its own (ops.py); False where its form has none (an index
+        form the launch builders do not know: the host runs it)."""
+        op = node.op
+        single = SINGLE.get(op)
+        if single is not None and (op.kind != "index" or cuda_ops.supported_basic_index(node)):
+            self._launches([single(node)], node, {"a0": 0}, {}, [], op.name)
+            return True
+        if op.kind != "index":
+            return False
+        code = len(self.err_nodes) + 1  # with index tensors: gathers, scatter-adds
+        make = cuda_ops.gather_launches if op is ops.getitem else cuda_ops.scatter_launches
+        launches = make(node, code)
+        if launches is None:
+            return False
+        if self.err is None:
+            self.err = runtime.to_device(np.zeros(3, np.int64))
+        self.err_nodes.append(node)
+        self._launches(launches, node, {}, {}, [], op.name)
+        self.steps[-1].temps["err"] = self.err
+        return True
 
     def _body(self, body: Graph, node: Node, scalars: set[int], label: str) -> None:
         local_scalars = {k for k, v in enumerate(node.inputs) if v.id in scalars}

@@ -1,0 +1,61 @@
+"""The cpu backend's lowering table (see `codegen/lowering.py`), and its scalar math library."""
+
+from __future__ import annotations
+
+from lucid_jit.codegen.lowering import (
+    BODY,
+    FREE,
+    HOST,
+    OWN,
+    VIEW,
+    Lowering,
+    elementwise_rows,
+    numeric,
+)
+
+
+def _float_result(node) -> bool:
+    return numeric(node) and node.output.dtype.kind == "f"
+
+
+def _not_bool(node) -> bool:
+    return node.inputs[0].dtype.kind in "iuf"
+
+
+_NO_KERNEL = "no CPU kernel yet: its eager implementation runs between native segments"
+
+LOWERING: dict[str, Lowering] = {
+    **elementwise_rows(),
+    "sum": Lowering(BODY, when=numeric),
+    "max": Lowering(BODY, when=numeric),
+    "matmul": Lowering(BODY, when=_float_result),  # BLAS (np.dot), its epilogue fused after
+    "full": Lowering(FREE, when=numeric),
+    "reshape": Lowering(VIEW, when=numeric),
+    "permute": Lowering(VIEW, when=numeric),
+    "broadcast_to": Lowering(VIEW, when=numeric),  # (in a body: a stride-0 read, free)
+    "argmax": Lowering(OWN, when=_not_bool),  # runtime.argmax3
+    "getitem": Lowering(HOST, _NO_KERNEL),
+    "scatter_add": Lowering(HOST, _NO_KERNEL),
+    "concat": Lowering(HOST, _NO_KERNEL),
+    "pad": Lowering(HOST, _NO_KERNEL),
+    "unfold": Lowering(HOST, _NO_KERNEL),
+    "fold": Lowering(HOST, _NO_KERNEL),
+    "conv2d": Lowering(HOST, _NO_KERNEL),
+    "max_pool2d": Lowering(HOST, _NO_KERNEL),
+    "uniform": Lowering(HOST, "a random draw: lucid's generator, so a seed gives eager's numbers"),
+    "normal": Lowering(HOST, "a random draw: lucid's generator, so a seed gives eager's numbers"),
+}
+
+# The math functions of scalar templates (`{exp}(...)`), for njit code. `{s}` is "f32" or "f64".
+# Names without a dot are vmath's (vectorizable where numba's are not: see vmath.py); generated
+# modules import them from there.
+MATH: dict[str, str] = {
+    "exp": "exp_{s}",
+    "log": "log_{s}",
+    "tanh": "tanh_{s}",
+    "sigmoid": "sigmoid_{s}",
+    "erf": "erf_{s}",
+    "sqrt": "np.sqrt",
+    "sin": "np.sin",
+    "cos": "np.cos",
+}
