@@ -63,7 +63,11 @@ class ReferenceBackend:
     name = "reference"
 
     def __init__(self, fastmath: bool = False) -> None:
-        self.fastmath = fastmath
+        if fastmath:
+            raise LucidError("lucid.compile(backend='reference', fastmath=True): fastmath "
+                             "applies to generated code, and the reference backend generates "
+                             "none (it runs each op's eager implementation)")
+        self.fastmath = False
 
     def prepare(self, entry) -> None:
         """Nothing to build."""

@@ -141,6 +141,10 @@ class BodyMath:
     MATH: dict[str, str] = {}  # math function -> the target's implementation ("exp_{s}")
 
     def __init__(self, body: Graph) -> None:
+        # The kernel's parameter names for the body's inputs and outputs, and their positions:
+        # a name's position is looked up here, never read off its spelling.
+        self.input_index = {f"a{k}": k for k in range(len(body.inputs))}
+        self.output_index = {f"o{k}": k for k in range(len(body.outputs))}
         self.consts: list[tuple[object, np.dtype]] = []
         self._const_names: dict[tuple, str] = {}
         # The phase plan both targets loop over: which phase computes each value, and which

@@ -25,6 +25,10 @@ class OutputPool:
     def __len__(self) -> int:
         return len(self.slots)
 
+    def __iter__(self):
+        """The slots: per output, its buffers."""
+        return iter(self.slots)
+
     def take(self, k: int):
         """A buffer for output k that no one else holds."""
         slot = self.slots[k]

@@ -10,7 +10,7 @@ from lucid_jit.passes import (
     fuse_reduction,
     simplify,
 )
-from lucid_jit.passes.fusion import FusionLog, fusion_log, fusion_report
+from lucid_jit.passes.fusion_log import FusionLog, fusion_log, fusion_report
 from lucid_jit.passes.registry import PASSES, PIPELINES, PassStat, register, run_pipeline
 
 __all__ = ["PASSES", "PIPELINES", "FusionLog", "PassStat", "fusion_log", "fusion_report",

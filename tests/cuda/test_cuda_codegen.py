@@ -37,6 +37,16 @@ def test_a_fused_elementwise_chain_is_one_grid_stride_kernel():
     assert "tanh_f32" in source and "sigmoid_f32" in source  # the CPU emitter's math names
 
 
+def test_fastmath_reaches_the_device_kernels():
+    f = lucid.compile(lambda x: (x * 3.0).exp() + 1.0, fastmath=True)
+    x = lucid.randn(4, device="cuda")
+    np.testing.assert_allclose(f(x).numpy(), np.exp(x.numpy() * 3) + 1, rtol=1e-5)
+    assert "@cuda.jit(fastmath=True)" in f.source()
+    g = lucid.compile(lambda x: (x * 3.0).exp() + 1.0)
+    g(x)
+    assert "@cuda.jit\n" in g.source() and "fastmath" not in g.source()
+
+
 def test_reductions_are_block_reductions():
     f = lucid.compile(lambda x: F.softmax(x, dim=1))
     x = lucid.randn(6, 9, device="cuda")

@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import lucid
 import lucid.nn as nn
@@ -192,6 +193,11 @@ def test_fastmath_reaches_the_generated_code():
     compiled(lucid.randn(8))
     assert "fastmath=True" in compiled.source()
     assert isinstance(compiled.last_entry.backend, NumbaBackend)
+
+
+def test_fastmath_on_the_reference_backend_is_an_error_not_ignored():
+    with pytest.raises(lucid.LucidError, match="fastmath applies to generated code"):
+        lucid.compile(lambda x: x * 2.0, backend="reference", fastmath=True)
 
 
 # ----------------------------------------------------------------------------- cache

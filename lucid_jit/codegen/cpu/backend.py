@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import warnings
 
 import numpy as np
@@ -15,6 +14,7 @@ from lucid_jit import log
 from lucid_jit.codegen import backend as base
 from lucid_jit.codegen import compiletime
 from lucid_jit.codegen.cpu import process
+from lucid_jit.codegen.pool import OutputPool
 from lucid_jit.ir.interpret import interpret
 
 
@@ -27,7 +27,6 @@ class Program:
     as njit functions too, one native call per segment."""
 
     NATIVE_AFTER = int(os.environ.get("LUCID_JIT_NATIVE_AFTER", "2"))
-    POOL_DEPTH = 4
 
     def __init__(self, graph, *, fastmath: bool = False, inplace=None, name: str = "graph",
                  part: str = "graph") -> None:
@@ -47,7 +46,7 @@ class Program:
         self.H = tuple(self.emitted.host)
         self.C = tuple(self.emitted.const_arrays)
         self.owned = self.emitted.owned
-        self.pool = [[] for _ in self.emitted.pool]
+        self.pool = OutputPool(self.emitted.pool, np.empty)
         self.calls = 0
         self.tier = "python"
         self.fallback = False
@@ -59,28 +58,9 @@ class Program:
         if self.fast:
             if self.pool:
                 return self.module.run(arrays, self.D, self.K, self.H, self.C,
-                                       self.module.NATIVE, self._buffers())
+                                       self.module.NATIVE, self.pool.take_all())
             return self.module.run(arrays, self.D, self.K, self.H, self.C)
         return self._slow_call(arrays)
-
-    def _buffers(self):
-        """The output buffers for this call: per output, a buffer of an earlier call whose
-        tensor has died (nothing else holds it), else a new one. Each output keeps up to
-        POOL_DEPTH buffers: `y = f(x)` in a loop still holds the last result during the call."""
-        out = []
-        for k, slot in enumerate(self.pool):
-            for buf in slot:
-                # references: the slot's list, `buf`, getrefcount's argument
-                if sys.getrefcount(buf) <= 3:
-                    break
-            else:
-                shape, dtype = self.emitted.pool[k]
-                buf = np.empty(shape, dtype)
-                slot.append(buf)
-                if len(slot) > self.POOL_DEPTH:
-                    del slot[0]
-            out.append(buf)
-        return tuple(out)
 
     def _slow_call(self, arrays):
         """Calls before the native tier, and the first native one: timed (they may compile, see
@@ -163,7 +143,7 @@ class Program:
 
         try:
             return self.module.run(arrays, self.D, self.K, self.H, self.C, segments,
-                                   self._buffers())
+                                   self.pool.take_all())
         except LucidError:
             raise
         except Exception as exc:  # noqa: BLE001 (a corrupt cache entry: rebuild it once)
@@ -173,7 +153,7 @@ class Program:
             self.module = loader.purge(self.text, self.emitted.kernel_texts.values())
             segments = self.module.NATIVE if native else self.module.PYTHON
             return self.module.run(arrays, self.D, self.K, self.H, self.C, segments,
-                                   self._buffers())
+                                   self.pool.take_all())
 
     def _warn(self, what: str, exc: Exception) -> None:
         if base.STRICT:

@@ -13,6 +13,8 @@ loop LLVM vectorizes. A matmul phase is one BLAS call (`np.dot` with `out=`), or
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from lucid import ops
@@ -28,7 +30,7 @@ from lucid_jit.codegen.body import (
     reduced_axes,
 )
 from lucid_jit.codegen.cpu.lowering import MATH
-from lucid_jit.ir.graph import CONST, Graph, Node, Value
+from lucid_jit.ir.graph import CONST, Graph, Value
 
 
 class KernelSource(BodyMath):
@@ -128,7 +130,8 @@ class KernelSource(BodyMath):
             for n in reversed(nxt.nodes):
                 v = n.output
                 if v.id in outs and v.shape == m.shape and v.dtype == m.dtype and \
-                        self.names.get(v.id, "").startswith(("o", "a")) and \
+                        (self.names.get(v.id) in self.input_index or
+                         self.names.get(v.id) in self.output_index) and \
                         self.names[v.id] not in busy:
                     self.names[m.id] = self.names[v.id]
                     break
@@ -150,8 +153,8 @@ class KernelSource(BodyMath):
         code = self._alloc(m, _tuple(ext))
         na, nb, no = self.names[a.id], self.names[b.id], self.names[m.id]
         for v in (a, b):
-            if len(a.shape) > 2 and v.id in self.names and self.names[v.id].startswith("a"):
-                self.c_inputs[int(self.names[v.id][1:])] = True
+            if len(a.shape) > 2 and self.names.get(v.id) in self.input_index:
+                self.c_inputs[self.input_index[self.names[v.id]]] = True
         if len(m.shape) == 2:
             code.append(f"np.dot({na}, {nb}, {no})")
             return code
@@ -172,20 +175,54 @@ class KernelSource(BodyMath):
     # ------------------------------------------------------------------ loops
 
     def _loop(self, k: int, ph: Phase) -> list[str]:
+        """One loop phase: allocations, views of the arrays it reads and writes (with the loop
+        dims every access treats alike collapsed), then the loop nest."""
+        L = ph.shape
+        ext = [f"p{k}_{d}" for d in range(len(L))]
+        body = self._loop_body(ph, ext)
+        grid = _Collapsed(L, body.accesses, ext)
+        code = list(body.allocs)
+        views: dict[tuple, str] = {}
+
+        def view_of(arr, shape) -> str:
+            key = (arr, grid.pattern(shape))
+            if key not in views:
+                views[key] = f"{arr}_{len(views)}"
+                code.append(f"{views[key]} = {grid.view(arr, shape)}")
+            return views[key]
+
+        hoisted, loads = [], []  # reads the same at every element; reads in the innermost body
+        for loc, arr, shape, ndim in body.reads:
+            pat = grid.pattern(shape)
+            if all(p == "b" for p in pat):
+                hoisted.append(f"{loc} = {arr}[{', '.join(['0'] * ndim) or '()'}]")
+            else:
+                loads.append(f"{loc} = {view_of(arr, shape)}[{grid.index(pat)}]")
+        stores = [f"{view_of(arr, L)}[{grid.index(grid.pattern(L))}] = {loc}"
+                  for arr, loc in body.stores]
+        code += hoisted
+        inner = loads + body.stmts
+        if not body.reductions:
+            par = self.parallel_allowed and grid.n > 0 and int(np.prod(L)) >= PARALLEL_MIN
+            self.parallel |= par
+            return code + grid.nest(range(grid.n), inner + stores, parallel=par)
+        patterns = {grid.pattern(acc) for *_, acc in body.reductions}
+        if len(patterns) == 1 and _is_trailing(next(iter(patterns))):
+            return code + self._trailing_reductions(body, grid, next(iter(patterns)),
+                                                    inner, stores)
+        return code + self._general_reductions(body, grid, inner, stores)
+
+    def _loop_body(self, ph: Phase, ext: list[str]) -> _LoopBody:
+        """What the phase computes at each element: the arrays it reads (and at which aligned
+        shape), its statements, the values it stores, its reductions, and the allocations of
+        the arrays it writes."""
         L = ph.shape
         r = len(L)
-        code: list[str] = []
+        out = _LoopBody()
         local: dict[int, str] = {}  # value id -> local scalar in the loop body
-        accesses: dict[str, tuple[int, ...]] = {}  # array name -> its shape aligned to L
 
         def aligned(shape):
             return (1,) * (r - len(shape)) + tuple(shape)
-
-        reads: list[tuple] = []  # (local, array, aligned shape, array's rank)
-        hoisted: list[str] = []
-        stmts: list[str] = []
-        stores: list[tuple[str, str]] = []  # (array, local)
-        reductions: list[tuple[Node, str]] = []  # (node, accumulator array)
 
         def read(v: Value) -> str:
             if v.id in local:
@@ -207,154 +244,128 @@ class KernelSource(BodyMath):
             if src is not None and _is_free(src) and v.id not in self.names:
                 return read(v)  # a broadcast of a fill or constant: the scalar
             arr = self.names[v.id]
-            if arr.startswith("a"):
-                self.c_inputs[int(arr[1:])] = True
-            key = (arr, shape)
-            name = f"r{len(reads)}_{arr}"
-            for loc, a, s, _ in reads:
-                if (a, s) == key:
+            if arr in self.input_index:
+                self.c_inputs[self.input_index[arr]] = True
+            for loc, a, s, _ in out.reads:
+                if (a, s) == (arr, shape):
                     return loc
-            reads.append((name, arr, shape, v.ndim))
-            accesses[arr + repr(shape)] = shape
+            name = f"r{len(out.reads)}_{arr}"
+            out.reads.append((name, arr, shape, v.ndim))
+            out.accesses.append(shape)
             return name
 
         for n in ph.nodes:
             if n.op.name in REDUCTIONS:
-                acc_shape = keepdims_shape(n)
                 x = read(n.inputs[0])
-                out = n.output
-                code += self._alloc(out, "_SHAPE_")  # fixed below, once the extents are known
-                reductions.append((n, self.names[out.id], x, aligned(acc_shape)))
-                accesses[self.names[out.id] + "acc"] = aligned(acc_shape)
+                axes, keep = reduced_axes(n), n.attrs.get("keepdims", False)
+                dims = [("1" if d in axes else ext[d]) for d in range(r) if keep or d not in axes]
+                out.allocs += self._alloc(n.output, _tuple(dims))
+                acc = aligned(keepdims_shape(n))
+                out.reductions.append((n, self.names[n.output.id], x, acc))
+                out.accesses.append(acc)
                 continue
-            args = [read(v) for v in n.inputs]
-            expr = self._expr(n, args)
             name = f"v{len(local)}"
+            out.stmts.append(f"{name} = {self._expr(n, [read(v) for v in n.inputs])}")
             local[n.output.id] = name
-            stmts.append(f"{name} = {expr}")
             if self._materialized(n.output):
-                shape_expr = _tuple([f"p{k}_{d}" for d in range(r)])
-                code += self._alloc(n.output, shape_expr)
-                stores.append((self.names[n.output.id], name))
-                accesses[self.names[n.output.id]] = L
+                out.allocs += self._alloc(n.output, _tuple(ext))
+                out.stores.append((self.names[n.output.id], name))
+                out.accesses.append(L)
+        return out
 
-        # collapse adjacent dims every access treats alike
-        patterns = []
-        for shape in accesses.values():
-            patterns.append(tuple("b" if s == 1 and L[d] != 1 else "f"
-                                  for d, s in enumerate(shape)))
-        groups: list[list[int]] = []
-        for d in range(r):
-            if groups and all(p[d] == p[groups[-1][-1]] for p in patterns):
-                groups[-1].append(d)
-            else:
-                groups.append([d])
-        ext = [f"p{k}_{d}" for d in range(r)]
-        gext = [" * ".join(ext[d] for d in g) for g in groups]
-
-        def pattern(shape):
-            return tuple("b" if all(shape[d] == 1 and L[d] != 1 for d in g) else "f"
-                         for g in groups)
-
-        def view(arr, shape):
-            pat = pattern(shape)
-            dims = [gext[i] if p == "f" else "1" for i, p in enumerate(pat)]
-            return f"{arr}.reshape({_tuple(dims)})", pat
-
-        def index(pat):
-            if not pat:
-                return "()"
-            return ", ".join(f"i{i}" if p == "f" else "0" for i, p in enumerate(pat))
-
-        # fix up reduction result allocations: their shapes are the kept extents
-        fixed = []
-        for line in code:
-            if "_SHAPE_" in line:
-                arr = line.split(" = ")[0]
-                n = next(rn for rn, a, *_ in reductions if a == arr)
-                axes = reduced_axes(n)
-                keep = n.attrs.get("keepdims", False)
-                dims = [("1" if d in axes else ext[d]) for d in range(r)
-                        if keep or d not in axes]
-                line = line.replace("_SHAPE_", _tuple(dims))
-            fixed.append(line)
-        code = fixed
-        ng = len(groups)
-        views: dict[tuple, str] = {}
-        loads: list[str] = []  # read statements in the innermost body
-        for loc, arr, shape, ndim in reads:
-            pat = pattern(shape)
-            if all(p == "b" for p in pat):
-                hoisted.append(f"{loc} = {arr}[{', '.join(['0'] * ndim) or '()'}]")
-                continue
-            key = (arr, pat)
-            if key not in views:
-                vname = f"{arr}_{len(views)}"
-                views[key] = vname
-                code.append(f"{vname} = {view(arr, shape)[0]}")
-            loads.append(f"{loc} = {views[key]}[{index(pat)}]")
-        store_lines = []
-        for arr, loc in stores:
-            key = (arr, pattern(L))
-            if key not in views:
-                vname = f"{arr}_{len(views)}"
-                views[key] = vname
-                code.append(f"{vname} = {view(arr, L)[0]}")
-            store_lines.append(f"{views[key]}[{index(pattern(L))}] = {loc}")
-        code += hoisted
-        inner = loads + stmts
-        red_pats = {pattern(acc) for _, _, _, acc in reductions}
-        trailing = (len(red_pats) == 1 and _is_trailing(next(iter(red_pats))))
-        if not reductions:
-            par = self.parallel_allowed and ng > 0 and int(np.prod(L)) >= PARALLEL_MIN
-            self.parallel |= par
-            code += _nest(groups, gext, range(ng), inner + store_lines, parallel=par)
-            return code
-        if trailing:
-            pat = next(iter(red_pats))
-            kept = [i for i, p in enumerate(pat) if p == "f"]
-            red = [i for i, p in enumerate(pat) if p == "b"]
-            init, update, final = [], [], []
-            for j, (n, arr, x, _) in enumerate(reductions):
-                s = f"s{j}"
-                init.append(f"{s} = {self._acc_init(n)}")
-                update.append(self._acc_update(n, s, x))
-                oview = f"{arr}_k"
-                code.append(f"{oview} = {arr}.reshape({_tuple([gext[i] for i in kept] or ['1'])})")
-                idx = ", ".join(f"i{i}" for i in kept) or "0"
-                final.append(f"{oview}[{idx}] = {s}")
-            inner_nest = _nest(groups, gext, red, inner + update + store_lines)
-            code += _nest(groups, gext, kept, init + inner_nest + final)
-            return code
-        # general: accumulator arrays indexed like the reduced result (keepdims)
-        update = []
-        finals = []
-        for j, (n, arr, x, acc_shape) in enumerate(reductions):
-            pat = pattern(acc_shape)
-            dims = [gext[i] if p == "f" else "1" for i, p in enumerate(pat)]
-            acc_dtype = self._acc_dtype(n)
-            code.append(f"acc{j} = np.full({_tuple(dims)}, {self._acc_init(n)}, "
-                        f"{np_type(acc_dtype)})")
-            s = f"acc{j}[{index(pat)}]"
+    def _trailing_reductions(self, body, grid, pat, inner, stores) -> list[str]:
+        """Reductions over the innermost (collapsed) dims: a scalar accumulator per kept
+        element, stored after its inner loops."""
+        kept = [i for i, p in enumerate(pat) if p == "f"]
+        red = [i for i, p in enumerate(pat) if p == "b"]
+        code, init, update, final = [], [], [], []
+        for j, (n, arr, x, _) in enumerate(body.reductions):
+            s = f"s{j}"
+            init.append(f"{s} = {self._acc_init(n)}")
             update.append(self._acc_update(n, s, x))
+            oview = f"{arr}_k"
+            code.append(f"{oview} = {arr}.reshape({_tuple([grid.ext[i] for i in kept] or ['1'])})")
+            idx = ", ".join(f"i{i}" for i in kept) or "0"
+            final.append(f"{oview}[{idx}] = {s}")
+        inner_nest = grid.nest(red, inner + update + stores)
+        return code + grid.nest(kept, init + inner_nest + final)
+
+    def _general_reductions(self, body, grid, inner, stores) -> list[str]:
+        """Any other reductions: accumulator arrays indexed like the reduced result (keepdims),
+        copied into the results after the loop."""
+        code, update, finals = [], [], []
+        for j, (n, arr, x, acc_shape) in enumerate(body.reductions):
+            pat = grid.pattern(acc_shape)
+            dims = [grid.ext[i] if p == "f" else "1" for i, p in enumerate(pat)]
+            code.append(f"acc{j} = np.full({_tuple(dims)}, {self._acc_init(n)}, "
+                        f"{np_type(self._acc_dtype(n))})")
+            update.append(self._acc_update(n, f"acc{j}[{grid.index(pat)}]", x))
             finals += [f"{arr}_f = {arr}.reshape(({arr}.size,))",
                        f"acc{j}_f = acc{j}.reshape((acc{j}.size,))",
                        f"for j in range({arr}.size):",
                        f"    {arr}_f[j] = acc{j}_f[j]"]
-        code += _nest(groups, gext, range(ng), inner + update + store_lines)
-        code += finals
-        return code
+        return code + grid.nest(range(grid.n), inner + update + stores) + finals
+
+
+@dataclass
+class _LoopBody:
+    """What one loop phase computes at each element (see `KernelSource._loop_body`)."""
+
+    reads: list[tuple] = field(default_factory=list)  # (local, array, aligned shape, rank)
+    stmts: list[str] = field(default_factory=list)
+    stores: list[tuple[str, str]] = field(default_factory=list)  # (array, local)
+    reductions: list[tuple] = field(default_factory=list)  # (node, array, operand, acc shape)
+    accesses: list[tuple] = field(default_factory=list)  # every shape accessed, aligned to L
+    allocs: list[str] = field(default_factory=list)
+
+
+class _Collapsed:
+    """A loop phase's iteration space with adjacent dims that every access treats alike (all
+    indexed, or all broadcast) merged into one: a contiguous elementwise loop is flat."""
+
+    def __init__(self, L, accesses, ext: list[str]) -> None:
+        self.L = L
+        patterns = [tuple("b" if s == 1 and L[d] != 1 else "f" for d, s in enumerate(shape))
+                    for shape in accesses]
+        groups: list[list[int]] = []
+        for d in range(len(L)):
+            if groups and all(p[d] == p[groups[-1][-1]] for p in patterns):
+                groups[-1].append(d)
+            else:
+                groups.append([d])
+        self.groups = groups
+        self.n = len(groups)
+        self.ext = [" * ".join(ext[d] for d in g) for g in groups]  # each group's extent
+
+    def pattern(self, shape) -> tuple[str, ...]:
+        """Per group: "f" (indexed) or "b" (broadcast: index 0) for an access of `shape`."""
+        L = self.L
+        return tuple("b" if all(shape[d] == 1 and L[d] != 1 for d in g) else "f"
+                     for g in self.groups)
+
+    def view(self, arr: str, shape) -> str:
+        """`arr` reshaped to the collapsed dims (extent 1 where it is broadcast)."""
+        dims = [self.ext[i] if p == "f" else "1" for i, p in enumerate(self.pattern(shape))]
+        return f"{arr}.reshape({_tuple(dims)})"
+
+    @staticmethod
+    def index(pat) -> str:
+        if not pat:
+            return "()"
+        return ", ".join(f"i{i}" if p == "f" else "0" for i, p in enumerate(pat))
+
+    def nest(self, dims, body: list[str], parallel: bool = False) -> list[str]:
+        """Loops over the collapsed dims `dims` (outermost first) around body; the outermost
+        with prange when `parallel`."""
+        out = list(body)
+        dims = list(dims)
+        for i in reversed(dims):
+            loop = "prange" if parallel and i == dims[0] else "range"
+            out = [f"for i{i} in {loop}({self.ext[i]}):"] + ["    " + ln for ln in out]
+        return out
+
 
 def _is_trailing(pat) -> bool:
     """f...fb...b: the reduced groups are innermost."""
     s = "".join(pat)
     return "b" in s and "bf" not in s
-
-
-def _nest(groups, gext, dims, body: list[str], parallel: bool = False) -> list[str]:
-    out = list(body)
-    dims = list(dims)
-    for i in reversed(dims):
-        loop = "prange" if parallel and i == dims[0] else "range"
-        out = [f"for i{i} in {loop}({gext[i]}):"] + ["    " + ln for ln in out]
-    return out

@@ -59,3 +59,8 @@ MATH: dict[str, str] = {
     "sin": "np.sin",
     "cos": "np.cos",
 }
+
+# The math functions kernels call that generated modules import (vmath's: MATH's names without
+# a dot), in both dtypes.
+MATH_NAMES = tuple(sorted({impl.format(s=s) for impl in MATH.values() if "." not in impl
+                           for s in ("f32", "f64")}))

@@ -26,18 +26,15 @@ import numpy as np
 
 from lucid import ops
 from lucid_jit.codegen.body import _tuple, np_type, supported_body, typed
+from lucid_jit.codegen.cpu.inline import inline_body
 from lucid_jit.codegen.cpu.kernels import KernelSource
-from lucid_jit.codegen.cpu.lowering import LOWERING, MATH
+from lucid_jit.codegen.cpu.lowering import LOWERING, MATH_NAMES
+from lucid_jit.codegen.cpu.plan import VIEWS, _has_matmul, plan_inplace, plan_pool
 from lucid_jit.codegen.lowering import HOST, place
 from lucid_jit.ir.graph import CONST, FUSED, Graph, Node, Value
 
-VIEWS = (ops.reshape, ops.permute, ops.broadcast_to)
-POOL_MIN_BYTES = 1 << 20  # outputs this large are recycled (see _plan_pool)
 # Large elementwise loops run on numba's thread pool unless LUCID_JIT_PARALLEL=0.
 PARALLEL = os.environ.get("LUCID_JIT_PARALLEL", "1") not in ("0", "")
-# The math functions kernels call (vmath's: MATH's names without a dot), both dtypes each.
-MATH_NAMES = tuple(sorted({impl.format(s=s) for impl in MATH.values() if "." not in impl
-                           for s in ("f32", "f64")}))
 _MATH_IMPORT = ("from lucid_jit.codegen.cpu.vmath import (  # noqa: F401\n"
                 + textwrap.fill(", ".join(MATH_NAMES) + ",", 96, initial_indent="    ",
                                 subsequent_indent="    ") + "\n)\n")
@@ -159,8 +156,10 @@ class ModuleEmitter:
         # so loops go parallel only in graphs with no BLAS work.
         if any(not nat or _has_matmul(n) for n, nat in zip(g.nodes, placement, strict=True)):
             self.parallel = False
-        self._plan_inplace(placement)
-        self._plan_pool(placement)
+        self.inplace = plan_inplace(g, placement, self.inplace_request)
+        for v in plan_pool(g, placement, self.inplace):
+            self.pool[v.id] = f"p{len(self.pool)}"
+            self.pool_avals.append((v.shape, v.dtype))
         # split into segments: maximal runs of native nodes
         runs: list[tuple[bool, list[Node]]] = []
         for node, nat in zip(g.nodes, placement, strict=True):
@@ -231,71 +230,6 @@ class ModuleEmitter:
                             kernel_texts=dict(self.kernel_texts),
                             native_nodes=sum(len(ns) for nat, ns in runs if nat),
                             host_nodes=host_nodes)
-
-    def _plan_inplace(self, placement) -> None:
-        """Which requested outputs can be computed straight into their input's buffer (a
-        parameter or optimizer state updated in place). Safe when the output's producer is a
-        native kernel that runs after every other reader of the input (through views too) and,
-        if it reads the input itself, reads it only at the element it writes (one elementwise
-        loop, no view in between); and when nothing else returns the output.
-
-        A call either completes or changes nothing: a node that can raise at run time (a host
-        op, such as a gather whose index is out of range) may not come after an in-place write,
-        so only producers after the last such node write in place. The others' results are
-        written back once the whole graph has run."""
-        from lucid_jit.codegen.body import plan_phases
-
-        g = self.graph
-        index = {id(n): k for k, n in enumerate(g.nodes)}
-        last_fallible = max((k for k, nat in enumerate(placement) if not nat), default=-1)
-        producer = g.producers()
-        views_of: dict[int, set[int]] = {v.id: {v.id} for v in g.inputs}
-        for n in g.nodes:
-            if n.op in VIEWS:
-                for ids in views_of.values():
-                    if n.inputs[0].id in ids:
-                        ids.add(n.output.id)
-        out_ids = [v.id for v in g.outputs]
-        for out_index, in_index in self.inplace_request.items():
-            v, x = g.outputs[out_index], g.inputs[in_index]
-            p = producer.get(v.id)
-            if (p is None or not placement[index[id(p)]] or index[id(p)] < last_fallible
-                    or p.op in VIEWS or p.op is CONST
-                    or p.op is ops.full or p.op is ops.argmax or out_ids.count(v.id) != 1
-                    or v.shape != x.shape or v.dtype != x.dtype or v.id in self.inplace):
-                continue
-            ids = views_of[x.id]
-            if any(o in ids for o in out_ids):
-                continue  # the old value (or a view of it) is returned too
-            readers = [n for n in g.nodes if any(i.id in ids for i in n.inputs)]
-            if any(index[id(n)] > index[id(p)] for n in readers):
-                continue
-            if any(n is p for n in readers):
-                if any(i.id in ids and i.id != x.id for i in p.inputs):
-                    continue
-                if p.op is not FUSED:
-                    if p.op.kind != "elementwise":
-                        continue
-                elif not _reads_only_where_it_writes(p, x, v, plan_phases(p.body)):
-                    continue
-            if any(w is x for w in self.inplace.values()):
-                continue
-            self.inplace[v.id] = x
-
-    def _plan_pool(self, placement) -> None:
-        """Large outputs computed by kernels come from a pool the caller passes in (`P`): a
-        buffer is used again once the tensor it was returned in has died, instead of a fresh
-        allocation (and its page faults) per call."""
-        g = self.graph
-        out_ids = [v.id for v in g.outputs]
-        for node, nat in zip(g.nodes, placement, strict=True):
-            if not nat or node.op in VIEWS or node.op in (CONST, ops.full, ops.argmax):
-                continue
-            for v in node.outputs:
-                if (v.id in out_ids and out_ids.count(v.id) == 1 and v.id not in self.inplace
-                        and v.size * v.dtype.itemsize >= POOL_MIN_BYTES):
-                    self.pool[v.id] = f"p{len(self.pool)}"
-                    self.pool_avals.append((v.shape, v.dtype))
 
     def _needed_after(self, runs) -> list[set[int]]:
         """Per run: the value ids read by later runs or returned by the graph."""
@@ -553,77 +487,6 @@ class ModuleEmitter:
         """A 2-d matmul operand: BLAS takes C or F order as it is; anything else is copied."""
         nm = self.names[v.id]
         return nm if self.layout.get(v.id, "C") in "CF" else f"np.ascontiguousarray({nm})"
-
-
-def _has_matmul(node: Node) -> bool:
-    if node.op is ops.matmul:
-        return True
-    return node.body is not None and any(n.op is ops.matmul for n in node.body.nodes)
-
-
-def _reads_only_where_it_writes(node: Node, x: Value, v: Value, phases) -> bool:
-    """Whether fused `node` reads input x only in the loop that stores output v, over x's own
-    shape (so each element is read at the index it is then written at)."""
-    body = node.body
-    params = {body.inputs[j].id for j, i in enumerate(node.inputs) if i.id == x.id}
-    out = body.outputs[[o.id for o in node.outputs].index(v.id)]
-    where = None
-    for k, ph in enumerate(phases):
-        if any(o.id == out.id for n in ph.nodes for o in n.outputs):
-            where = k
-    if where is None or phases[where].kind != "loop" or phases[where].shape != x.shape:
-        return False
-    producer = body.producers()
-    for k, ph in enumerate(phases):
-        for n in ph.nodes:
-            stack = list(n.inputs)
-            while stack:
-                i = stack.pop()
-                if i.id in params:
-                    if k != where or i.id not in {j.id for j in n.inputs}:
-                        return False  # read in another loop, or through a broadcast
-                src = producer.get(i.id)
-                if src is not None and src.op is ops.broadcast_to:
-                    stack.extend(src.inputs)
-    return True
-
-
-_KERNEL_GLOBALS = {"np", "range", "prange", "abs", *MATH_NAMES}
-
-
-def inline_body(lines: list[str], prefix: str) -> list[str]:
-    """A kernel's body for pasting into a segment: every local name gets `prefix` (so two
-    call sites never share a variable), globals and attributes stay as they are; a `return`
-    in the body would end the segment, and kernels have none."""
-    template = _renamed("\n".join(lines))
-    return [ln.replace(_PREFIX, prefix) for ln in template]
-
-
-_PREFIX = "__lj_prefix__"
-
-
-@functools.lru_cache(maxsize=4096)
-def _renamed(body: str) -> tuple[str, ...]:
-    """The body with every local name prefixed by _PREFIX (tokenized once per kernel text)."""
-    import io
-    import keyword
-    import tokenize
-
-    text = textwrap.dedent(body) + "\n"
-    prefix = _PREFIX
-    out, prev = [], None
-    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
-        if (tok.type == tokenize.NAME and not keyword.iskeyword(tok.string)
-                and tok.string not in _KERNEL_GLOBALS
-                and not (prev is not None and prev.string == ".")):
-            tok = tok._replace(string=prefix + tok.string)
-        out.append(tok)
-        if tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.INDENT,
-                            tokenize.DEDENT):
-            prev = tok
-    result = tokenize.untokenize(out).rstrip("\n").split("\n")
-    assert not any(ln.lstrip().startswith("return") for ln in result)
-    return tuple(result)
 
 
 def emit_module(graph: Graph, *, fastmath: bool = False,

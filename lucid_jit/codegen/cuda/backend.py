@@ -41,7 +41,7 @@ class CudaBackend:
         if prog is None or prog.graph is not graph:
             from lucid_jit.codegen.cuda.program import CudaProgram
 
-            prog = self.programs[id(graph)] = CudaProgram(graph, ())
+            prog = self.programs[id(graph)] = CudaProgram(graph, (), self.fastmath)
         return prog
 
     def run(self, graph, arrays):
@@ -50,7 +50,7 @@ class CudaBackend:
             from lucid_jit.codegen.cuda.program import CudaProgram
 
             scalars = _host_scalars(graph, arrays)
-            prog = self.programs[id(graph)] = CudaProgram(graph, scalars)
+            prog = self.programs[id(graph)] = CudaProgram(graph, scalars, self.fastmath)
             prog.compile_records = []
             name, part = self.labels.get(id(graph), ("graph", "graph"))
             with compiletime.timed(prog.compile_records, name, part, 1, "cuda", None):

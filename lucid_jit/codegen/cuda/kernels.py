@@ -1,6 +1,6 @@
 """CUDA kernels for kernel bodies (fused groups and plain ops), with numba.cuda.
 
-A body is split into phases exactly as for the CPU (`kernels.plan_phases`), and each phase's
+A body is split into phases exactly as for the CPU (`codegen/body.py`), and each phase's
 math comes from the same `BodyMath` (the scalar expression of every elementwise op, constants,
 accumulators); what differs is the loop around it:
 
@@ -25,8 +25,6 @@ temporaries the caller allocates.
 from __future__ import annotations
 
 import math
-import textwrap
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,33 +38,9 @@ from lucid_jit.codegen.body import (
     supported_node,
     typed,
 )
+from lucid_jit.codegen.cuda.launch import HEADER, Launch, _unflatten, _uses, grid_stride
 from lucid_jit.codegen.cuda.lowering import LOWERING, MATH
 from lucid_jit.ir.graph import CONST, Graph, Node, Value
-
-# The device functions kernels call (devmath's), both dtypes each.
-MATH_NAMES = tuple(sorted({impl.format(s=s) for impl in MATH.values() for s in ("f32", "f64")}))
-HEADER = ('"""A lucid_jit CUDA kernel, shared by every graph and eager device op that needs it.'
-          '"""\n'
-          "import numpy as np\n"
-          "from numba import cuda\n\n"
-          "from lucid_jit.codegen.cuda.devmath import (  # noqa: F401\n"
-          + textwrap.fill(", ".join(MATH_NAMES) + ",", 96, initial_indent="    ",
-                          subsequent_indent="    ") + "\n)\n"
-          "from lucid_jit.codegen.cuda.runtime import RB, REDUCE_BLOCK, TILE, TM  # noqa: F401\n"
-          "\n\n")
-
-
-@dataclass
-class Launch:
-    """One kernel launch of a body: its module text, how much work (for the launch
-    configuration), and its arguments: ("size", int), ("array", body name), ("scalar", body
-    input index) for a host scalar input, ("const", value, dtype)."""
-
-    text: str
-    kind: str  # "elem", "reduce" or "matmul"
-    work: tuple[int, ...]
-    args: list = field(default_factory=list)
-    extra_sizes: list = field(default_factory=list)
 
 
 def supported_cuda_body(body: Graph) -> bool:
@@ -87,8 +61,9 @@ class CudaBody(BodyMath):
 
     MATH = MATH
 
-    def __init__(self, body: Graph, scalars=frozenset()) -> None:
+    def __init__(self, body: Graph, scalars=frozenset(), fastmath: bool = False) -> None:
         super().__init__(body)
+        self.fastmath = fastmath
         self.scalars = frozenset(scalars)
         self.names: dict[int, str] = {}
         self.temps: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
@@ -175,7 +150,7 @@ class CudaBody(BodyMath):
             if p is not None and _is_free(p) and v.id not in self.names:
                 return read(v)
             arr = self.names[v.id]
-            if arr.startswith("a") and int(arr[1:]) in self.scalars:
+            if self.input_index.get(arr) in self.scalars:
                 return arr
             shape = (1,) * (r - len(v.shape)) + tuple(v.shape)
             ix = [("0" if shape[d] == 1 and L[d] != 1 else idx[d]) for d in range(r - v.ndim, r)]
@@ -201,7 +176,7 @@ class CudaBody(BodyMath):
                     stores.append(f"{arr}[{ix}] = {name}")
         return loads, stmts, stores, reductions
 
-    def _finish(self, launch: Launch, head: str, lines: list[str], sizes: list[int],
+    def _finish(self, launch: Launch, lines: list[str], sizes: list[int],
                 extra: list[str] = ()) -> None:
         """Fill in the kernel's parameters (sizes, then arrays and scalars in order of use,
         then constants) and its module text."""
@@ -216,14 +191,15 @@ class CudaBody(BodyMath):
         launch.args = [("size", int(s)) for s in sizes]
         launch.args += [("size", int(s)) for s in launch.extra_sizes]
         for name in used:
-            if name.startswith("a") and int(name[1:]) in self.scalars:
-                launch.args.append(("scalar", int(name[1:])))
+            if self.input_index.get(name) in self.scalars:
+                launch.args.append(("scalar", self.input_index[name]))
             else:  # 0-d arrays are passed as 1-element ones (indexed [0])
                 launch.args.append(("array0" if self._ndim(name) == 0 else "array", name))
         for c in consts:
             value, dtype = self.consts[int(c[1:])]
             launch.args.append(("const", value, dtype))
-        src = [f"@cuda.jit{head}", f"def kernel({', '.join(params)}):"]
+        decorator = "@cuda.jit(fastmath=True)" if self.fastmath else "@cuda.jit"
+        src = [decorator, f"def kernel({', '.join(params)}):"]
         src += ["    " + ln for ln in lines]
         launch.text = HEADER + "\n".join(src) + "\n"
         self.launches.append(launch)
@@ -231,8 +207,9 @@ class CudaBody(BodyMath):
     def _ndim(self, name: str) -> int:
         if name in self.temps:
             return len(self.temps[name][0])
-        values = self.body.inputs if name[0] == "a" else self.body.outputs
-        return values[int(name[1:])].ndim
+        if name in self.input_index:
+            return self.body.inputs[self.input_index[name]].ndim
+        return self.body.outputs[self.output_index[name]].ndim
 
     # ------------------------------------------------------------------ kernels
 
@@ -242,7 +219,7 @@ class CudaBody(BodyMath):
         launch = Launch("", "elem", (math.prod(L),))
         idx = [f"j{d}" for d in range(r)]
         loads, stmts, stores, _ = self._element([ph], L, idx, {}, launch)
-        self._finish(launch, "", grid_stride(L, loads + stmts + stores), list(L))
+        self._finish(launch, grid_stride(L, loads + stmts + stores), list(L))
 
     def _fill(self, out: str, v: Value) -> None:
         """An output that is a fill, a constant or a broadcast: stored by its own loop."""
@@ -255,7 +232,7 @@ class CudaBody(BodyMath):
         value = self._free_read(v, L, idx, reader_loads)
         self.names[v.id] = out
         body = reader_loads + [f"{out}[{', '.join(idx) if idx else '0'}] = {value}"]
-        self._finish(launch, "", grid_stride(L, body), list(L))
+        self._finish(launch, grid_stride(L, body), list(L))
 
     def _free_read(self, v: Value, L, idx, loads) -> str:
         r = len(L)
@@ -265,7 +242,7 @@ class CudaBody(BodyMath):
             q = self.producer.get(src.id)
             if q is None or not _is_free(q) or src.id in self.names:
                 arr = self.names[src.id]
-                if arr.startswith("a") and int(arr[1:]) in self.scalars:
+                if self.input_index.get(arr) in self.scalars:
                     return arr
                 shape = (1,) * (r - len(src.shape)) + tuple(src.shape)
                 ix = [("0" if shape[d] == 1 and L[d] != 1 else idx[d])
@@ -329,7 +306,7 @@ class CudaBody(BodyMath):
                 body += self._reduced_stores(reds, axes, idx, r)
                 body += ["cuda.syncthreads()", "row += cuda.gridDim.x"]
                 lines += ["    " + ln for ln in body]
-                self._finish(launch, "", lines, list(L))
+                self._finish(launch, lines, list(L))
                 continue
             parts = []
             for dt in acc_dts:
@@ -340,7 +317,7 @@ class CudaBody(BodyMath):
             body += ["cuda.syncthreads()", "b += cuda.gridDim.x"]
             lines += ["    " + ln for ln in body]
             launch.extra_sizes = [ns]
-            self._finish(launch, "", lines, list(L), ["ns"])
+            self._finish(launch, lines, list(L), ["ns"])
             self._combine(reds, acc_dts, parts, axes, kept, L, ns)
 
     def _combine(self, reds, acc_dts, parts, axes, kept, L, ns) -> None:
@@ -363,7 +340,7 @@ class CudaBody(BodyMath):
         body += ["cuda.syncthreads()", "row += cuda.gridDim.x"]
         lines += ["    " + ln for ln in body]
         launch.extra_sizes = [ns]
-        self._finish(launch, "", lines, list(L), ["ns"])
+        self._finish(launch, lines, list(L), ["ns"])
 
     @staticmethod
     def _tree(nodes) -> list[str]:
@@ -473,39 +450,4 @@ class CudaBody(BodyMath):
             loads, stmts, stores, _ = self._element([epilogue], L, idx, local, launch)
             tail += loads + stmts + stores
         lines += ["            " + ln for ln in tail]
-        self._finish(launch, "", lines, list(L), extra=["pk"])
-
-
-def _uses(text: str, name: str) -> bool:
-    """Whether identifier `name` occurs in text."""
-    import re
-
-    return re.search(rf"\b{name}\b", text) is not None
-
-
-def grid_stride(L, body: list[str]) -> list[str]:
-    """A grid-stride loop over the elements of shape L (sizes p0, p1, ...): each iteration sets
-    the n-d index j0, j1, ... and runs `body`."""
-    r = len(L)
-    idx = [f"j{d}" for d in range(r)]
-    lines = [f"n = {' * '.join(f'p{d}' for d in range(r)) or '1'}",
-             "i = cuda.grid(1)",
-             "step = cuda.gridsize(1)",
-             "while i < n:"]
-    lines += ["    " + ln for ln in _unflatten("i", idx, [f"p{d}" for d in range(r)])]
-    lines += ["    " + ln for ln in body]
-    return lines + ["    i += step"]
-
-
-def _unflatten(flat: str, idx: list[str], dims: list[str]) -> list[str]:
-    """Lines setting the n-d index `idx` (C order over `dims`) from the flat index `flat`."""
-    if not idx:
-        return []
-    if len(idx) == 1:
-        return [f"{idx[0]} = {flat}"]
-    lines = [f"rem = {flat}"]
-    for d in range(len(idx) - 1, 0, -1):
-        lines.append(f"{idx[d]} = rem % {dims[d]}")
-        lines.append(f"rem = rem // {dims[d]}")
-    lines.append(f"{idx[0]} = rem")
-    return lines
+        self._finish(launch, lines, list(L), extra=["pk"])

@@ -27,7 +27,7 @@ from lucid import ops
 from lucid.ops.conv import _out_hw
 from lucid.ops.movement import Slice, Slot
 from lucid_jit.codegen.body import np_type
-from lucid_jit.codegen.cuda.kernels import HEADER, Launch, _unflatten, grid_stride
+from lucid_jit.codegen.cuda.launch import HEADER, Launch, _unflatten, grid_stride
 from lucid_jit.ir.graph import Node
 
 

@@ -38,6 +38,7 @@ from lucid_jit.codegen.cuda.kernels import CudaBody, Launch, supported_cuda_body
 from lucid_jit.codegen.cuda.lowering import LOWERING
 from lucid_jit.codegen.cuda.ops import movement_launch
 from lucid_jit.codegen.lowering import BODY, FREE, HOST, LOWERED, OWN, place
+from lucid_jit.codegen.pool import OutputPool
 from lucid_jit.ir.graph import CONST, FUSED, Graph, Node, Value
 
 MOVEMENT = (ops.reshape, ops.permute, ops.broadcast_to)
@@ -125,12 +126,13 @@ class _Step:
         # run in order on one stream, so each is allocated once, with the program.
         self.temps = {name: runtime.empty(shape, dtype) for name, (shape, dtype) in temps.items()}
         self.copies = copies  # [(output index, body input index)]
-        self.pool = [[] for _ in outs]  # per output: its buffers of earlier calls
+        self.pool = OutputPool([(shape, dtype) for _, shape, dtype in outs], runtime.empty)
 
 
 class CudaProgram:
-    def __init__(self, graph: Graph, scalar_inputs=frozenset()) -> None:
+    def __init__(self, graph: Graph, scalar_inputs=frozenset(), fastmath: bool = False) -> None:
         self.graph = graph
+        self.fastmath = fastmath  # (numba's fastmath for the body kernels: reassociated math)
         self.scalar_inputs = frozenset(scalar_inputs)
         self.steps: list = []
         self.host_nodes: list[str] = []
@@ -203,7 +205,7 @@ class CudaProgram:
 
     def _body(self, body: Graph, node: Node, scalars: set[int], label: str) -> None:
         local_scalars = {k for k, v in enumerate(node.inputs) if v.id in scalars}
-        cb = CudaBody(body, local_scalars)
+        cb = CudaBody(body, local_scalars, self.fastmath)
         self._launches(cb.launches, node, {f"a{k}": k for k in range(len(node.inputs))},
                        cb.temps, cb.copies, label)
 
@@ -233,8 +235,8 @@ class CudaProgram:
             local = {}
             for k, vid in enumerate(step.ins):
                 local[f"a{k}"] = env[vid]
-            for k, slot in enumerate(step.pool):
-                local[f"o{k}"] = _buffer(slot, step.outs[k])
+            for k in range(len(step.pool)):
+                local[f"o{k}"] = step.pool.take(k)
             local.update(step.temps)
             for kern, specs in step.calls:
                 args = []
@@ -324,25 +326,6 @@ def _lower_conv2d(node: Node) -> list[Node]:
               Node(ops.matmul, (wm, cols), (y,), {}),  # (the kernel reads wm's batch axes)
               Node(ops.reshape, (y,), (out,), {"shape": out.shape})]
     return nodes
-
-
-POOL_DEPTH = 4
-
-
-def _buffer(slot: list, out):
-    """An output buffer: one of an earlier call whose tensor has died (only the pool holds it;
-    reusing it is safe, as kernels run in order on one stream), else a new one. Up to
-    POOL_DEPTH per output: `y = f(x)` in a loop still holds the last result during the call."""
-    for buf in slot:
-        # references: the slot's list, `buf`, getrefcount's argument
-        if sys.getrefcount(buf) <= 3:
-            return buf
-    _, shape, dtype = out
-    buf = runtime.empty(shape, dtype)
-    slot.append(buf)
-    if len(slot) > POOL_DEPTH:
-        del slot[0]
-    return buf
 
 
 def _host_array(a):

@@ -1,0 +1,113 @@
+"""What the cpu module emitter decides about a whole graph before writing it: which write-backs
+the native code computes straight into their tensor (in place), and which outputs come from the
+output pool."""
+
+from __future__ import annotations
+
+from lucid import ops
+from lucid_jit.codegen.body import plan_phases
+from lucid_jit.ir.graph import CONST, FUSED, Graph, Node, Value
+
+VIEWS = (ops.reshape, ops.permute, ops.broadcast_to)
+POOL_MIN_BYTES = 1 << 20  # outputs this large are recycled
+
+
+def plan_inplace(g: Graph, placement: list[bool],
+                 requests: dict[int, int]) -> dict[int, Value]:
+    """Output value id -> the input its value is computed straight into (a parameter or
+    optimizer state updated in place), for the requested outputs (`requests`: output index ->
+    input index) where that is safe. Safe when the output's producer is a native kernel that
+    runs after every other reader of the input (through views too) and,
+    if it reads the input itself, reads it only at the element it writes (one elementwise
+    loop, no view in between); and when nothing else returns the output.
+
+    A call either completes or changes nothing: a node that can raise at run time (a host
+    op, such as a gather whose index is out of range) may not come after an in-place write,
+    so only producers after the last such node write in place. The others' results are
+    written back once the whole graph has run."""
+    inplace: dict[int, Value] = {}  # output value id -> the input it is written into
+    index = {id(n): k for k, n in enumerate(g.nodes)}
+    last_fallible = max((k for k, nat in enumerate(placement) if not nat), default=-1)
+    producer = g.producers()
+    views_of: dict[int, set[int]] = {v.id: {v.id} for v in g.inputs}
+    for n in g.nodes:
+        if n.op in VIEWS:
+            for ids in views_of.values():
+                if n.inputs[0].id in ids:
+                    ids.add(n.output.id)
+    out_ids = [v.id for v in g.outputs]
+    for out_index, in_index in requests.items():
+        v, x = g.outputs[out_index], g.inputs[in_index]
+        p = producer.get(v.id)
+        if (p is None or not placement[index[id(p)]] or index[id(p)] < last_fallible
+                or p.op in VIEWS or p.op is CONST
+                or p.op is ops.full or p.op is ops.argmax or out_ids.count(v.id) != 1
+                or v.shape != x.shape or v.dtype != x.dtype or v.id in inplace):
+            continue
+        ids = views_of[x.id]
+        if any(o in ids for o in out_ids):
+            continue  # the old value (or a view of it) is returned too
+        readers = [n for n in g.nodes if any(i.id in ids for i in n.inputs)]
+        if any(index[id(n)] > index[id(p)] for n in readers):
+            continue
+        if any(n is p for n in readers):
+            if any(i.id in ids and i.id != x.id for i in p.inputs):
+                continue
+            if p.op is not FUSED:
+                if p.op.kind != "elementwise":
+                    continue
+            elif not _reads_only_where_it_writes(p, x, v, plan_phases(p.body)):
+                continue
+        if any(w is x for w in inplace.values()):
+            continue
+        inplace[v.id] = x
+    return inplace
+
+
+def plan_pool(g: Graph, placement: list[bool], inplace: dict[int, Value]) -> list[Value]:
+    """The outputs drawn from the pool. Large outputs computed by kernels come from a pool the
+    caller passes in (`P`): a buffer is used again once the tensor it was returned in has died,
+    instead of a fresh allocation (and its page faults) per call."""
+    pooled = []
+    out_ids = [v.id for v in g.outputs]
+    for node, nat in zip(g.nodes, placement, strict=True):
+        if not nat or node.op in VIEWS or node.op in (CONST, ops.full, ops.argmax):
+            continue
+        for v in node.outputs:
+            if (v.id in out_ids and out_ids.count(v.id) == 1 and v.id not in inplace
+                    and v.size * v.dtype.itemsize >= POOL_MIN_BYTES):
+                pooled.append(v)
+    return pooled
+
+
+def _has_matmul(node: Node) -> bool:
+    if node.op is ops.matmul:
+        return True
+    return node.body is not None and any(n.op is ops.matmul for n in node.body.nodes)
+
+
+def _reads_only_where_it_writes(node: Node, x: Value, v: Value, phases) -> bool:
+    """Whether fused `node` reads input x only in the loop that stores output v, over x's own
+    shape (so each element is read at the index it is then written at)."""
+    body = node.body
+    params = {body.inputs[j].id for j, i in enumerate(node.inputs) if i.id == x.id}
+    out = body.outputs[[o.id for o in node.outputs].index(v.id)]
+    where = None
+    for k, ph in enumerate(phases):
+        if any(o.id == out.id for n in ph.nodes for o in n.outputs):
+            where = k
+    if where is None or phases[where].kind != "loop" or phases[where].shape != x.shape:
+        return False
+    producer = body.producers()
+    for k, ph in enumerate(phases):
+        for n in ph.nodes:
+            stack = list(n.inputs)
+            while stack:
+                i = stack.pop()
+                if i.id in params:
+                    if k != where or i.id not in {j.id for j in n.inputs}:
+                        return False  # read in another loop, or through a broadcast
+                src = producer.get(i.id)
+                if src is not None and src.op is ops.broadcast_to:
+                    stack.extend(src.inputs)
+    return True
