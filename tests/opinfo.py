@@ -715,3 +715,26 @@ MISSING_FUNCTIONAL: list[str] = []
 
 OPINFOS: tuple[OpInfo, ...] = PRIMITIVES + _conv_primitives() + COMPOSITES + \
     _functional_composites()
+
+
+# ----------------------------------------------------------------------------- test parameters
+
+
+def opinfo_cases(infos) -> list:
+    """One pytest param per (entry, sample index), id `name-index`."""
+    import pytest
+
+    return [pytest.param(info, i, id=f"{info.name}-{i}") for info in infos
+            for i in range(len(info.samples(np.random.default_rng(0), np.float32)))]
+
+
+def opinfo_sample(info: OpInfo, index: int, dtype, seed: int) -> Sample:
+    """Sample `index` of an entry, drawn with `seed` (another seed: other values, same shapes)."""
+    return info.samples(np.random.default_rng(seed), dtype)[index]
+
+
+def baked(info: OpInfo, attrs: dict):
+    """The entry's callable with the sample's attrs fixed by closure (positional tensors only)."""
+    def fn(*tensors):
+        return info.fn(*tensors, **attrs)
+    return fn

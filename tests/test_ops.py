@@ -10,17 +10,13 @@ import pytest
 import lucid
 from lucid import Tensor, ops
 from lucid.ops.registry import check_infer
+from tests.helpers import check_vjp, sample_tensors
 from tests.opinfo import OPINFOS, OpInfo, Sample
 
 _IDS = lambda info: info.name  # noqa: E731
 PRIMITIVE_INFOS = [i for i in OPINFOS if i.op is not None]
 DIFFERENTIABLE = [i for i in OPINFOS if i.differentiable]
 EPS = 1e-6
-
-
-def _tensors(sample: Sample, requires=()) -> list:
-    return [Tensor(a, requires_grad=i in requires) if isinstance(a, (np.ndarray, np.generic))
-            else a for i, a in enumerate(sample.args)]
 
 
 def _reference(info: OpInfo, sample: Sample, dtype) -> np.ndarray:
@@ -43,7 +39,7 @@ def test_eager_matches_numpy_reference(info: OpInfo, dtype):
     samples = info.samples(rng, dtype)
     assert samples, f"{info.name}: no samples"
     for sample in samples:
-        out = info.fn(*_tensors(sample), **sample.attrs)
+        out = info.fn(*sample_tensors(sample.args), **sample.attrs)
         assert isinstance(out, Tensor)
         if info.check is not None:
             info.check(out.numpy(), sample.attrs)
@@ -77,7 +73,7 @@ def test_random_ops_reproducible_under_manual_seed(info: OpInfo):
 @pytest.mark.parametrize("info", PRIMITIVE_INFOS, ids=_IDS)
 def test_infer_matches_eager(info: OpInfo, dtype):
     for sample in info.samples(np.random.default_rng(2), dtype):
-        args = _tensors(sample)
+        args = sample_tensors(sample.args)
         out = info.op(*args, **sample.attrs)
         aval = check_infer(info.op, *args, **sample.attrs)
         assert tuple(aval.shape) == out.shape, (info.name, sample.attrs)
@@ -91,27 +87,9 @@ def test_vjp_matches_finite_differences(info: OpInfo):
     for sample in info.samples(rng, np.float64):
         wrt = info.grad_indices(sample)
         assert wrt, f"{info.name}: differentiable but no floating argument"
-        xs = _tensors(sample, requires=wrt)
-        out = info.fn(*xs, **sample.attrs)
-        u = rng.standard_normal(out.shape)
-        grads = lucid.grad(out, [xs[i] for i in wrt], grad_outputs=Tensor(u), allow_unused=True)
-        vs = {i: rng.standard_normal(sample.args[i].shape) for i in wrt}
-
-        def f(step: float, sample=sample, vs=vs) -> np.ndarray:
-            args = [a + step * vs[i] if i in vs else a for i, a in enumerate(sample.args)]
-            with lucid.no_grad():
-                return info.fn(*_tensors(Sample(tuple(args))), **sample.attrs).numpy()
-
-        fd = np.sum(u * (f(EPS) - f(-EPS))) / (2 * EPS)
-        analytic = 0.0
-        for i, g in zip(wrt, grads, strict=True):
-            if g is None:
-                continue
-            assert g.shape == xs[i].shape and g.dtype == xs[i].dtype, (info.name, i, g.aval)
-            analytic += np.sum(g.numpy() * vs[i])
-        scale = np.sum(np.abs(u)) + 1.0
-        np.testing.assert_allclose(analytic, fd, rtol=info.fd_rtol, atol=1e-7 * scale,
-                                   err_msg=f"{info.name} {sample.attrs}")
+        check_vjp(lambda *xs, attrs=sample.attrs: info.fn(*xs, **attrs), sample.args, wrt, rng,
+                  eps=EPS, rtol=info.fd_rtol, atol=1e-7, scale_atol=True, allow_unused=True,
+                  what=f"{info.name} {sample.attrs}")
 
 
 def test_every_registered_op_has_an_opinfo_and_every_vjp_is_checked():

@@ -10,34 +10,12 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 from hypothesis import given, settings
 
 import lucid
-from lucid import Tensor
-from tests.jit.programs import Program, programs
-from tests.jit.test_fuzz import FUZZ, assert_same
+from tests.jit.programs import FUZZ, Program, assert_same, programs, run_program
 
 CUDA_EXAMPLES = int(os.environ.get("LUCID_FUZZ_CUDA_EXAMPLES", "40"))
-
-
-def _run(fn, program: Program, call: int, device: str):
-    """fn's outputs on the call-th arguments moved to `device`, and the (CPU) arguments'
-    gradients after backward of a fixed random weighting of the outputs."""
-    args = program.arguments(call)
-    outs = fn(*[a.to_device(device) if isinstance(a, Tensor) else a for a in args])
-    rng = np.random.default_rng(program.seed)
-    total = None
-    for out in outs:
-        assert out.device == device
-        if not out.requires_grad:
-            continue
-        weights = lucid.tensor(rng.standard_normal(out.shape).astype(out.dtype), device=device)
-        term = (out * weights).sum()
-        total = term if total is None else total + term
-    if total is not None:
-        total.backward()
-    return outs, [a.grad if isinstance(a, Tensor) else None for a in args]
 
 
 @settings(FUZZ, max_examples=CUDA_EXAMPLES)
@@ -45,8 +23,8 @@ def _run(fn, program: Program, call: int, device: str):
 def test_cuda_compiled_matches_eager_cpu(program: Program):
     compiled = lucid.compile(program.function(), fullgraph=True)
     for call in (0, 1):
-        expected, expected_grads = _run(compiled.fn, program, call, "cpu")
-        actual, actual_grads = _run(compiled, program, call, "cuda")
+        expected, expected_grads = run_program(compiled.fn, program, call, "cpu")
+        actual, actual_grads = run_program(compiled, program, call, "cuda")
         assert len(actual) == len(expected)
         for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
             what = f"call {call}: output {i} ({program.outputs[i].name})"

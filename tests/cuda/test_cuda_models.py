@@ -12,7 +12,8 @@ import lucid.nn as nn
 import lucid.nn.functional as F  # noqa: N812
 from lucid.device import is_device_array
 from lucid.optim import SGD, Adam
-from tests.jit.test_compiled_models import NeuralNetwork, SimpleCNN, _train_step, assert_close
+from tests.helpers import assert_close_scaled as assert_close
+from tests.models import NeuralNetwork, SimpleCNN, train_step
 
 # name: (constructor, input shape, loss, target shape)
 MODELS = {
@@ -65,8 +66,8 @@ def test_compiled_training_step_on_the_device_tracks_eager_cpu(name, opt_name, s
     cpu, dev = _pair(name)
     loss_fn = MODELS[name][2]
     cpu_opt, opt = OPTIMIZERS[opt_name](cpu.parameters()), OPTIMIZERS[opt_name](dev.parameters())
-    eager = _train_step(cpu, cpu_opt, loss_fn)
-    step = lucid.compile(_train_step(dev, opt, loss_fn))
+    eager = train_step(cpu, cpu_opt, loss_fn)
+    step = lucid.compile(train_step(dev, opt, loss_fn))
     arrays = [p.data for p in dev.parameters()]
     for i, (x, y) in enumerate(_data(name, steps, seed=1)):
         expected = eager(lucid.tensor(x), lucid.tensor(y))

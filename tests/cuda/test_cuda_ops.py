@@ -14,23 +14,14 @@ import pytest
 
 import lucid
 from lucid import Tensor
-from tests.jit.test_compiled_ops import _baked, _cases, _sample
-from tests.opinfo import OPINFOS, OpInfo, Sample
-
-
-def _tensors(sample: Sample, device: str, requires=()) -> list:
-    return [Tensor(a, requires_grad=i in requires, device=device)
-            if isinstance(a, (np.ndarray, np.generic)) else a
-            for i, a in enumerate(sample.args)]
+from tests.helpers import assert_same_tensor, sample_tensors
+from tests.opinfo import OPINFOS, OpInfo, baked, opinfo_cases, opinfo_sample
 
 
 def _assert_same(actual, expected, info: OpInfo, what: str) -> None:
-    assert isinstance(actual, Tensor), f"{what}: {type(actual).__name__}"
-    assert actual.device == "cuda", f"{what}: the result is on {actual.device}"
-    assert (actual.dtype, actual.shape) == (expected.dtype, expected.shape), \
-        f"{what}: cuda {actual.aval} != cpu {expected.aval}"
-    np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=max(info.rtol, 1e-5),
-                               atol=max(info.atol, 1e-6), err_msg=what)
+    """On the device, and as the CPU gives it (the device's tolerance is at least 1e-5)."""
+    assert_same_tensor(actual, expected, max(info.rtol, 1e-5), max(info.atol, 1e-6), what,
+                       device="cuda")
 
 
 def _takes_tensors(info: OpInfo) -> bool:
@@ -40,20 +31,20 @@ def _takes_tensors(info: OpInfo) -> bool:
     return any(isinstance(a, np.ndarray) for a in sample.args)
 
 
-@pytest.mark.parametrize("info, index", _cases([i for i in OPINFOS if _takes_tensors(i)]))
+@pytest.mark.parametrize("info, index", opinfo_cases([i for i in OPINFOS if _takes_tensors(i)]))
 def test_device_forward_matches_cpu(info: OpInfo, index: int):
-    first = _sample(info, index, np.float32, seed=0)
-    fn = _baked(info, first.attrs)
+    first = opinfo_sample(info, index, np.float32, seed=0)
+    fn = baked(info, first.attrs)
     compiled = lucid.compile(fn)
     for call, seed in enumerate((0, 1)):
-        sample = _sample(info, index, np.float32, seed)
+        sample = opinfo_sample(info, index, np.float32, seed)
         lucid.manual_seed(7 + call)  # random ops draw the same numbers on every path
-        expected = fn(*_tensors(sample, "cpu"))
+        expected = fn(*sample_tensors(sample.args, device="cpu"))
         lucid.manual_seed(7 + call)
-        eager = fn(*_tensors(sample, "cuda"))
+        eager = fn(*sample_tensors(sample.args, device="cuda"))
         _assert_same(eager, expected, info, f"{info.name} eager call {call}")
         lucid.manual_seed(7 + call)
-        actual = compiled(*_tensors(sample, "cuda"))
+        actual = compiled(*sample_tensors(sample.args, device="cuda"))
         _assert_same(actual, expected, info, f"{info.name} compiled call {call}")
         if info.check is not None:
             info.check(actual.numpy(), sample.attrs)
@@ -63,18 +54,18 @@ def test_device_forward_matches_cpu(info: OpInfo, index: int):
     assert entry.backend.name == "cuda"
 
 
-@pytest.mark.parametrize("info, index", _cases([i for i in OPINFOS if i.differentiable]))
+@pytest.mark.parametrize("info, index", opinfo_cases([i for i in OPINFOS if i.differentiable]))
 def test_device_backward_matches_cpu(info: OpInfo, index: int):
-    first = _sample(info, index, np.float32, seed=0)
-    fn = _baked(info, first.attrs)
+    first = opinfo_sample(info, index, np.float32, seed=0)
+    fn = baked(info, first.attrs)
     compiled = lucid.compile(fn)
     rng = np.random.default_rng(5)
     for call, seed in enumerate((0, 1)):
-        sample = _sample(info, index, np.float32, seed)
+        sample = opinfo_sample(info, index, np.float32, seed)
         wrt = info.grad_indices(sample)
-        cpu_args = _tensors(sample, "cpu", wrt)
-        eager_args = _tensors(sample, "cuda", wrt)
-        args = _tensors(sample, "cuda", wrt)
+        cpu_args = sample_tensors(sample.args, requires=wrt, device="cpu")
+        eager_args = sample_tensors(sample.args, requires=wrt, device="cuda")
+        args = sample_tensors(sample.args, requires=wrt, device="cuda")
         expected = fn(*cpu_args)
         gradient = rng.standard_normal(expected.shape).astype(expected.dtype)
         expected.backward(Tensor(gradient))

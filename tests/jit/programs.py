@@ -21,13 +21,16 @@ stay finite and comparisons stay meaningful.
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass
 
 import numpy as np
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 import lucid
+from lucid import Tensor
 
 F32, F64, I32, I64, BOOL, PY = "float32", "float64", "int32", "int64", "bool", "py"
 SHORT = {F32: "f32", F64: "f64", I32: "i32", I64: "i64", BOOL: "bool"}
@@ -627,3 +630,46 @@ def programs(draw, max_steps: int = 10, kinds=tuple(BUILDERS)) -> Program:
     seed = draw(st.integers(0, 2**16))
     return Program(tuple(inputs), requires_grad, tuple(steps), tuple(outputs), seed,
                    tuple(aliases), alias_calls)
+
+
+# ----------------------------------------------------------------------------- running them
+
+EXAMPLES = int(os.environ.get("LUCID_FUZZ_EXAMPLES", "800"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None,
+                derandomize=os.environ.get("LUCID_FUZZ_RANDOM") != "1", database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                       HealthCheck.function_scoped_fixture])
+
+
+def run_program(fn, program: Program, call: int, device: str = "cpu"):
+    """fn's outputs on the call-th arguments (moved to `device`), and the tensor arguments'
+    gradients after backward of a fixed random weighting of the outputs (for the device:
+    through the transfers, back on the CPU)."""
+    args = program.arguments(call)
+    outs = fn(*[a.to_device(device) if isinstance(a, Tensor) else a for a in args])
+    rng = np.random.default_rng(program.seed)
+    total = None
+    for out in outs:
+        assert out.device == device
+        if not out.requires_grad:
+            continue
+        weights = lucid.tensor(rng.standard_normal(out.shape).astype(out.dtype), device=device)
+        term = (out * weights).sum()
+        total = term if total is None else total + term
+    if total is not None:
+        total.backward()
+    return outs, [a.grad if isinstance(a, Tensor) else None for a in args]
+
+
+def assert_same(actual, expected, what: str, rtol: float = 0.0) -> None:
+    """Same dtype and shape; equal where exact (bool, integers), else close (NaNs match)."""
+    a, e = actual.numpy(), expected.numpy()
+    assert (a.dtype, a.shape) == (e.dtype, e.shape), \
+        f"{what}: compiled gives {a.dtype}{list(a.shape)}, eager {e.dtype}{list(e.shape)}"
+    if e.dtype.kind != "f":
+        np.testing.assert_array_equal(a, e, err_msg=what)
+        return
+    finite = np.abs(e[np.isfinite(e)])
+    rtol = max(rtol, 1e-5 if e.dtype == np.float32 else 1e-10)
+    atol = rtol * max(1.0, float(finite.max()) if finite.size else 1.0)
+    np.testing.assert_allclose(a, e, rtol=rtol, atol=atol, err_msg=what)

@@ -22,45 +22,10 @@ import lucid.nn as nn
 import lucid.nn.functional as F  # noqa: N812
 from lucid import Tensor
 from lucid.optim import SGD, Adam
+from tests.helpers import assert_close_scaled
+from tests.models import NeuralNetwork, SimpleCNN, train_step
 
 RTOL = 1e-5
-
-
-class NeuralNetwork(nn.Module):
-    """Seed 001's network."""
-
-    def __init__(self, input_size: int, hidden_size: int, output_size: int):
-        super().__init__()
-        self.fc1 = nn.Linear(input_size, hidden_size)
-        self.relu = nn.ReLU()
-        self.fc2 = nn.Linear(hidden_size, output_size)
-        self.sigmoid = nn.Sigmoid()
-
-    def forward(self, x):
-        out = self.fc1(x)
-        out = self.relu(out)
-        out = self.fc2(out)
-        return self.sigmoid(out)
-
-
-class SimpleCNN(nn.Module):
-    """Seed 004's network."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 32, kernel_size=3, padding=1)
-        self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(32, 64, kernel_size=3, padding=1)
-        self.relu2 = nn.ReLU()
-        self.pool = nn.MaxPool2d(2, 2)
-
-    def forward(self, x):
-        x = self.conv1(x)
-        x = self.relu1(x)
-        x = self.pool(x)
-        x = self.conv2(x)
-        x = self.relu2(x)
-        return self.pool(x)
 
 
 # name: (constructor, input shape, another batch size, loss(output, target), a target batch)
@@ -76,13 +41,7 @@ OPTIMIZERS = {
 
 
 def assert_close(actual, expected, what: str) -> None:
-    """Equal dtype and shape, values within RTOL of the value or of the tensor's largest entry
-    (Adam's second moments are ~1e-8: a fixed atol would make them vacuous)."""
-    a, e = actual.numpy(), expected.numpy()
-    assert (a.dtype, a.shape) == (e.dtype, e.shape), f"{what}: {a.dtype}{a.shape} != " \
-                                                     f"{e.dtype}{e.shape}"
-    scale = float(np.abs(e).max()) if e.size else 0.0
-    np.testing.assert_allclose(a, e, rtol=RTOL, atol=RTOL * scale, err_msg=what)
+    assert_close_scaled(actual, expected, what, RTOL)
 
 
 def _kinds(compiled) -> list[str]:
@@ -188,16 +147,6 @@ def test_compiled_backward_accumulates_into_grad_like_eager(compiled_model):
 # ----------------------------------------------------------------------------- training steps
 
 
-def _train_step(model, opt, loss_fn):
-    def step(x, y):
-        loss = loss_fn(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
-    return step
-
-
 def _state_tensors(opt) -> dict:
     sd = opt.state_dict()
     return {(p, k): v for p, s in sd["state"].items() for k, v in s.items()}
@@ -210,8 +159,8 @@ def test_compiled_training_step_tracks_eager_for_20_steps(name, opt_name):
     eager_model, model = _make(name, seed=3), _make(name, seed=3)
     eager_opt = OPTIMIZERS[opt_name](eager_model.parameters())
     opt = OPTIMIZERS[opt_name](model.parameters())
-    eager_step = _train_step(eager_model, eager_opt, loss_fn)
-    step = lucid.compile(_train_step(model, opt, loss_fn))
+    eager_step = train_step(eager_model, eager_opt, loss_fn)
+    step = lucid.compile(train_step(model, opt, loss_fn))
     initial = [p.numpy().copy() for p in model.parameters()]
     lucid.manual_seed(4)
     data = [(_batch(name), target_fn()) for _ in range(20)]

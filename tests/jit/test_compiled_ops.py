@@ -23,43 +23,14 @@ from lucid_jit.cache.run import backward_inputs
 from lucid_jit.ir import Graph, interpret, verify
 from lucid_jit.passes import run_pipeline
 from lucid_jit.tracing import pytree
+from tests.helpers import assert_same_tensor, sample_tensors
 from tests.jit.graphs import assert_pipeline_preserves
-from tests.opinfo import OPINFOS, OpInfo, Sample
+from tests.opinfo import OPINFOS, OpInfo, baked, opinfo_cases, opinfo_sample
 
 DTYPES = [pytest.param(np.float32, id="f32"), pytest.param(np.float64, id="f64")]
 
-def _cases(infos) -> list:
-    """One param per (entry, sample index), id `name-index`."""
-    return [pytest.param(info, i, id=f"{info.name}-{i}") for info in infos
-            for i in range(len(info.samples(np.random.default_rng(0), np.float32)))]
-
-
 def _call(compiled, info: OpInfo, index: int, args):
     return compiled(*args)
-
-
-def _sample(info: OpInfo, index: int, dtype, seed: int) -> Sample:
-    return info.samples(np.random.default_rng(seed), dtype)[index]
-
-
-def _tensors(sample: Sample, requires=()) -> list:
-    return [Tensor(a, requires_grad=i in requires) if isinstance(a, (np.ndarray, np.generic))
-            else a for i, a in enumerate(sample.args)]
-
-
-def _baked(info: OpInfo, attrs: dict):
-    """The entry's callable with the sample's attrs fixed by closure (positional tensors only)."""
-    def fn(*tensors):
-        return info.fn(*tensors, **attrs)
-    return fn
-
-
-def _assert_same(actual, expected, info: OpInfo, what: str) -> None:
-    assert isinstance(actual, Tensor), f"{what}: {type(actual).__name__}"
-    assert (actual.dtype, actual.shape) == (expected.dtype, expected.shape), \
-        f"{what}: compiled {actual.aval} != eager {expected.aval}"
-    np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=info.rtol, atol=info.atol,
-                               err_msg=what)
 
 
 def _input_arrays(entry, args) -> list[np.ndarray]:
@@ -109,18 +80,18 @@ def _assert_one_graph(compiled, info: OpInfo, n_entries: int) -> None:
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("info, index", _cases(OPINFOS))
+@pytest.mark.parametrize("info, index", opinfo_cases(OPINFOS))
 def test_compiled_forward_matches_eager(info: OpInfo, index: int, dtype):
-    first = _sample(info, index, dtype, seed=0)
-    compiled = lucid.compile(_baked(info, first.attrs))
+    first = opinfo_sample(info, index, dtype, seed=0)
+    compiled = lucid.compile(baked(info, first.attrs))
     for call, seed in enumerate((0, 1)):  # the second call has new values, same signature
-        sample = _sample(info, index, dtype, seed)
+        sample = opinfo_sample(info, index, dtype, seed)
         lucid.manual_seed(7 + call)  # random ops draw the same numbers eagerly and compiled
-        expected = info.fn(*_tensors(sample), **first.attrs)
+        expected = info.fn(*sample_tensors(sample.args), **first.attrs)
         lucid.manual_seed(7 + call)
-        args = _tensors(sample)
+        args = sample_tensors(sample.args)
         actual = _call(compiled, info, index, args)
-        _assert_same(actual, expected, info, f"{info.name} call {call}")
+        assert_same_tensor(actual, expected, info.rtol, info.atol, f"{info.name} call {call}")
         if info.check is not None:
             info.check(actual.numpy(), sample.attrs)
         _assert_one_graph(compiled, info, n_entries=1)
@@ -129,22 +100,22 @@ def test_compiled_forward_matches_eager(info: OpInfo, index: int, dtype):
     _assert_graph_ok(entry.traced, _input_arrays(entry, args), f"{info.name} forward")
 
 
-@pytest.mark.parametrize("info, index", _cases([i for i in OPINFOS if i.differentiable]))
+@pytest.mark.parametrize("info, index", opinfo_cases([i for i in OPINFOS if i.differentiable]))
 def test_compiled_backward_matches_eager(info: OpInfo, index: int, dtype=np.float32):
     # float32 only (the forward test covers both dtypes): the vjps traced are the eager ones.
-    first = _sample(info, index, dtype, seed=0)
-    compiled = lucid.compile(_baked(info, first.attrs))
+    first = opinfo_sample(info, index, dtype, seed=0)
+    compiled = lucid.compile(baked(info, first.attrs))
     rng = np.random.default_rng(5)
     for call, seed in enumerate((0, 1)):
-        sample = _sample(info, index, dtype, seed)
+        sample = opinfo_sample(info, index, dtype, seed)
         wrt = info.grad_indices(sample)
-        eager_args = _tensors(sample, requires=wrt)
-        args = _tensors(sample, requires=wrt)
+        eager_args = sample_tensors(sample.args, requires=wrt)
+        args = sample_tensors(sample.args, requires=wrt)
         expected = info.fn(*eager_args, **first.attrs)
         actual = _call(compiled, info, index, args)
         _assert_one_graph(compiled, info, n_entries=1)
         forward_arrays = _input_arrays(compiled.entries[-1], args)  # before .grad is set
-        _assert_same(actual, expected, info, f"{info.name} call {call}")
+        assert_same_tensor(actual, expected, info.rtol, info.atol, f"{info.name} call {call}")
         assert actual.requires_grad
         gradient = rng.standard_normal(expected.shape).astype(expected.dtype)
         expected.backward(Tensor(gradient))
@@ -155,7 +126,8 @@ def test_compiled_backward_matches_eager(info: OpInfo, index: int, dtype=np.floa
                 assert got is None, f"{info.name}: argument {i} has a gradient, eagerly none"
                 continue
             assert got is not None, f"{info.name}: no gradient for argument {i}"
-            _assert_same(got, want, info, f"{info.name} call {call} grad of argument {i}")
+            assert_same_tensor(got, want, info.rtol, info.atol,
+                               f"{info.name} call {call} grad of argument {i}")
     entry = compiled.entries[-1]
     assert entry.backward_traced is not None
     _assert_graph_ok(entry.traced, forward_arrays, f"{info.name} forward")

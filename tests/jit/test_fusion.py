@@ -22,7 +22,7 @@ from lucid_jit.ir.graph import FUSED
 from lucid_jit.passes import PASSES, PIPELINES, fusion_log, fusion_report, run_pipeline
 from lucid_jit.passes.fusion import is_free, make_fused
 from tests.jit.graphs import assert_pipeline_preserves, build
-from tests.jit.test_compiled_models import NeuralNetwork
+from tests.models import NeuralNetwork
 
 F32 = np.dtype("float32")
 FUSION_PASSES = ["fuse_matmul_epilogue", "fuse_reduction", "fuse_elementwise", "dce"]

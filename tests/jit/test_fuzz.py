@@ -16,64 +16,22 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 
 import lucid
 from lucid.ops.movement import Slice
 from lucid_jit.ir.printer import format_attrs
 from tests.jit.graphs import assert_pipeline_preserves
-from tests.jit.programs import Program, programs
+from tests.jit.programs import EXAMPLES, FUZZ, Program, assert_same, programs, run_program
 
-EXAMPLES = int(os.environ.get("LUCID_FUZZ_EXAMPLES", "800"))
 # Programs run on the numba backend too; each compiles a few kernels of its own (~0.3 s), so the
 # default run takes a slice of the programs the reference backend takes.
 NUMBA_EXAMPLES = int(os.environ.get("LUCID_FUZZ_NUMBA_EXAMPLES", str(max(EXAMPLES // 8, 1))))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None,
-                derandomize=os.environ.get("LUCID_FUZZ_RANDOM") != "1", database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.function_scoped_fixture])
-
-
-def _loss(outputs, program: Program):
-    """A scalar from the outputs that need a gradient, each weighted by fixed random numbers."""
-    rng = np.random.default_rng(program.seed)
-    total = None
-    for out in outputs:
-        if not out.requires_grad:
-            continue
-        term = (out * lucid.tensor(rng.standard_normal(out.shape).astype(out.dtype))).sum()
-        total = term if total is None else total + term
-    return total
-
-
-def _run(fn, program: Program, call: int):
-    """fn's outputs on the call-th arguments, and the tensor arguments' gradients after
-    backward."""
-    args = program.arguments(call)
-    outs = fn(*args)
-    loss = _loss(outs, program)
-    if loss is not None:
-        loss.backward()
-    return outs, [x.grad if isinstance(x, lucid.Tensor) else None for x in args]
-
-
-def assert_same(actual, expected, what: str, rtol: float = 0.0) -> None:
-    """Same dtype and shape; equal where exact (bool, integers), else close (NaNs match)."""
-    a, e = actual.numpy(), expected.numpy()
-    assert (a.dtype, a.shape) == (e.dtype, e.shape), \
-        f"{what}: compiled gives {a.dtype}{list(a.shape)}, eager {e.dtype}{list(e.shape)}"
-    if e.dtype.kind != "f":
-        np.testing.assert_array_equal(a, e, err_msg=what)
-        return
-    finite = np.abs(e[np.isfinite(e)])
-    rtol = max(rtol, 1e-5 if e.dtype == np.float32 else 1e-10)
-    atol = rtol * max(1.0, float(finite.max()) if finite.size else 1.0)
-    np.testing.assert_allclose(a, e, rtol=rtol, atol=atol, err_msg=what)
 
 
 def _compare(program: Program, compiled, call: int) -> None:
-    expected, expected_grads = _run(compiled.fn, program, call)
-    actual, actual_grads = _run(compiled, program, call)
+    expected, expected_grads = run_program(compiled.fn, program, call)
+    actual, actual_grads = run_program(compiled, program, call)
     assert len(actual) == len(expected)
     for i, (a, e, var) in enumerate(zip(actual, expected, program.outputs, strict=True)):
         what = f"call {call}: output {i} ({var.name})"

@@ -9,7 +9,7 @@ import lucid
 import lucid.nn as nn
 import lucid.nn.functional as F
 from lucid import LucidError, ShapeError, Tensor
-from tests.helpers import assert_close
+from tests.helpers import assert_close, check_vjp
 
 RNG = np.random.default_rng(1234)
 
@@ -19,26 +19,9 @@ def t64(a, requires_grad=False):
 
 
 def check_grad(fn, *arrays, eps=1e-6, rtol=1e-5, atol=1e-7):
-    """<grad of sum(fn(x) * R), v> against (f(x + eps v) - f(x - eps v)) / 2 eps per input."""
-    inputs = [t64(a, requires_grad=True) for a in arrays]
-    out = fn(*inputs)
-    weights = RNG.standard_normal(out.shape)
-    (out * t64(weights)).sum().backward()
-
-    def scalar(xs):
-        with lucid.no_grad():
-            return float((fn(*[t64(x) for x in xs]).numpy() * weights).sum())
-
-    for i, a in enumerate(arrays):
-        assert inputs[i].grad is not None, f"input {i} got no gradient"
-        v = RNG.standard_normal(np.shape(a))
-        step = [eps * v if j == i else 0.0 for j in range(len(arrays))]
-        plus = [np.asarray(x, np.float64) + s for x, s in zip(arrays, step, strict=True)]
-        minus = [np.asarray(x, np.float64) - s for x, s in zip(arrays, step, strict=True)]
-        numeric = (scalar(plus) - scalar(minus)) / (2 * eps)
-        analytic = float((inputs[i].grad.numpy() * v).sum())
-        np.testing.assert_allclose(analytic, numeric, rtol=rtol, atol=atol,
-                                   err_msg=f"gradient of input {i}")
+    """The gradient of each input, alone, against central differences (float64)."""
+    check_vjp(fn, arrays, range(len(arrays)), RNG, eps=eps, rtol=rtol, atol=atol,
+              per_input=True)
 
 
 # ----------------------------------------------------------------------------- references
