@@ -117,7 +117,7 @@ def method_function(name: str):
     return fn
 
 
-METHODS = ("exp", "log", "sqrt", "abs", "sin", "cos", "tanh", "erf", "sign", "reciprocal",
+METHODS = ("exp", "log", "log1p", "sqrt", "abs", "sin", "cos", "tanh", "erf", "sign", "reciprocal",
            "sigmoid", "relu", "neg", "sum", "mean", "var", "std", "max", "min", "amax", "amin",
            "argmax", "argmin", "reshape", "permute", "transpose", "flatten", "squeeze",
            "unsqueeze", "broadcast_to", "pow", "detach", "clone")

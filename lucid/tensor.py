@@ -334,6 +334,7 @@ class Tensor:
     def sign(self): return ops.sign(self)
     def exp(self): return ops.exp(self._float_operand())
     def log(self): return ops.log(self._float_operand())
+    def log1p(self): return ops.log1p(self._float_operand())
     def sqrt(self): return ops.sqrt(self._float_operand())
     def sin(self): return ops.sin(self._float_operand())
     def cos(self): return ops.cos(self._float_operand())

@@ -423,6 +423,7 @@ PRIMITIVES: tuple[OpInfo, ...] = (
     _unary(ops.neg, np.negative),
     _unary(ops.exp, np.exp),
     _unary(ops.log, np.log, domain=(0.1, 3.0)),
+    _unary(ops.log1p, np.log1p, domain=(-0.9, 3.0)),
     _unary(ops.sqrt, np.sqrt, domain=(0.1, 3.0)),
     _unary(ops.abs, np.abs, domain=(0.1, 2.0), signed=True),
     _unary(ops.sin, np.sin, domain=(-3.0, 3.0)),

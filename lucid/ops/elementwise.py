@@ -41,6 +41,9 @@ exp = defop("exp", kind="elementwise", impl=np.exp, infer=rules.floating("exp"),
 log = defop("log", kind="elementwise", impl=np.log, infer=rules.floating("log"),
             vjp=lambda g, out, x: (g / x,), save=(0,), scalar="{log}({0})")
 
+log1p = defop("log1p", kind="elementwise", impl=np.log1p, infer=rules.floating("log1p"),
+              vjp=lambda g, out, x: (g / (x + 1.0),), save=(0,), scalar="{log1p}({0})")
+
 sqrt = defop("sqrt", kind="elementwise", impl=np.sqrt, infer=rules.floating("sqrt"),
              vjp=lambda g, out, x: (g / (out * 2.0),), save=(OUT,), scalar="{sqrt}({0})")
 

@@ -55,6 +55,7 @@ MATH: dict[str, str] = {
     "tanh": "tanh_{s}",
     "sigmoid": "sigmoid_{s}",
     "erf": "erf_{s}",
+    "log1p": "np.log1p",
     "sqrt": "np.sqrt",
     "sin": "np.sin",
     "cos": "np.cos",

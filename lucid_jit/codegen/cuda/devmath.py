@@ -54,6 +54,28 @@ def log_f64(x):
 
 
 @cuda.jit(device=True, inline=True)
+def log1p_f32(x):
+    if x < -1 or x != x:
+        return f32(math.nan)
+    if x == -1:
+        return f32(-math.inf)
+    if x == math.inf:
+        return x
+    return f32(math.log1p(x))
+
+
+@cuda.jit(device=True, inline=True)
+def log1p_f64(x):
+    if x < -1 or x != x:
+        return f64(math.nan)
+    if x == -1:
+        return f64(-math.inf)
+    if x == math.inf:
+        return x
+    return f64(math.log1p(x))
+
+
+@cuda.jit(device=True, inline=True)
 def tanh_f32(x):
     return f32(math.tanh(x))
 

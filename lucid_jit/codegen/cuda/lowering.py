@@ -53,6 +53,7 @@ MATH: dict[str, str] = {
     "tanh": "tanh_{s}",
     "sigmoid": "sigmoid_{s}",
     "erf": "erf_{s}",
+    "log1p": "log1p_{s}",
     "sqrt": "sqrt_{s}",
     "sin": "sin_{s}",
     "cos": "cos_{s}",
