@@ -22,7 +22,7 @@ import numpy as np
 
 from lucid import ops
 from lucid_jit.codegen.lowering import BODY, numeric, place
-from lucid_jit.ir.graph import CONST, Graph, Node
+from lucid_jit.ir.graph import CONST, Graph, Node, Value
 
 REDUCTIONS = ("sum", "max")
 # Elementwise loops over this many elements split across threads: below it, waking the threads
@@ -171,6 +171,19 @@ class BodyMath:
             else:
                 out.append(v.id)
         return out
+
+    def free_read(self, v: Value):
+        """What reading `v` costs nothing for: the typed constant's name (a one-element const, a
+        fill), or the Value a broadcast reads (at index 0 on its broadcast dims); None when v is
+        computed or stored."""
+        p = self.producer.get(v.id)
+        if p is None or not _is_free(p) or v.id in self.names:
+            return None
+        if p.op is CONST:
+            return self._const(p.attrs["value"].reshape(()).item(), v.dtype)
+        if p.op is ops.full:
+            return self._const(p.attrs["value"], v.dtype)
+        return p.inputs[0]  # broadcast_to
 
     def _const(self, value, dtype) -> str:
         dtype = np.dtype(dtype)

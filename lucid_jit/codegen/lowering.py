@@ -46,6 +46,11 @@ def numeric(node: Node) -> bool:
     return all(v.dtype.kind in "biuf" for v in (*node.inputs, *node.outputs))
 
 
+def float_result(node: Node) -> bool:
+    """Numeric operands and a float result (what matrix products are computed for)."""
+    return numeric(node) and node.output.dtype.kind == "f"
+
+
 def elementwise_rows(**overrides: Lowering) -> dict[str, Lowering]:
     """A BODY row for every elementwise op with a scalar template (its math), so that a new
     elementwise op needs no row of its own; `overrides` replace rows by op name."""

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lucid import ops
 from lucid_jit.codegen.body import (
     PARALLEL_MIN,
     REDUCTIONS,
@@ -30,7 +29,7 @@ from lucid_jit.codegen.body import (
     reduced_axes,
 )
 from lucid_jit.codegen.cpu.lowering import MATH
-from lucid_jit.ir.graph import CONST, Graph, Value
+from lucid_jit.ir.graph import Graph, Value
 
 
 class KernelSource(BodyMath):
@@ -227,16 +226,12 @@ class KernelSource(BodyMath):
         def read(v: Value) -> str:
             if v.id in local:
                 return local[v.id]
-            p = self.producer.get(v.id)
-            if p is not None and _is_free(p) and v.id not in self.names:
-                if p.op is CONST:
-                    name = self._const(p.attrs["value"].reshape(()).item(), v.dtype)
-                elif p.op is ops.full:
-                    name = self._const(p.attrs["value"], v.dtype)
-                else:  # broadcast_to: read its source with the broadcast dims at index 0
-                    return read_array(p.inputs[0], aligned(p.inputs[0].shape))
-                local[v.id] = name
-                return name
+            free = self.free_read(v)
+            if isinstance(free, Value):  # a broadcast: its source, broadcast dims at index 0
+                return read_array(free, aligned(free.shape))
+            if free is not None:
+                local[v.id] = free
+                return free
             return read_array(v, aligned(v.shape))
 
         def read_array(v: Value, shape) -> str:

@@ -10,12 +10,9 @@ from lucid_jit.codegen.lowering import (
     VIEW,
     Lowering,
     elementwise_rows,
+    float_result,
     numeric,
 )
-
-
-def _float_result(node) -> bool:
-    return numeric(node) and node.output.dtype.kind == "f"
 
 
 def _not_bool(node) -> bool:
@@ -28,7 +25,7 @@ LOWERING: dict[str, Lowering] = {
     **elementwise_rows(),
     "sum": Lowering(BODY, when=numeric),
     "max": Lowering(BODY, when=numeric),
-    "matmul": Lowering(BODY, when=_float_result),  # BLAS (np.dot), its epilogue fused after
+    "matmul": Lowering(BODY, when=float_result),  # BLAS (np.dot), its epilogue fused after
     "full": Lowering(FREE, when=numeric),
     "reshape": Lowering(VIEW, when=numeric),
     "permute": Lowering(VIEW, when=numeric),

@@ -136,14 +136,10 @@ class CudaBody(BodyMath):
         def read(v: Value) -> str:
             if v.id in local:
                 return local[v.id]
-            p = self.producer.get(v.id)
-            if p is not None and _is_free(p) and v.id not in self.names:
-                if p.op is CONST:
-                    return self._const(p.attrs["value"].reshape(()).item(), v.dtype)
-                if p.op is ops.full:
-                    return self._const(p.attrs["value"], v.dtype)
-                return read_at(p.inputs[0])  # broadcast_to: its source, broadcast dims at 0
-            return read_at(v)
+            free = self.free_read(v)
+            if isinstance(free, Value):  # a broadcast: its source, broadcast dims at index 0
+                return read_at(free)
+            return free if free is not None else read_at(v)
 
         def read_at(v: Value) -> str:
             p = self.producer.get(v.id)

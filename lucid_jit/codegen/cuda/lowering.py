@@ -10,19 +10,15 @@ from lucid_jit.codegen.lowering import (
     OWN,
     Lowering,
     elementwise_rows,
+    float_result,
     numeric,
 )
-
-
-def _float_result(node) -> bool:
-    return numeric(node) and node.output.dtype.kind == "f"
-
 
 LOWERING: dict[str, Lowering] = {
     **elementwise_rows(),
     "sum": Lowering(BODY, when=numeric),
     "max": Lowering(BODY, when=numeric),
-    "matmul": Lowering(BODY, when=_float_result),  # tiled shared-memory kernel, epilogue fused
+    "matmul": Lowering(BODY, when=float_result),  # tiled shared-memory kernel, epilogue fused
     "full": Lowering(FREE, when=numeric),
     # A program's results are fresh arrays: movement ops are copy kernels (ops.py).
     "reshape": Lowering(OWN, when=numeric),
