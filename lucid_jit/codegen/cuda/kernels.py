@@ -38,8 +38,9 @@ from lucid_jit.codegen.body import (
     supported_node,
     typed,
 )
-from lucid_jit.codegen.cuda.launch import HEADER, Launch, _unflatten, _uses, grid_stride
+from lucid_jit.codegen.cuda.launch import HEADER, Launch, _uses, grid_stride
 from lucid_jit.codegen.cuda.lowering import LOWERING, MATH
+from lucid_jit.codegen.elementops import unflatten as _unflatten
 from lucid_jit.ir.graph import CONST, Graph, Node, Value
 
 

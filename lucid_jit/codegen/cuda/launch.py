@@ -8,6 +8,7 @@ import textwrap
 from dataclasses import dataclass, field
 
 from lucid_jit.codegen.cuda.lowering import MATH
+from lucid_jit.codegen.elementops import unflatten
 
 # The device functions kernels call (devmath's), both dtypes each.
 MATH_NAMES = tuple(sorted({impl.format(s=s) for impl in MATH.values() for s in ("f32", "f64")}))
@@ -49,20 +50,6 @@ def grid_stride(L, body: list[str]) -> list[str]:
              "i = cuda.grid(1)",
              "step = cuda.gridsize(1)",
              "while i < n:"]
-    lines += ["    " + ln for ln in _unflatten("i", idx, [f"p{d}" for d in range(r)])]
+    lines += ["    " + ln for ln in unflatten("i", idx, [f"p{d}" for d in range(r)])]
     lines += ["    " + ln for ln in body]
     return lines + ["    i += step"]
-
-
-def _unflatten(flat: str, idx: list[str], dims: list[str]) -> list[str]:
-    """Lines setting the n-d index `idx` (C order over `dims`) from the flat index `flat`."""
-    if not idx:
-        return []
-    if len(idx) == 1:
-        return [f"{idx[0]} = {flat}"]
-    lines = [f"rem = {flat}"]
-    for d in range(len(idx) - 1, 0, -1):
-        lines.append(f"{idx[d]} = rem % {dims[d]}")
-        lines.append(f"rem = rem // {dims[d]}")
-    lines.append(f"{idx[0]} = rem")
-    return lines

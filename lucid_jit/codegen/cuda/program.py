@@ -7,8 +7,8 @@ Each node becomes a step:
   eager device ops make views where NumPy would, see `runtime.view`);
 - a constant: copied to the device once, when the program is built;
 - getitem or scatter_add with a basic index, pad, unfold, fold, max_pool2d, argmax or
-  concat: its own kernel (codegen/cuda_ops.py); a conv2d: lowered to unfold, a matmul and
-  reshapes, and planned as those;
+  concat: its own kernel (ops.py, from codegen/elementops.py); a conv2d: lowered to unfold, a
+  matmul and reshapes, and planned as those;
 - getitem and scatter_add with index tensors: a gather kernel, or a zero fill and an atomic
   scatter; an out-of-range index is recorded on the device and raised after the call;
 - anything else (random draws): the op's eager implementation on the host, its
@@ -40,20 +40,6 @@ from lucid_jit.codegen.cuda.ops import movement_launch
 from lucid_jit.codegen.lowering import BODY, FREE, HOST, LOWERED, OWN, place
 from lucid_jit.codegen.pool import OutputPool
 from lucid_jit.ir.graph import CONST, FUSED, Graph, Node, Value
-
-MOVEMENT = (ops.reshape, ops.permute, ops.broadcast_to)
-# Single ops with a kernel of their own (codegen/cuda_ops.py), by op.
-SINGLE = {
-    **{op: movement_launch for op in MOVEMENT},
-    ops.getitem: cuda_ops.slice_launch,
-    ops.scatter_add: cuda_ops.scatter_slice_launch,
-    ops.pad: cuda_ops.pad_launch,
-    ops.unfold: cuda_ops.unfold_launch,
-    ops.fold: cuda_ops.fold_launch,
-    ops.max_pool2d: cuda_ops.max_pool_launch,
-    ops.argmax: cuda_ops.argmax_launch,
-    ops.concat: cuda_ops.concat_launch,
-}
 
 
 def _kernel(text: str):
@@ -183,24 +169,17 @@ class CudaProgram:
 
     def _own(self, node: Node) -> bool:
         """A node with a kernel of its own (ops.py); False where its form has none (an index
-        form the launch builders do not know: the host runs it)."""
-        op = node.op
-        single = SINGLE.get(op)
-        if single is not None and (op.kind != "index" or cuda_ops.supported_basic_index(node)):
-            self._launches([single(node)], node, {"a0": 0}, {}, [], op.name)
-            return True
-        if op.kind != "index":
+        form the kernels do not know: the host runs it)."""
+        made = cuda_ops.launches(node, len(self.err_nodes) + 1)
+        if made is None:
             return False
-        code = len(self.err_nodes) + 1  # with index tensors: gathers, scatter-adds
-        make = cuda_ops.gather_launches if op is ops.getitem else cuda_ops.scatter_launches
-        launches = make(node, code)
-        if launches is None:
-            return False
-        if self.err is None:
-            self.err = runtime.to_device(np.zeros(3, np.int64))
-        self.err_nodes.append(node)
-        self._launches(launches, node, {}, {}, [], op.name)
-        self.steps[-1].temps["err"] = self.err
+        launches, fallible = made
+        self._launches(launches, node, {}, {}, [], node.op.name)
+        if fallible:  # an index tensor: out-of-range indices are recorded, checked after
+            if self.err is None:
+                self.err = runtime.to_device(np.zeros(3, np.int64))
+            self.err_nodes.append(node)
+            self.steps[-1].temps["err"] = self.err
         return True
 
     def _body(self, body: Graph, node: Node, scalars: set[int], label: str) -> None:

@@ -1,0 +1,425 @@
+"""Kernels of single ops outside fused bodies, written once for both targets.
+
+Each is a loop over the elements of an output (a scatter's: over its values): an `ElementKernel`
+holds the body for one element (it reads the element's index j0, j1, ... and, where `flat` says
+so, its flat index i), the size arguments it reads besides the loop's extents (p0, p1, ...), and
+its array parameters. The CUDA backend wraps a body in a grid-stride loop (`cuda/ops.py`), the
+CPU backend in nested loops (`cpu/ops.py`). The two differences are spelled by the `Target`:
+adding into an element that other elements may also hit (a scatter-add with repeated indices),
+and an index out of range (recorded on the device and raised after the call; raised at once on
+the CPU, before anything later in the graph runs).
+
+- movement: reshape, permute, broadcast_to (a copy, both arrays indexed n-d);
+- getitem with a basic index (ints, slices, None, Ellipsis) and its adjoint scatter_add;
+- getitem and scatter_add with index tensors (NumPy's advanced indexing): a gather, and a zero
+  fill then an add per value;
+- pad (constant), concat, unfold (im2col) and fold (its adjoint, gathering: each output element
+  sums the columns covering it, in a fixed order, so no element is written twice), max_pool2d
+  (a NaN wins, padding never does), argmax (the first maximum, or the first NaN).
+
+Window attributes are in the text; sizes are arguments, so batch sizes share kernels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from lucid import ops
+from lucid.ops.conv import _out_hw
+from lucid.ops.movement import Slice, Slot
+from lucid_jit.codegen.body import np_type
+from lucid_jit.ir.graph import Node
+
+INDEX_ERROR = "lucid_jit index out of range"  # the first argument of a CPU kernel's IndexError
+
+
+class Target(Protocol):
+    def add_at(self, array: str, index: str, value: str) -> str:
+        """A statement adding value into array[index], which other elements may also hit."""
+
+    def out_of_range(self, code: int, value: str, axis: int, size: str, var: str) -> list[str]:
+        """Lines for an index `value` out of range for an axis of `size`: record or raise it
+        (`code` names the node); after them `var` must hold an index that is in range."""
+
+
+@dataclass
+class ElementKernel:
+    """One loop over `shape` running `body` per element. `params` are the array parameters in
+    order (inputs "a0", "a1", ..., index tensors "i0", ..., outputs "o0"), `sizes` extra int
+    arguments (name, value). `zero` fills the output with zeros first (a scatter-add);
+    `serial`: elements may write the same output element (no parallel loop on the CPU);
+    `fallible`: an index may be out of range."""
+
+    shape: tuple[int, ...]
+    body: list[str]
+    params: list[str] = field(default_factory=lambda: ["a0", "o0"])
+    sizes: list[tuple[str, int]] = field(default_factory=list)
+    flat: bool = False
+    zero: bool = False
+    serial: bool = False
+    fallible: bool = False
+
+
+def _ix(items) -> str:
+    return ", ".join(items) if items else "0"
+
+
+def _j(n: int) -> list[str]:
+    return [f"j{d}" for d in range(n)]
+
+
+def unflatten(flat: str, idx: list[str], dims: list[str]) -> list[str]:
+    """Lines setting the n-d index `idx` (C order over `dims`) from the flat index `flat`."""
+    if not idx:
+        return []
+    if len(idx) == 1:
+        return [f"{idx[0]} = {flat}"]
+    lines = [f"rem = {flat}"]
+    for d in range(len(idx) - 1, 0, -1):
+        lines.append(f"{idx[d]} = rem % {dims[d]}")
+        lines.append(f"rem = rem // {dims[d]}")
+    lines.append(f"{idx[0]} = rem")
+    return lines
+
+
+# ----------------------------------------------------------------------------- the dispatcher
+
+
+def element_kernels(node: Node, target: Target, code: int = 0) -> list[ElementKernel] | None:
+    """The kernel(s) of a single op on either target; None for a form neither has (the caller
+    runs it on the host). `code` identifies the node in index errors."""
+    op = node.op
+    if op in (ops.reshape, ops.permute, ops.broadcast_to):
+        return [movement(node)]
+    if op in (ops.getitem, ops.scatter_add):
+        if basic_index(node):
+            return [slice_kernel(node) if op is ops.getitem else scatter_slice_kernel(node)]
+        kernel = index_kernel(node, target, code, scatter=op is ops.scatter_add)
+        return None if kernel is None else [kernel]
+    builder = {ops.pad: pad_kernel, ops.unfold: unfold_kernel, ops.fold: fold_kernel,
+               ops.max_pool2d: max_pool_kernel, ops.argmax: argmax_kernel,
+               ops.concat: concat_kernel}.get(op)
+    return None if builder is None else [builder(node)]
+
+
+def basic_index(node: Node) -> bool:
+    """getitem and scatter_add nodes whose index has no index arrays."""
+    return len(node.inputs) == 1 and all(
+        it is None or it is Ellipsis or isinstance(it, (int, Slice)) for it in node.attrs["index"])
+
+
+# ----------------------------------------------------------------------------- movement
+
+
+def movement(node: Node) -> ElementKernel:
+    """A copy for a reshape, permute or broadcast_to: each output element reads its source
+    element, both indexed n-d (so either array may be a strided view)."""
+    x, v = node.inputs[0], node.output
+    L = v.shape
+    r = len(L)
+    idx = _j(r)
+    body: list[str] = []
+    sizes: list[tuple[str, int]] = []
+    flat = False
+    if node.op is ops.permute:
+        src = ["0"] * x.ndim
+        for d, a in enumerate(node.attrs["axes"]):
+            src[a] = idx[d]
+    elif node.op is ops.broadcast_to:
+        shape = (1,) * (r - x.ndim) + tuple(x.shape)
+        src = [("0" if shape[d] == 1 and L[d] != 1 else idx[d]) for d in range(r - x.ndim, r)]
+    else:  # reshape: flat index in C order, then the source's n-d index
+        sizes = [(f"q{d}", s) for d, s in enumerate(x.shape)]
+        src = [f"s{d}" for d in range(x.ndim)]
+        body += unflatten("i", src, [f"q{d}" for d in range(x.ndim)])
+        flat = True
+    body.append(f"o0[{_ix(idx)}] = a0[{_ix(src)}]")
+    return ElementKernel(tuple(L), body, sizes=sizes, flat=flat)
+
+
+# ----------------------------------------------------------------------------- indexing
+
+
+def _expand(index, ndim: int) -> list:
+    """The index's items with Ellipsis (or the missing trailing axes) as full slices."""
+    items = list(index)
+    named = sum(1 for it in items if it is not None and it is not Ellipsis)
+    full = [Slice(None, None, None)] * (ndim - named)
+    if Ellipsis in items:
+        k = items.index(Ellipsis)
+        return items[:k] + full + items[k + 1:]
+    return items + full
+
+
+def resolve_index(index, shape, array_shapes):
+    """NumPy indexing, resolved for a kernel: (out_shape, source), where source[d] says how
+    source axis d is indexed: ("int", k), ("slice", start, step, out axis) or ("array", k, [its
+    index expressions over the output's j's]). With index tensors (advanced indexing), their
+    broadcast shape (ints count as 0-d ones) takes the output axes where the first advanced
+    index stood if they are all adjacent, else at the front. Without them, an int just drops
+    its axis (the broadcast shape is then empty)."""
+    items = _expand(index, len(shape))
+    adv = [p for p, it in enumerate(items) if not (it is None or isinstance(it, Slice))]
+    bshape = tuple(np.broadcast_shapes(*array_shapes)) if array_shapes else ()
+    adjacent = not adv or adv == list(range(adv[0], adv[-1] + 1))
+    out: list[int] = []
+    bstart = 0 if not adjacent else None
+    if not adjacent:
+        out += bshape
+    source: list[tuple] = []
+    for p, item in enumerate(items):
+        if item is None:
+            out.append(1)
+            continue
+        size = shape[len(source)]
+        if isinstance(item, Slice):
+            start, stop, step = slice(item.start, item.stop, item.step).indices(size)
+            source.append(("slice", start, step, len(out)))
+            out.append(len(range(start, stop, step)))
+            continue
+        if adjacent and p == adv[0]:
+            bstart = len(out)
+            out += bshape
+        if isinstance(item, Slot):
+            s = array_shapes[item.k]
+            lead = len(bshape) - len(s)
+            ix = [("0" if s[d] == 1 and bshape[lead + d] != 1 else f"j{bstart + lead + d}")
+                  for d in range(len(s))]
+            source.append(("array", item.k, ix))
+        else:
+            source.append(("int", item % size))
+    return tuple(out), source
+
+
+def _index_lines(source, target: Target | None, code: int) -> tuple[list[str], list[str]]:
+    """(lines loading and checking each index tensor's element, the source index expressions):
+    negative indices count from the end, as in NumPy; one out of range goes to the target."""
+    lines, src = [], []
+    for d, item in enumerate(source):
+        if item[0] == "int":
+            src.append(str(item[1]))
+        elif item[0] == "slice":
+            _, start, step, axis = item
+            src.append(f"{start} + j{axis} * {step}" if step != 1 else
+                       (f"{start} + j{axis}" if start else f"j{axis}"))
+        else:
+            _, k, ix = item
+            lines += [f"w{d} = i{k}[{_ix(ix)}]",
+                      f"v{d} = w{d} + q{d} if w{d} < 0 else w{d}",
+                      f"if v{d} < 0 or v{d} >= q{d}:"]
+            lines += ["    " + ln for ln in target.out_of_range(code, f"w{d}", d, f"q{d}",
+                                                                   f"v{d}")]
+            src.append(f"v{d}")
+    return lines, src
+
+
+def slice_kernel(node: Node) -> ElementKernel:
+    """getitem with a basic index: output element j reads the source at start + j * step
+    along each sliced axis, the fixed position along each int-indexed one."""
+    x, v = node.inputs[0], node.output
+    _, source = resolve_index(node.attrs["index"], x.shape, [])
+    _, src = _index_lines(source, None, 0)
+    return ElementKernel(tuple(v.shape), [f"o0[{_ix(_j(v.ndim))}] = a0[{_ix(src)}]"])
+
+
+def scatter_slice_kernel(node: Node) -> ElementKernel:
+    """scatter_add with a basic index (getitem's adjoint): zeros, except where the index selects
+    an element of the target, which takes the matching value (a basic index never repeats)."""
+    v = node.output
+    g_shape, source = resolve_index(node.attrs["index"], v.shape, [])
+    hit, gix = [], ["0"] * len(g_shape)  # (new axes of g stay at 0)
+    for d, item in enumerate(source):
+        if item[0] == "int":
+            hit.append(f"j{d} == {item[1]}")
+            continue
+        _, start, step, axis = item
+        off = f"(j{d} - {start})" if start else f"j{d}"
+        gix[axis] = f"{off} // {step}" if step != 1 else off
+        if step != 1:
+            hit.append(f"{off} % {step} == 0")
+        hit.append(f"0 <= {gix[axis]} < {g_shape[axis]}")
+    out = f"o0[{_ix(_j(v.ndim))}]"
+    body = [f"if {' and '.join(hit) or 'True'}:", f"    {out} = a0[{_ix(gix)}]", "else:",
+            f"    {out} = {np_type(v.dtype)}(0)"]
+    return ElementKernel(tuple(v.shape), body)
+
+
+def index_kernel(node: Node, target: Target, code: int, scatter: bool) -> ElementKernel | None:
+    """getitem with index tensors: each output element reads the source at the indices its
+    position picks; scatter_add with them (a gather's adjoint): each value adds itself where
+    its indices point, into a target zeroed first (repeated indices accumulate, as with
+    np.add.at). None for an index form not resolved here."""
+    x = node.inputs[0]
+    arrays = node.inputs[1:]
+    target_shape = node.attrs["shape"] if scatter else x.shape
+    out_shape, source = resolve_index(node.attrs["index"], target_shape,
+                                      [a.shape for a in arrays])
+    loop_shape = tuple(x.shape if scatter else node.output.shape)
+    if out_shape != loop_shape:
+        return None
+    lines, src = _index_lines(source, target, code)
+    j = _ix(_j(len(loop_shape)))
+    if scatter:
+        at = src[0] if len(src) == 1 else f"({', '.join(src)})"  # (1-d: an int, not a tuple)
+        lines.append(target.add_at("o0", at, f"a0[{j}]"))
+    else:
+        lines.append(f"o0[{j}] = a0[{_ix(src)}]")
+    params = ["a0", *(f"i{k}" for k in range(len(arrays))), "o0"]
+    sizes = [(f"q{d}", target_shape[d]) for d in range(len(target_shape))]
+    return ElementKernel(loop_shape, lines, params, sizes, zero=scatter, serial=scatter,
+                         fallible=True)
+
+
+# ----------------------------------------------------------------------------- padding, concat
+
+
+def pad_kernel(node: Node) -> ElementKernel:
+    """Constant padding: the source element where j falls inside it, else the value."""
+    x, v = node.inputs[0], node.output
+    pads = node.attrs["pads"]
+    value = literal(node.attrs.get("value", 0.0), v.dtype)
+    inside = [f"{lo} <= j{d} < {lo} + {x.shape[d]}" for d, (lo, _) in enumerate(pads)
+              if v.shape[d] != x.shape[d]]
+    src = [f"j{d} - {lo}" if lo else f"j{d}" for d, (lo, _) in enumerate(pads)]
+    out = f"o0[{_ix(_j(v.ndim))}]"
+    if not inside:
+        body = [f"{out} = a0[{_ix(src)}]"]
+    else:
+        body = [f"if {' and '.join(inside)}:", f"    {out} = a0[{_ix(src)}]", "else:",
+                f"    {out} = {value}"]
+    return ElementKernel(tuple(v.shape), body)
+
+
+def concat_kernel(node: Node) -> ElementKernel:
+    """concat along an axis: output element j reads the input whose stretch of that axis holds
+    j's position (the stretches' ends e1, e2, ... are size arguments)."""
+    v, xs = node.output, node.inputs
+    axis = node.attrs["axis"]
+    idx = _j(v.ndim)
+    out = f"o0[{_ix(idx)}]"
+    body = [f"t = j{axis}"]
+    ends = []
+    for k in range(len(xs)):
+        src = list(idx)
+        src[axis] = f"t - e{k}" if k else "t"
+        read = f"{out} = a{k}[{_ix(src)}]"
+        if k == len(xs) - 1:
+            body += (["else:", "    " + read] if k else [read])
+        else:
+            body += [f"{'if' if k == 0 else 'elif'} t < e{k + 1}:", "    " + read]
+        if k:
+            ends.append((f"e{k}", sum(x.shape[axis] for x in xs[:k])))
+    return ElementKernel(tuple(v.shape), body, [*(f"a{k}" for k in range(len(xs))), "o0"], ends)
+
+
+def literal(value, dtype) -> str:
+    """A constant of `dtype` in kernel text (infinities and NaN by name)."""
+    if dtype.kind == "b":
+        return f"np.bool_({bool(value)})"
+    value = float(value) if dtype.kind == "f" else int(value)
+    text = repr(value) if math.isfinite(value) else \
+        ("np.nan" if math.isnan(value) else ("-np.inf" if value < 0 else "np.inf"))
+    return f"{np_type(dtype)}({text})"
+
+
+# ----------------------------------------------------------------------------- windows
+
+
+def _window(node: Node):
+    a = node.attrs
+    return a["kernel"], a["stride"], a["padding"], a["dilation"]
+
+
+def unfold_kernel(node: Node) -> ElementKernel:
+    """im2col: output (N, C*kh*kw, OH*OW); element (b, r, l) is the input at channel r // kk,
+    kernel offset r % kk and window l, or 0 in the padding."""
+    x, v = node.inputs[0], node.output
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _window(node)
+    oh, ow = _out_hw("unfold", [], x.shape[2:], (kh, kw), (sh, sw), (ph, pw), (dh, dw))
+    zero = f"{np_type(v.dtype)}(0)"
+    body = [f"c = j1 // {kh * kw}",
+            f"ki = (j1 // {kw}) % {kh}",
+            f"kj = j1 % {kw}",
+            f"iy = (j2 // ow) * {sh} + ki * {dh} - {ph}",
+            f"ix = (j2 % ow) * {sw} + kj * {dw} - {pw}",
+            "if 0 <= iy < h and 0 <= ix < w:",
+            "    o0[j0, j1, j2] = a0[j0, c, iy, ix]",
+            "else:",
+            f"    o0[j0, j1, j2] = {zero}"]
+    return ElementKernel(tuple(v.shape), body,
+                         sizes=[("h", x.shape[2]), ("w", x.shape[3]), ("ow", ow)])
+
+
+def fold_kernel(node: Node) -> ElementKernel:
+    """col2im (unfold's adjoint): output element (b, c, y, x) sums, over the kernel offsets in
+    row-major order, the column entries of the windows that cover it (the host's order too)."""
+    v = node.output
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _window(node)
+    oh, ow = _out_hw("fold", [], v.shape[2:], (kh, kw), (sh, sw), (ph, pw), (dh, dw))
+    body = [f"acc = {np_type(v.dtype)}(0)",
+            f"for ki in range({kh}):",
+            f"    ty = j2 + {ph} - ki * {dh}",
+            f"    if ty >= 0 and ty % {sh} == 0 and ty // {sh} < oh:",
+            f"        for kj in range({kw}):",
+            f"            tx = j3 + {pw} - kj * {dw}",
+            f"            if tx >= 0 and tx % {sw} == 0 and tx // {sw} < ow:",
+            f"                acc += a0[j0, j1 * {kh * kw} + ki * {kw} + kj, "
+            f"(ty // {sh}) * ow + tx // {sw}]",
+            "o0[j0, j1, j2, j3] = acc"]
+    return ElementKernel(tuple(v.shape), body, sizes=[("oh", oh), ("ow", ow)])
+
+
+def max_pool_kernel(node: Node) -> ElementKernel:
+    """The max over each window: input positions outside the array (padding, or past the edge
+    in ceil mode) never win; a NaN does, as with np.maximum."""
+    x, v = node.inputs[0], node.output
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _window(node)
+    body = [f"m = {np_type(v.dtype)}(-np.inf)",
+            f"for ki in range({kh}):",
+            f"    iy = j2 * {sh} + ki * {dh} - {ph}",
+            "    if 0 <= iy < h:",
+            f"        for kj in range({kw}):",
+            f"            ix = j3 * {sw} + kj * {dw} - {pw}",
+            "            if 0 <= ix < w:",
+            "                y = a0[j0, j1, iy, ix]",
+            "                if y > m or y != y:",
+            "                    if m == m:",
+            "                        m = y",
+            "o0[j0, j1, j2, j3] = m"]
+    return ElementKernel(tuple(v.shape), body, sizes=[("h", x.shape[2]), ("w", x.shape[3])])
+
+
+def argmax_kernel(node: Node) -> ElementKernel:
+    """Each output element scans its row (the axis, or every element when axis is None) for the
+    first maximum; the first NaN wins, as in NumPy."""
+    x, v = node.inputs[0], node.output
+    axis, keep = node.attrs.get("axis"), node.attrs.get("keepdims", False)
+    red = list(range(x.ndim)) if axis is None else [axis]
+    # the output's index names: kept axes take j's in order (keepdims adds 0-size-1 axes)
+    names: dict[int, str] = {}
+    k = 0
+    for d in range(x.ndim):
+        if d in red:
+            if keep:
+                k += 1
+            continue
+        names[d] = f"j{k}"
+        k += 1
+    src_t = [names.get(d, f"t{d}") for d in range(x.ndim)]
+    body = ["best = a0[" + _ix([names.get(d, "0") for d in range(x.ndim)]) + "]",
+            "at = 0",
+            "t = 1",
+            "while t < nr and best == best:"]
+    body += ["    " + ln for ln in unflatten("t", [f"t{d}" for d in red], [f"q{d}" for d in red])]
+    body += [f"    y = a0[{_ix(src_t)}]",
+             "    if y > best or y != y:",
+             "        best = y",
+             "        at = t",
+             "    t += 1",
+             f"o0[{_ix(_j(v.ndim))}] = np.int64(at)"]
+    sizes = [("nr", math.prod(x.shape[d] for d in red))] + [(f"q{d}", x.shape[d]) for d in red]
+    return ElementKernel(tuple(v.shape), body, sizes=sizes)
