@@ -28,8 +28,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from lucid import ops
 from lucid.ops.registry import REGISTRY, LucidError
-from lucid_jit.ir.graph import CONST, FUSED, Node
+from lucid_jit.ir.graph import CONST, FUSED, Graph, Node, Value
 
 BODY, FREE, VIEW, OWN, LOWERED, HOST = "body", "free", "view", "own", "lowered", "host"
 
@@ -81,3 +82,48 @@ def place(table: dict[str, Lowering], node: Node, backend: str) -> Lowering:
 def missing(table: dict[str, Lowering]) -> list[str]:
     """The registered ops a table has no row for (the coverage test wants none)."""
     return sorted(name for name in REGISTRY if name not in table)
+
+
+def lowered(node: Node) -> list[Node]:
+    """The nodes a LOWERED node is rewritten into (for conv2d: `lower_conv2d`)."""
+    if node.op is ops.conv2d:
+        return lower_conv2d(node)
+    raise LucidError(f"lucid_jit: no lowering rewrites op {node.op.name!r}")
+
+
+def expand_lowered(graph: Graph, table: dict[str, Lowering], backend: str) -> Graph:
+    """The graph with every node the table lowers replaced by what it is rewritten into (the
+    graph itself when there is none)."""
+    nodes: list[Node] = []
+    for node in graph.nodes:
+        if node.op is not FUSED and place(table, node, backend).how == LOWERED:
+            nodes += lowered(node)
+        else:
+            nodes.append(node)
+    return graph if len(nodes) == len(graph.nodes) else graph.replace(nodes=nodes)
+
+
+def lower_conv2d(node: Node) -> list[Node]:
+    """conv2d as its eager implementation computes it: unfold, then one matmul of the weight
+    as (O, K) (per group: (G, O/G, K)) with every image's columns, reshaped to NCHW."""
+    x, w = node.inputs
+    out = node.output
+    n = x.shape[0]
+    o, cg, kh, kw = w.shape
+    groups = node.attrs["groups"]
+    _, _, oh, ow = out.shape
+    k, length = cg * kh * kw, oh * ow
+    window = {"kernel": (kh, kw), "stride": node.attrs["stride"],
+              "padding": node.attrs["padding"], "dilation": node.attrs["dilation"]}
+    cols = Value((n, groups * k, length), x.dtype)
+    nodes = [Node(ops.unfold, (x,), (cols,), window)]
+    if groups > 1:
+        grouped = Value((n, groups, k, length), x.dtype)
+        nodes.append(Node(ops.reshape, (cols,), (grouped,), {"shape": grouped.shape}))
+        cols = grouped
+    wm = Value((groups, o // groups, k) if groups > 1 else (o, k), w.dtype)
+    y = Value(((n, groups, o // groups) if groups > 1 else (n, o)) + (length,), x.dtype)
+    nodes += [Node(ops.reshape, (w,), (wm,), {"shape": wm.shape}),
+              Node(ops.matmul, (wm, cols), (y,), {}),  # (a kernel reads wm's batch axes)
+              Node(ops.reshape, (y,), (out,), {"shape": out.shape})]
+    return nodes

@@ -14,6 +14,7 @@ from lucid_jit import log
 from lucid_jit.codegen import backend as base
 from lucid_jit.codegen import compiletime
 from lucid_jit.codegen.cpu import process
+from lucid_jit.codegen.cpu.ops import input_error
 from lucid_jit.codegen.pool import OutputPool
 from lucid_jit.ir.interpret import interpret
 
@@ -31,13 +32,18 @@ class Program:
     def __init__(self, graph, *, fastmath: bool = False, inplace=None, name: str = "graph",
                  part: str = "graph") -> None:
         from lucid_jit.codegen import loader
+        from lucid_jit.codegen.cpu.lowering import LOWERING
         from lucid_jit.codegen.cpu.module import emit_module
+        from lucid_jit.codegen.lowering import expand_lowered
 
         self.graph = graph
         self.name, self.part = name, part
         # One per call before the program settled on its tier (those calls may compile).
         self.compile_records: list[compiletime.CompileRecord] = []
-        self.emitted = emit_module(graph, fastmath=fastmath, inplace=inplace)
+        # Nodes the lowering table rewrites (conv2d) are expanded for the emitter; the graph
+        # itself (read by the reference interpreter and `explain`) keeps them.
+        self.emitted = emit_module(expand_lowered(graph, LOWERING, "cpu"), fastmath=fastmath,
+                                   inplace=inplace)
         self.text = self.emitted.text
         loader.register_kernels(self.emitted.kernel_texts)
         self.module = loader.load(self.text)
@@ -56,10 +62,16 @@ class Program:
 
     def __call__(self, arrays):
         if self.fast:
-            if self.pool:
-                return self.module.run(arrays, self.D, self.K, self.H, self.C,
-                                       self.module.NATIVE, self.pool.take_all())
-            return self.module.run(arrays, self.D, self.K, self.H, self.C)
+            try:
+                if self.pool:
+                    return self.module.run(arrays, self.D, self.K, self.H, self.C,
+                                           self.module.NATIVE, self.pool.take_all())
+                return self.module.run(arrays, self.D, self.K, self.H, self.C)
+            except IndexError as exc:
+                err = input_error(exc)
+                if err is None:
+                    raise
+                raise err from None
         return self._slow_call(arrays)
 
     def _slow_call(self, arrays):
@@ -147,6 +159,9 @@ class Program:
         except LucidError:
             raise
         except Exception as exc:  # noqa: BLE001 (a corrupt cache entry: rebuild it once)
+            err = input_error(exc)
+            if err is not None:
+                raise err from None
             if getattr(exc, "lucid_host_op", None) is not None:
                 raise
             restore()

@@ -152,7 +152,7 @@ class KernelSource(BodyMath):
         code = self._alloc(m, _tuple(ext))
         na, nb, no = self.names[a.id], self.names[b.id], self.names[m.id]
         for v in (a, b):
-            if len(a.shape) > 2 and self.names.get(v.id) in self.input_index:
+            if len(m.shape) > 2 and self.names.get(v.id) in self.input_index:
                 self.c_inputs[self.input_index[self.names[v.id]]] = True
         if len(m.shape) == 2:
             code.append(f"np.dot({na}, {nb}, {no})")
@@ -164,11 +164,15 @@ class KernelSource(BodyMath):
             code.append(f"np.dot({na}.reshape(({batch} * {M}, {K})), {nb}, "
                         f"{no}.reshape(({batch} * {M}, {N})))")
             return code
-        code += [f"a3 = {na}.reshape(({batch}, {M}, {K}))",
+        # An `a` with fewer batch axes than the output (a lowered conv2d's weight) has the
+        # trailing ones: product bi of the output takes a's matrix bi % (a's batch size).
+        a_batch = " * ".join(ext[len(ext) - len(a.shape):-2]) or "1"
+        a_ix = "bi" if len(a.shape) == len(m.shape) else f"bi % ({a_batch})"
+        code += [f"a3 = {na}.reshape(({a_batch}, {M}, {K}))",
                  f"b3 = {nb}.reshape(({batch}, {K}, {N}))",
                  f"o3 = {no}.reshape(({batch}, {M}, {N}))",
                  f"for bi in range({batch}):",
-                 "    np.dot(a3[bi], b3[bi], o3[bi])"]
+                 f"    np.dot(a3[{a_ix}], b3[bi], o3[bi])"]
         return code
 
     # ------------------------------------------------------------------ loops

@@ -6,6 +6,7 @@ from lucid_jit.codegen.lowering import (
     BODY,
     FREE,
     HOST,
+    LOWERED,
     OWN,
     VIEW,
     Lowering,
@@ -19,8 +20,6 @@ def _not_bool(node) -> bool:
     return node.inputs[0].dtype.kind in "iuf"
 
 
-_NO_KERNEL = "no CPU kernel yet: its eager implementation runs between native segments"
-
 LOWERING: dict[str, Lowering] = {
     **elementwise_rows(),
     "sum": Lowering(BODY, when=numeric),
@@ -30,15 +29,17 @@ LOWERING: dict[str, Lowering] = {
     "reshape": Lowering(VIEW, when=numeric),
     "permute": Lowering(VIEW, when=numeric),
     "broadcast_to": Lowering(VIEW, when=numeric),  # (in a body: a stride-0 read, free)
-    "argmax": Lowering(OWN, when=_not_bool),  # runtime.argmax3
-    "getitem": Lowering(HOST, _NO_KERNEL),
-    "scatter_add": Lowering(HOST, _NO_KERNEL),
-    "concat": Lowering(HOST, _NO_KERNEL),
-    "pad": Lowering(HOST, _NO_KERNEL),
-    "unfold": Lowering(HOST, _NO_KERNEL),
-    "fold": Lowering(HOST, _NO_KERNEL),
-    "conv2d": Lowering(HOST, _NO_KERNEL),
-    "max_pool2d": Lowering(HOST, _NO_KERNEL),
+    # Kernels of their own (cpu/ops.py, from codegen/elementops.py); an index form those do
+    # not know runs on the host.
+    "argmax": Lowering(OWN, when=_not_bool),
+    "getitem": Lowering(OWN, when=numeric),
+    "scatter_add": Lowering(OWN, when=numeric),
+    "concat": Lowering(OWN, when=numeric),
+    "pad": Lowering(OWN, when=numeric),
+    "unfold": Lowering(OWN, when=numeric),
+    "fold": Lowering(OWN, when=numeric),
+    "max_pool2d": Lowering(OWN, when=numeric),
+    "conv2d": Lowering(LOWERED, when=numeric),  # unfold, a reshape of the weight, one matmul
     "uniform": Lowering(HOST, "a random draw: lucid's generator, so a seed gives eager's numbers"),
     "normal": Lowering(HOST, "a random draw: lucid's generator, so a seed gives eager's numbers"),
 }

@@ -12,8 +12,8 @@ VIEWS = (ops.reshape, ops.permute, ops.broadcast_to)
 POOL_MIN_BYTES = 1 << 20  # outputs this large are recycled
 
 
-def plan_inplace(g: Graph, placement: list[bool],
-                 requests: dict[int, int]) -> dict[int, Value]:
+def plan_inplace(g: Graph, placement: list[bool], requests: dict[int, int],
+                 fallible: list[bool] | None = None) -> dict[int, Value]:
     """Output value id -> the input its value is computed straight into (a parameter or
     optimizer state updated in place), for the requested outputs (`requests`: output index ->
     input index) where that is safe. Safe when the output's producer is a native kernel that
@@ -21,13 +21,15 @@ def plan_inplace(g: Graph, placement: list[bool],
     if it reads the input itself, reads it only at the element it writes (one elementwise
     loop, no view in between); and when nothing else returns the output.
 
-    A call either completes or changes nothing: a node that can raise at run time (a host
-    op, such as a gather whose index is out of range) may not come after an in-place write,
-    so only producers after the last such node write in place. The others' results are
+    A call either completes or changes nothing: a node that can raise at run time (`fallible`,
+    by default the host ops: a gather whose index is out of range) may not come after an
+    in-place write, so only producers after the last such node write in place. The others' results are
     written back once the whole graph has run."""
     inplace: dict[int, Value] = {}  # output value id -> the input it is written into
     index = {id(n): k for k, n in enumerate(g.nodes)}
-    last_fallible = max((k for k, nat in enumerate(placement) if not nat), default=-1)
+    if fallible is None:
+        fallible = [not nat for nat in placement]
+    last_fallible = max((k for k, f in enumerate(fallible) if f), default=-1)
     producer = g.producers()
     views_of: dict[int, set[int]] = {v.id: {v.id} for v in g.inputs}
     for n in g.nodes:
@@ -41,7 +43,7 @@ def plan_inplace(g: Graph, placement: list[bool],
         p = producer.get(v.id)
         if (p is None or not placement[index[id(p)]] or index[id(p)] < last_fallible
                 or p.op in VIEWS or p.op is CONST
-                or p.op is ops.full or p.op is ops.argmax or out_ids.count(v.id) != 1
+                or p.op is ops.full or out_ids.count(v.id) != 1
                 or v.shape != x.shape or v.dtype != x.dtype or v.id in inplace):
             continue
         ids = views_of[x.id]
@@ -71,7 +73,7 @@ def plan_pool(g: Graph, placement: list[bool], inplace: dict[int, Value]) -> lis
     pooled = []
     out_ids = [v.id for v in g.outputs]
     for node, nat in zip(g.nodes, placement, strict=True):
-        if not nat or node.op in VIEWS or node.op in (CONST, ops.full, ops.argmax):
+        if not nat or node.op in VIEWS or node.op in (CONST, ops.full):
             continue
         for v in node.outputs:
             if (v.id in out_ids and out_ids.count(v.id) == 1 and v.id not in inplace

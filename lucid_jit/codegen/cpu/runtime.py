@@ -1,4 +1,4 @@
-"""What generated modules import besides the math functions (vmath.py): the few kernels that are
+"""What generated modules import besides the math functions (vmath.py): the helpers that are
 the same for every graph."""
 
 from __future__ import annotations
@@ -6,23 +6,6 @@ from __future__ import annotations
 import numba
 import numpy as np
 from numba.extending import overload
-
-
-@numba.njit(cache=True, error_model="numpy")
-def argmax3(x, out):
-    """out[p, q] = argmax over j of x[p, j, q]: the first maximum, or the first nan (NumPy's)."""
-    P, N, Q = x.shape
-    for p in range(P):
-        for q in range(Q):
-            best = x[p, 0, q]
-            at = 0
-            for j in range(1, N):
-                v = x[p, j, q]
-                if best == best and (v > best or v != v):
-                    best = v
-                    at = j
-            out[p, q] = at
-    return out
 
 
 def writeback(dst, src):
@@ -44,4 +27,4 @@ def _writeback(dst, src):
     return copy
 
 
-__all__ = ["argmax3", "np", "writeback"]
+__all__ = ["np", "writeback"]

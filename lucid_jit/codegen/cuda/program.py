@@ -37,7 +37,7 @@ from lucid_jit.codegen.cuda import runtime
 from lucid_jit.codegen.cuda.kernels import CudaBody, Launch, supported_cuda_body
 from lucid_jit.codegen.cuda.lowering import LOWERING
 from lucid_jit.codegen.cuda.ops import movement_launch
-from lucid_jit.codegen.lowering import BODY, FREE, HOST, LOWERED, OWN, place
+from lucid_jit.codegen.lowering import BODY, FREE, HOST, LOWERED, OWN, lowered, place
 from lucid_jit.codegen.pool import OutputPool
 from lucid_jit.ir.graph import CONST, FUSED, Graph, Node, Value
 
@@ -155,7 +155,7 @@ class CudaProgram:
             if how == OWN and self._own(node):
                 return
             if how == LOWERED:  # conv2d: unfold, a reshape of the weight and one matmul
-                for part in _lower_conv2d(node):
+                for part in lowered(node):
                     self._plan(part, scalars)
                 return
             if how in (BODY, FREE):
@@ -279,32 +279,6 @@ class CudaProgram:
                 lines.append(f"#   {step.label}: {len(step.calls)} launch(es)")
         texts = list(dict.fromkeys(self.texts))
         return "\n".join(lines) + "\n\n" + "\n\n".join(texts)
-
-
-def _lower_conv2d(node: Node) -> list[Node]:
-    """conv2d as its eager implementation computes it: unfold, then one matmul of the weight
-    as (O, K) (per group: (G, O/G, K)) with every image's columns, reshaped to NCHW."""
-    x, w = node.inputs
-    out = node.output
-    n = x.shape[0]
-    o, cg, kh, kw = w.shape
-    groups = node.attrs["groups"]
-    _, _, oh, ow = out.shape
-    k, length = cg * kh * kw, oh * ow
-    window = {"kernel": (kh, kw), "stride": node.attrs["stride"],
-              "padding": node.attrs["padding"], "dilation": node.attrs["dilation"]}
-    cols = Value((n, groups * k, length), x.dtype)
-    nodes = [Node(ops.unfold, (x,), (cols,), window)]
-    if groups > 1:
-        grouped = Value((n, groups, k, length), x.dtype)
-        nodes.append(Node(ops.reshape, (cols,), (grouped,), {"shape": grouped.shape}))
-        cols = grouped
-    wm = Value((groups, o // groups, k) if groups > 1 else (o, k), w.dtype)
-    y = Value(((n, groups, o // groups) if groups > 1 else (n, o)) + (length,), x.dtype)
-    nodes += [Node(ops.reshape, (w,), (wm,), {"shape": wm.shape}),
-              Node(ops.matmul, (wm, cols), (y,), {}),  # (the kernel reads wm's batch axes)
-              Node(ops.reshape, (y,), (out,), {"shape": out.shape})]
-    return nodes
 
 
 def _host_array(a):
