@@ -75,7 +75,8 @@ STEPS = {
             lambda: lucid.randn(4, 3, 32, 32), lambda: lucid.randint(0, 10, (4,))),
     # (SGD: the key bias's gradient is zero up to rounding, which Adam would scale up to lr)
     "transformer_block": (TinyBlock, lambda p: SGD(p, lr=0.05, momentum=0.9), _tokens_loss,
-                          lambda: lucid.randint(0, 11, (3, 6)), lambda: lucid.randint(0, 11, (3, 6))),
+                          lambda: lucid.randint(0, 11, (3, 6)),
+                          lambda: lucid.randint(0, 11, (3, 6))),
     "large_mlp": (lambda: nn.Sequential(nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 1024),
                                         nn.ReLU(), nn.Linear(1024, 10)),
                   lambda p: SGD(p, lr=0.01, momentum=0.9), nn.CrossEntropyLoss(),

@@ -26,8 +26,8 @@ import numpy as np
 
 from lucid import ops
 from lucid_jit.codegen.body import _tuple, np_type, supported_body, typed
-from lucid_jit.codegen.cpu.inline import inline_body
 from lucid_jit.codegen.cpu import ops as cpu_ops
+from lucid_jit.codegen.cpu.inline import inline_body
 from lucid_jit.codegen.cpu.kernels import KernelSource
 from lucid_jit.codegen.cpu.lowering import LOWERING, MATH_NAMES
 from lucid_jit.codegen.cpu.plan import VIEWS, _has_matmul, plan_inplace, plan_pool

@@ -23,8 +23,8 @@ def plan_inplace(g: Graph, placement: list[bool], requests: dict[int, int],
 
     A call either completes or changes nothing: a node that can raise at run time (`fallible`,
     by default the host ops: a gather whose index is out of range) may not come after an
-    in-place write, so only producers after the last such node write in place. The others' results are
-    written back once the whole graph has run."""
+    in-place write, so only producers after the last such node write in place. The others'
+    results are written back once the whole graph has run."""
     inplace: dict[int, Value] = {}  # output value id -> the input it is written into
     index = {id(n): k for k, n in enumerate(g.nodes)}
     if fallible is None:

@@ -3,7 +3,6 @@ the same for every graph."""
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba.extending import overload
 
