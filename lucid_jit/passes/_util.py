@@ -8,7 +8,8 @@ from lucid_jit.ir.graph import Graph, Node, Value
 
 # A rule sees each node (its inputs already renamed) and the nodes defining the new graph's values
 # so far. It returns None to keep the node, a Node to emit instead (its outputs stand for the old
-# ones, in order), or the existing Value(s) the node's outputs become (the node is dropped).
+# ones, in order), a list of Nodes to emit (the last one's outputs stand for the old ones), or the
+# existing Value(s) the node's outputs become (the node is dropped).
 Rule = Callable[[Node, Mapping[int, Node]], "Node | Value | Sequence[Value] | None"]
 
 
@@ -26,6 +27,11 @@ def rewrite(graph: Graph, rule: Rule) -> Graph:
         node = old if inputs == old.inputs else Node(old.op, inputs, old.outputs, old.attrs,
                                                      old.body)
         result = rule(node, defs)
+        if isinstance(result, list):  # several nodes: the last one stands for the old node
+            for extra in result[:-1]:
+                nodes.append(extra)
+                defs.update((v.id, extra) for v in extra.outputs)
+            result = result[-1]
         if result is None or isinstance(result, Node):
             new = node if result is None else result
             subst.update((o.id, n) for o, n in zip(old.outputs, new.outputs, strict=True)

@@ -4,7 +4,8 @@
 
 Identities (x*1, 1*x, x+0, 0+x, x-0, x/1, where the constant is a const, a `full` or a broadcast
 of one), neg(neg(x)), permutes, reshapes and broadcasts of themselves merged into one, copies and
-no-op reshapes, casts, broadcasts and permutes removed, and a broadcast of a one-element constant
+no-op reshapes, casts, broadcasts and permutes removed, a transposed matrix product computed
+transposed ((a @ b)^T as b^T @ a^T), and a broadcast of a one-element constant
 (or of a `full`) made a `full` node, so later passes and backends see a fill rather than a
 broadcast.
 """
@@ -19,7 +20,16 @@ from lucid_jit.passes.registry import register
 
 @register("simplify")
 def simplify(graph: Graph) -> Graph:
-    return rewrite(graph, _simplify)
+    users = graph.users()
+
+    def rule(node: Node, defs):
+        if node.op is ops.permute:
+            swapped = _transposed_product(node, defs, users)
+            if swapped is not None:
+                return swapped
+        return _simplify(node, defs)
+
+    return rewrite(graph, rule)
 
 
 def _simplify(node: Node, defs) -> Node | Value | None:
@@ -34,6 +44,38 @@ def _simplify(node: Node, defs) -> Node | Value | None:
             break
         node = step
     return result
+
+
+def _swaps_last_two(node: Node) -> bool:
+    r = node.inputs[0].ndim
+    return r >= 2 and tuple(node.attrs["axes"]) == (*range(r - 2), r - 1, r - 2)
+
+
+def _transposed_product(node: Node, defs, users) -> list[Node] | None:
+    """(a @ b)^T -> b^T @ a^T, where the product is read only by this transpose: the product is
+    computed in the layout that is wanted (a weight's gradient, (x^T g)^T, becomes g^T x)
+    instead of being written and then copied transposed. An operand that is itself a transpose
+    is read through it."""
+    if not _swaps_last_two(node):
+        return None
+    inner = defs.get(node.inputs[0].id)
+    if (inner is None or inner.op is not ops.matmul or inner.body is not None
+            or len(users.get(inner.output.id, ())) != 1):
+        return None
+    a, b = inner.inputs
+    if a.ndim != b.ndim or a.ndim < 2:
+        return None
+    nodes, operands = [], []
+    for x in (b, a):
+        src = defs.get(x.id)
+        if src is not None and src.op is ops.permute and _swaps_last_two(src):
+            operands.append(src.inputs[0])
+            continue
+        t = Value((*x.shape[:-2], x.shape[-1], x.shape[-2]), x.dtype)
+        nodes.append(Node(ops.permute, (x,), (t,), {"axes": node.attrs["axes"]}))
+        operands.append(t)
+    nodes.append(Node(ops.matmul, tuple(operands), node.outputs, {}))
+    return nodes
 
 
 def _fill(v: Value, defs) -> object | None:

@@ -169,9 +169,10 @@ GOLDEN_KERNELS = {
                     "matmul_epilogue(matmul, add, sigmoid)"],
     # The sigmoid's backward feeds the fc2 bias gradient's sum (and, as another output of that
     # kernel, both gradient matmuls); ReLU's mask is the epilogue of the matmul producing its
-    # gradient; fc1's bias gradient sum reads that epilogue's result.
+    # gradient; fc1's bias gradient sum reads that epilogue's result. The weight gradients are
+    # computed in the weights' layout (g^T x rather than (x^T g)^T, see simplify).
     "mlp_backward": ["reduction(sub, mul, mul, sum)", "matmul_epilogue(matmul, gt, where)",
-                     "matmul", "matmul", "sum"],
+                     "matmul", "sum", "matmul"],
     "chain": ["elementwise(mul, add, gt, mul, where, sigmoid, mul, tanh, add)"],
     # leaky_relu is a diamond, where(x > 0, x, x * slope): the epilogue takes it whole.
     "linear_leaky_relu": ["matmul_epilogue(matmul, add, gt, mul, where)"],
@@ -206,10 +207,14 @@ def test_mlp_training_step(traced):
     graph = traced["mlp_step"]
     result = fuse(graph)
     found = kernels(result)
-    assert len(kernels(run_pipeline(graph)[0])) == 153 and len(found) == 12
+    assert len(kernels(run_pipeline(graph)[0])) == 153 and len(found) == 10
     kinds = Counter(k.split("(")[0] for k in found)
-    assert kinds == {"matmul_epilogue": 3, "reduction": 3, "elementwise": 3, "matmul": 2,
-                     "cast": 1}
+    assert kinds == {"matmul_epilogue": 5, "reduction": 3, "elementwise": 1, "cast": 1}
+    # The weight gradients come out in the weights' layout, so each weight's Adam update is
+    # its gradient matmul's epilogue.
+    adam = "matmul_epilogue(matmul, mul, mul, add, mul, mul, mul, add, sqrt, div, add, div, " \
+           "mul, sub)"
+    assert found.count(adam) == 2
     # The forward as in the forward graph, ReLU's backward mask after the gradient matmul.
     assert found[:2] == GOLDEN_KERNELS["mlp_forward"]
     assert "matmul_epilogue(matmul, gt, where)" in found
@@ -387,9 +392,9 @@ def test_report_of_the_mlp_backward(traced):
 def test_report_of_the_training_step_says_why_the_epilogue_stops(traced):
     report = fusion_report(fuse(traced["mlp_step"]))
     # The sigmoid's output feeds BCE's forward and backward: they rejoin only after a sum.
-    assert "unfused fused_1 -> fused_3 [f32[32,2]]: value has 4 users, which do not rejoin " \
+    assert "unfused fused_1 -> fused_5 [f32[32,2]]: value has 4 users, which do not rejoin " \
            "before sum" in report
-    assert any(re.fullmatch(r"unfused fused_6 -> fused_\d \[f32\[\] x6\]: shapes differ "
+    assert any(re.fullmatch(r"unfused fused_8 -> fused_\d \[f32\[\] x6\]: shapes differ "
                             r"\(broadcast\)", line) for line in report)
 
 
