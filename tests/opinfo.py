@@ -535,7 +535,35 @@ def _conv_primitives() -> tuple[OpInfo, ...]:
             S((1, 4, 7, 7), (6, 2, 3, 2), groups=2, **odd))),
         OpInfo("max_pool2d", conv.max_pool2d, _ref_max_pool2d, op=conv.max_pool2d,
                sample_fn=_pool_samples),
+        # (differentiable in g only: piecewise constant in x)
+        OpInfo("max_pool2d_grad", conv.max_pool2d_grad, _ref_max_pool2d_grad,
+               op=conv.max_pool2d_grad, sample_fn=_pool_grad_samples, grad_args=(0,)),
     )
+
+
+def _ref_max_pool2d_grad(g, x, kernel, stride, padding, dilation, ceil_mode=False):
+    """Each window's gradient added at its first maximum, by explicit loops."""
+    p = _patches(x, kernel, stride, padding, dilation, -np.inf, ceil_mode)
+    n, c, kh, kw, oh, ow = p.shape
+    big = np.zeros((n, c, x.shape[2] + 2 * padding[0] + kh * dilation[0] + stride[0] * oh,
+                    x.shape[3] + 2 * padding[1] + kw * dilation[1] + stride[1] * ow), g.dtype)
+    for b in range(n):
+        for ch in range(c):
+            for y in range(oh):
+                for xx in range(ow):
+                    k = int(np.argmax(p[b, ch, :, :, y, xx].reshape(-1)))
+                    i, j = divmod(k, kw)
+                    big[b, ch, y * stride[0] + i * dilation[0],
+                        xx * stride[1] + j * dilation[1]] += g[b, ch, y, xx]
+    return big[:, :, padding[0]:padding[0] + x.shape[2], padding[1]:padding[1] + x.shape[3]]
+
+
+def _pool_grad_samples(rng, dtype):
+    for sample in _pool_samples(rng, dtype):
+        (x,), attrs = sample.args, sample.attrs
+        out = _ref_max_pool2d(x, attrs["kernel"], attrs["stride"], attrs["padding"],
+                              attrs["dilation"], attrs["ceil_mode"])
+        yield Sample((_uniform(rng, out.shape, (-2, 2), dtype), x), attrs)
 
 
 def _pool_samples(rng, dtype):

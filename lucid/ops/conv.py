@@ -12,12 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from lucid import device, dtypes
-from lucid.ops import registry
+from lucid.ops import reduction, registry
 from lucid.ops.elementwise import cast, eq, mul
 from lucid.ops.matmul import matmul, transpose_last
-from lucid.ops.movement import Slice, broadcast_to, getitem, pad, permute, reshape
+from lucid.ops.movement import broadcast_to, pad, permute, reshape
 from lucid.ops.reduction import argmax
-from lucid.ops.registry import Aval, DTypeError, defop, op_error
+from lucid.ops.registry import Aval, DTypeError, ShapeError, defop, op_error
 
 _WINDOW_ATTRS = ("kernel", "stride", "padding", "dilation")
 
@@ -264,30 +264,75 @@ def _max_pool2d(x, *, kernel, stride, padding, dilation, ceil_mode):
 
 
 def _max_pool2d_vjp(g, out, x, *, kernel, stride, padding, dilation, ceil_mode):
-    # The whole gradient of a window goes to its FIRST maximum (row-major), as PyTorch routes it:
-    # unfold the -inf padded input, one-hot the argmax of each window, scale by g and fold back.
-    n, c, h, w = x.shape
-    oh, ow = g.shape[2:]
-    kk = kernel[0] * kernel[1]
-    extra = pool_extra((h, w), (oh, ow), kernel, stride, padding, dilation)
-    pads = ((0, 0), (0, 0), (padding[0], padding[0] + extra[0]),
-            (padding[1], padding[1] + extra[1]))
-    xp = pad(x, pads=pads, value=float("-inf"))
-    window = dict(kernel=kernel, stride=stride, padding=(0, 0), dilation=dilation)
-    cols = reshape(unfold(xp, **window), shape=(n, c, kk, oh * ow))
-    shape = cols.shape
-    first = broadcast_to(argmax(cols, axis=2, keepdims=True), shape=shape)
-    positions = device.like(x, registry._wrap(np.arange(kk, dtype=np.int64).reshape(1, 1, kk,
-                                                                                   1)))
-    hit = cast(eq(first, broadcast_to(positions, shape=shape)), dtype=x.dtype)
-    spread = broadcast_to(reshape(g, shape=(n, c, 1, oh * ow)), shape=shape)
-    gxp = fold(reshape(mul(hit, spread), shape=(n, c * kk, oh * ow)),
-               output_size=tuple(xp.shape[2:]), **window)
-    crop = (Slice(None, None, None),) * 2 + tuple(
-        Slice(p, p + d, None) for p, d in zip(padding, (h, w), strict=True))
-    return (getitem(gxp, index=crop) if xp.shape != x.shape else gxp,)
+    # The whole gradient of a window goes to its FIRST maximum (row-major), as PyTorch routes it.
+    return (max_pool2d_grad(g, x, kernel=kernel, stride=stride, padding=padding,
+                            dilation=dilation, ceil_mode=ceil_mode),)
 
 
 max_pool2d = defop("max_pool2d", kind="conv", impl=_max_pool2d, infer=_max_pool2d_infer,
                    vjp=_max_pool2d_vjp, save=(0,), attrs=_WINDOW_ATTRS + ("ceil_mode",))
 
+
+# ----------------------------------------------------------------------------- max_pool2d_grad
+
+
+def _max_pool2d_grad_infer(g: Aval, x: Aval, *, kernel, stride, padding, dilation,
+                           ceil_mode) -> Aval:
+    out = _max_pool2d_infer(x, kernel=kernel, stride=stride, padding=padding,
+                            dilation=dilation, ceil_mode=ceil_mode)
+    if g.shape != out.shape or g.dtype != x.dtype:
+        raise op_error("max_pool2d_grad", [g, x], f"the gradient must be {out} (max_pool2d's "
+                                                  f"output for this input)", ShapeError)
+    return x
+
+
+def _first_max(x, kernel, stride, padding, dilation, ohw):
+    """(N, C, OH, OW): the row-major position in each window of its first maximum (the first
+    NaN, if any), with -inf padding (never chosen over an element of the input)."""
+    extra = pool_extra(x.shape[2:], ohw, kernel, stride, padding, dilation)
+    view = _windows(_pad_hw(x, padding, -np.inf, extra), kernel, stride, dilation, ohw)
+    n, c = x.shape[:2]
+    return np.argmax(view.reshape(n, c, kernel[0] * kernel[1], *ohw), axis=2)
+
+
+def _max_pool2d_grad(g, x, *, kernel, stride, padding, dilation, ceil_mode):
+    ohw = g.shape[2:]
+    first = _first_max(x, kernel, stride, padding, dilation, ohw)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    extra = pool_extra(x.shape[2:], ohw, kernel, stride, padding, dilation)
+    n, c, h, w = x.shape
+    acc = np.zeros((n, c, h + 2 * ph + extra[0], w + 2 * pw + extra[1]), g.dtype)
+    oh, ow = ohw
+    # One strided add per kernel offset: windows overlapping at a position accumulate.
+    for i in range(kh):
+        for j in range(kw):
+            y, xx = i * dh, j * dw
+            acc[:, :, y:y + sh * (oh - 1) + 1:sh, xx:xx + sw * (ow - 1) + 1:sw] += \
+                np.where(first == i * kw + j, g, 0)
+    return np.ascontiguousarray(acc[:, :, ph:ph + h, pw:pw + w])
+
+
+def _max_pool2d_grad_vjp(gg, out, g, x, *, kernel, stride, padding, dilation, ceil_mode):
+    # Linear in g: each window reads gg at its first maximum (unfold the padded gg, pick the
+    # argmax position of the same windows of x). Piecewise constant in x.
+    n, c = x.shape[:2]
+    oh, ow = g.shape[2:]
+    kk = kernel[0] * kernel[1]
+    extra = pool_extra(x.shape[2:], (oh, ow), kernel, stride, padding, dilation)
+    pads = ((0, 0), (0, 0), (padding[0], padding[0] + extra[0]),
+            (padding[1], padding[1] + extra[1]))
+    window = dict(kernel=kernel, stride=stride, padding=(0, 0), dilation=dilation)
+    shape = (n, c, kk, oh * ow)
+    x_cols = reshape(unfold(pad(x, pads=pads, value=float("-inf")), **window), shape=shape)
+    first = broadcast_to(argmax(x_cols, axis=2, keepdims=True), shape=shape)
+    positions = device.like(x, registry._wrap(np.arange(kk, dtype=np.int64).reshape(1, 1, kk,
+                                                                                   1)))
+    hit = cast(eq(first, broadcast_to(positions, shape=shape)), dtype=x.dtype)
+    gg_cols = reshape(unfold(pad(gg, pads=pads, value=0.0), **window), shape=shape)
+    picked = reduction.sum(mul(hit, gg_cols), axes=(2,), keepdims=False)
+    return reshape(picked, shape=g.shape), None
+
+
+max_pool2d_grad = defop("max_pool2d_grad", kind="conv", impl=_max_pool2d_grad,
+                        infer=_max_pool2d_grad_infer, vjp=_max_pool2d_grad_vjp, save=(1,),
+                        attrs=_WINDOW_ATTRS + ("ceil_mode",))

@@ -15,7 +15,8 @@ the CPU, before anything later in the graph runs).
   fill then an add per value;
 - pad (constant), concat, unfold (im2col) and fold (its adjoint, gathering: each output element
   sums the columns covering it, in a fixed order, so no element is written twice), max_pool2d
-  (a NaN wins, padding never does), argmax (the first maximum, or the first NaN).
+  (a NaN wins, padding never does) and its gradient (each window adds its gradient at its
+  first maximum), argmax (the first maximum, or the first NaN).
 
 Window attributes are in the text; sizes are arguments, so batch sizes share kernels.
 """
@@ -100,6 +101,8 @@ def element_kernels(node: Node, target: Target, code: int = 0) -> list[ElementKe
             return [slice_kernel(node) if op is ops.getitem else scatter_slice_kernel(node)]
         kernel = index_kernel(node, target, code, scatter=op is ops.scatter_add)
         return None if kernel is None else [kernel]
+    if op is ops.max_pool2d_grad:
+        return [max_pool_grad_kernel(node, target)]
     builder = {ops.pad: pad_kernel, ops.unfold: unfold_kernel, ops.fold: fold_kernel,
                ops.max_pool2d: max_pool_kernel, ops.argmax: argmax_kernel,
                ops.concat: concat_kernel}.get(op)
@@ -335,8 +338,9 @@ def _window(node: Node):
 
 
 def unfold_kernel(node: Node) -> ElementKernel:
-    """im2col: output (N, C*kh*kw, OH*OW); element (b, r, l) is the input at channel r // kk,
-    kernel offset r % kk and window l, or 0 in the padding."""
+    """im2col: output (N, C*kh*kw, OH*OW), looped over as (N, C*kh*kw, OH, OW); element (b, r,
+    y, x) is the input at channel r // kk, kernel offset r % kk and window (y, x), or 0 in the
+    padding. Everything but the column is fixed along the innermost loop (hoisted out of it)."""
     x, v = node.inputs[0], node.output
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _window(node)
     oh, ow = _out_hw("unfold", [], x.shape[2:], (kh, kw), (sh, sw), (ph, pw), (dh, dw))
@@ -344,13 +348,13 @@ def unfold_kernel(node: Node) -> ElementKernel:
     body = [f"c = j1 // {kh * kw}",
             f"ki = (j1 // {kw}) % {kh}",
             f"kj = j1 % {kw}",
-            f"iy = (j2 // ow) * {sh} + ki * {dh} - {ph}",
-            f"ix = (j2 % ow) * {sw} + kj * {dw} - {pw}",
+            f"iy = j2 * {sh} + ki * {dh} - {ph}",
+            f"ix = j3 * {sw} + kj * {dw} - {pw}",
             "if 0 <= iy < h and 0 <= ix < w:",
-            "    o0[j0, j1, j2] = a0[j0, c, iy, ix]",
+            "    o0[j0, j1, j2 * ow + j3] = a0[j0, c, iy, ix]",
             "else:",
-            f"    o0[j0, j1, j2] = {zero}"]
-    return ElementKernel(tuple(v.shape), body,
+            f"    o0[j0, j1, j2 * ow + j3] = {zero}"]
+    return ElementKernel((*v.shape[:2], oh, ow), body,
                          sizes=[("h", x.shape[2]), ("w", x.shape[3]), ("ow", ow)])
 
 
@@ -391,6 +395,45 @@ def max_pool_kernel(node: Node) -> ElementKernel:
             "                        m = y",
             "o0[j0, j1, j2, j3] = m"]
     return ElementKernel(tuple(v.shape), body, sizes=[("h", x.shape[2]), ("w", x.shape[3])])
+
+
+def max_pool_grad_kernel(node: Node, target: Target) -> ElementKernel:
+    """max_pool2d's gradient: each window finds its first maximum again (row-major; the first
+    NaN, if any; a padding position first in the window keeps the gradient, which is then
+    dropped) and adds its gradient there, into a zeroed result. Windows that do not overlap
+    (stride at least the dilated kernel, the usual 2x2/2) never hit one element twice, so the
+    loop is parallel; overlapping ones add as a scatter does (serial on the CPU, atomically on
+    the device)."""
+    g, x = node.inputs
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _window(node)
+    overlap = (kh - 1) * dh + 1 > sh or (kw - 1) * dw + 1 > sw
+    add = (target.add_at("o0", "(j0, j1, by, bx)", "a0[j0, j1, j2, j3]") if overlap
+           else "o0[j0, j1, by, bx] += a0[j0, j1, j2, j3]")
+    # at: -1 nothing seen, 0 a padding position first (it keeps the maximum unless an element
+    # beats -inf), 1 an element of the input at (by, bx)
+    body = [f"best = {np_type(x.dtype)}(-np.inf)",
+            f"iy = j2 * {sh} - {ph}",
+            f"ix = j3 * {sw} - {pw}",
+            "at = -1 if 0 <= iy < h and 0 <= ix < w else 0",
+            "by = 0",
+            "bx = 0",
+            f"for ki in range({kh}):",
+            f"    iy = j2 * {sh} + ki * {dh} - {ph}",
+            "    if 0 <= iy < h:",
+            f"        for kj in range({kw}):",
+            f"            ix = j3 * {sw} + kj * {dw} - {pw}",
+            "            if 0 <= ix < w:",
+            "                y = a1[j0, j1, iy, ix]",
+            "                if at < 0 or y > best or (y != y and best == best):",
+            "                    best = y",
+            "                    at = 1",
+            "                    by = iy",
+            "                    bx = ix",
+            "if at == 1:",
+            "    " + add]
+    return ElementKernel(tuple(g.shape), body, params=["a0", "a1", "o0"],
+                         sizes=[("h", x.shape[2]), ("w", x.shape[3])], zero=True,
+                         serial=overlap)
 
 
 def argmax_kernel(node: Node) -> ElementKernel:

@@ -39,6 +39,7 @@ LOWERING: dict[str, Lowering] = {
     "unfold": Lowering(OWN, when=numeric),
     "fold": Lowering(OWN, when=numeric),
     "max_pool2d": Lowering(OWN, when=numeric),
+    "max_pool2d_grad": Lowering(OWN, when=numeric),
     "conv2d": Lowering(LOWERED, when=numeric),  # unfold, a reshape of the weight, one matmul
     "uniform": Lowering(HOST, "a random draw: lucid's generator, so a seed gives eager's numbers"),
     "normal": Lowering(HOST, "a random draw: lucid's generator, so a seed gives eager's numbers"),

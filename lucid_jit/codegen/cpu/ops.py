@@ -70,8 +70,8 @@ def _wrap(kernel: ElementKernel, parallel: bool) -> CpuKernel:
     ext = [f"p{d}" for d in range(r)]
     par = parallel and not kernel.serial and r > 0 and math.prod(shape) >= PARALLEL_MIN
     lines: list[str] = []
-    if kernel.zero:
-        lines.append("o0[...] = 0")
+    if kernel.zero:  # (one flat loop over the output's own, C-contiguous buffer: a memset)
+        lines += ["zf = o0.reshape(o0.size)", "for zi in range(zf.size):", "    zf[zi] = 0"]
     depth = 0
     for d in range(r):
         rng = "prange" if par and d == 0 else "range"

@@ -33,6 +33,7 @@ LOWERING: dict[str, Lowering] = {
     "unfold": Lowering(OWN, when=numeric),
     "fold": Lowering(OWN, when=numeric),
     "max_pool2d": Lowering(OWN, when=numeric),
+    "max_pool2d_grad": Lowering(OWN, when=numeric),
     "argmax": Lowering(OWN, when=numeric),
     "conv2d": Lowering(LOWERED, when=numeric),  # unfold, a reshape of the weight, one matmul
     "uniform": Lowering(HOST, "a random draw, made on the host so that a seed gives one stream "
