@@ -233,7 +233,14 @@ class CompiledFunction:
 
     def _build_entry(self, key, tracer, reach, built, guards, stages):
         from lucid_jit.passes import run_pipeline
+        from lucid_jit.passes.remat import rematerialize
 
+        # What the forward saves for a differentiable output's backward: a minimum cut, the
+        # rest recomputed in the backward (inputs the call writes in place are never saved).
+        written = [eff.source for eff in built.effects if eff.kind == "data"]
+        pinned = {v.id for v, src in zip(built.forward.inputs, tracer.input_sources, strict=True)
+                  if any(src is w for w in written)}
+        built = rematerialize(built, pinned)
         traced, bt = built.forward, built.backward
         t0 = time.perf_counter()
         forward, fstats = run_pipeline(traced, self.pipeline)

@@ -15,6 +15,8 @@ is then copied.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from lucid.autograd import _FREED
@@ -185,10 +187,16 @@ class BackwardRunner:
         self.entry = entry
         self.flat = flat
         self.outs = outs
-        self.op = Op(f"compiled {entry.name}", "matmul", None, None, self.vjp, save=ALL)
+        # The op's vjp must not refer back to the runner: a cycle (runner -> op -> bound
+        # method -> runner) would keep every call's saved arrays until a full gc pass.
+        self.op = Op(f"compiled {entry.name}", "matmul", None, None,
+                     functools.partial(BackwardRunner._vjp, entry, flat, outs), save=ALL)
 
     def vjp(self, g, out, *xs, index):
-        entry = self.entry
+        return BackwardRunner._vjp(self.entry, self.flat, self.outs, g, out, *xs, index=index)
+
+    @staticmethod
+    def _vjp(entry, flat, outs, g, out, *xs, index):
         if GRAD_ENABLED.get():
             raise LucidError(f"compiled function {entry.name!r}: backward with create_graph=True "
                              "(a derivative of a derivative) is not supported through a compiled "
@@ -201,7 +209,7 @@ class BackwardRunner:
             seeds = [np.asarray(g.data, dtype=aval.dtype) if k == index
                      else np.zeros(aval.shape, aval.dtype)
                      for k, aval in enumerate(entry.diff_avals)]
-        arrays = backward_inputs(entry, self.flat, self.outs, seeds)
+        arrays = backward_inputs(entry, flat, outs, seeds)
         grads = entry.backend.run(entry.backward, arrays)
         input_ids = {id(a) for a in arrays}
         result = []
