@@ -221,9 +221,11 @@ def _native_call(compiled, call):
         module.run = original
     args = captured["args"]
     saved = [a.copy() for a in args]
+    arena = prog._new_arena()
 
     def native():
-        return module.run(args, prog.D, prog.K, prog.H, prog.C)
+        return module.run(args, prog.D, prog.K, prog.H, prog.C, module.NATIVE,
+                          prog.pool.take_all() if prog.pool else (), arena)
 
     def restore():
         for a, s in zip(args, saved, strict=True):

@@ -21,7 +21,7 @@ import warnings
 
 from lucid.device import is_device_array
 from lucid.nn.modules.module import STATE_EPOCH, Module
-from lucid.ops.registry import CURRENT_TRACER, LucidError, user_stacklevel
+from lucid.ops.registry import CURRENT_TRACER, GRAD_ENABLED, LucidError, user_stacklevel
 from lucid.tensor import Tensor
 from lucid_jit import log
 from lucid_jit.cache.entry import CompiledEntry, EagerEntry, Stage
@@ -74,6 +74,9 @@ class CompiledFunction:
         self.entries: list = []
         self.recompiles: list[tuple[str, list[str]]] = []
         self.last_entry = None
+        # The compiled entry the last all-tensor positional call ran, tried first by the next
+        # such call: its guard (`check`) decides, before the cache key is computed.
+        self._last_hit: tuple | None = None
         self._warned = False
         self._warned_break = False
         self.calls = 0
@@ -99,6 +102,17 @@ class CompiledFunction:
             return self.fn(*args, **kwargs)
         self.calls += 1
         if not kwargs and all(type(a) is Tensor for a in args):  # the common call: tensors
+            last = self._last_hit
+            if last is not None and last[0] == len(args) and last[1] is GRAD_ENABLED.get():
+                # The fast path: the entry that ran last, if its guard holds. The guard checks
+                # every input's shape, dtype, requires_grad and aliasing, and everything else the
+                # trace read; only the grad mode, part of the key, is compared here.
+                entry = last[2]
+                arrays = entry.check(args)
+                if arrays is not None:
+                    self.last_entry = entry
+                    entry.hits += 1
+                    return entry.run(args, arrays)
             flat = list(args)
             spec = _positional_spec(len(args))
         else:
@@ -112,8 +126,18 @@ class CompiledFunction:
                 entry.hits += 1
                 if entry.kind == "eager":
                     return self.fn(*args, **kwargs)
+                self._remember(entry, args, kwargs, key)
                 return entry.run(flat, arrays)
         return self._miss(key, spec, flat, args, kwargs)
+
+    def _remember(self, entry, args, kwargs, key) -> None:
+        """Keep `entry` for the fast path when the call was all positional tensors, no two
+        sharing an array (the key tells sharing apart; the guard checks that distinct inputs
+        stay distinct, not the converse)."""
+        if not kwargs and key[3] is None and all(type(a) is Tensor for a in args):
+            self._last_hit = (len(args), key[2], entry)
+        else:
+            self._last_hit = None
 
     def _miss(self, key, spec, flat, args, kwargs):
         if len(self.entries) >= self.cache_limit:
@@ -143,6 +167,7 @@ class CompiledFunction:
         if arrays is None:
             raise LucidError(f"compiled function {self.name!r}: a fresh trace does not accept "
                              "the call it was traced for: " + "; ".join(entry.failures(flat)))
+        self._remember(entry, args, kwargs, key)
         try:
             return entry.run(flat, arrays)
         finally:
@@ -342,6 +367,7 @@ def _device_of_call(flat, reach) -> str:
 
 
 @functools.cache
+@functools.lru_cache(maxsize=64)
 def _positional_spec(n: int):
     """pytree's structure of `(args, {})` for n tensor arguments."""
     return pytree.flatten((tuple(range(n)), {}), [])

@@ -409,6 +409,33 @@ def max_pool_grad_kernel(node: Node, target: Target) -> ElementKernel:
     overlap = (kh - 1) * dh + 1 > sh or (kw - 1) * dw + 1 > sw
     add = (target.add_at("o0", "(j0, j1, by, bx)", "a0[j0, j1, j2, j3]") if overlap
            else "o0[j0, j1, by, bx] += a0[j0, j1, j2, j3]")
+    if (ph, pw) == (0, 0) and not node.attrs["ceil_mode"]:
+        # Every window lies inside the input: no bounds to check, and the scan is one compare
+        # and select per element (branch-free in the generated code); a window holding a NaN
+        # (flagged on the way) is scanned again for its first NaN.
+        body = [f"best = a1[j0, j1, j2 * {sh}, j3 * {sw}]",
+                "at = 0",
+                "nan = False",
+                f"for ki in range({kh}):",
+                f"    iy = j2 * {sh} + ki * {dh}",
+                f"    for kj in range({kw}):",
+                f"        y = a1[j0, j1, iy, j3 * {sw} + kj * {dw}]",
+                "        nan |= y != y",
+                "        if y > best:",
+                "            best = y",
+                f"            at = ki * {kw} + kj",
+                "if nan:",
+                "    at = -1",
+                f"    for t in range({kh * kw}):",
+                f"        y = a1[j0, j1, j2 * {sh} + (t // {kw}) * {dh}, "
+                f"j3 * {sw} + (t % {kw}) * {dw}]",
+                "        if at < 0 and y != y:",
+                "            at = t",
+                f"by = j2 * {sh} + (at // {kw}) * {dh}",
+                f"bx = j3 * {sw} + (at % {kw}) * {dw}",
+                add]
+        return ElementKernel(tuple(g.shape), body, params=["a0", "a1", "o0"], zero=True,
+                             serial=overlap)
     # at: -1 nothing seen, 0 a padding position first (it keeps the maximum unless an element
     # beats -inf), 1 an element of the input at (by, bx)
     body = [f"best = {np_type(x.dtype)}(-np.inf)",

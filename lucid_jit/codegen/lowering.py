@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from lucid import ops
 from lucid.ops.registry import REGISTRY, LucidError
-from lucid_jit.ir.graph import CONST, FUSED, Graph, Node, Value
+from lucid_jit.ir.graph import CONST, FUSED, Graph, Node
 
 BODY, FREE, VIEW, OWN, LOWERED, HOST = "body", "free", "view", "own", "lowered", "host"
 
@@ -85,7 +85,10 @@ def missing(table: dict[str, Lowering]) -> list[str]:
 
 
 def lowered(node: Node) -> list[Node]:
-    """The nodes a LOWERED node is rewritten into (for conv2d: `lower_conv2d`)."""
+    """The nodes a LOWERED node is rewritten into (for conv2d: `passes/lower.lower_conv2d`;
+    the fusion pipeline has usually done it already, see there)."""
+    from lucid_jit.passes.lower import lower_conv2d
+
     if node.op is ops.conv2d:
         return lower_conv2d(node)
     raise LucidError(f"lucid_jit: no lowering rewrites op {node.op.name!r}")
@@ -101,29 +104,3 @@ def expand_lowered(graph: Graph, table: dict[str, Lowering], backend: str) -> Gr
         else:
             nodes.append(node)
     return graph if len(nodes) == len(graph.nodes) else graph.replace(nodes=nodes)
-
-
-def lower_conv2d(node: Node) -> list[Node]:
-    """conv2d as its eager implementation computes it: unfold, then one matmul of the weight
-    as (O, K) (per group: (G, O/G, K)) with every image's columns, reshaped to NCHW."""
-    x, w = node.inputs
-    out = node.output
-    n = x.shape[0]
-    o, cg, kh, kw = w.shape
-    groups = node.attrs["groups"]
-    _, _, oh, ow = out.shape
-    k, length = cg * kh * kw, oh * ow
-    window = {"kernel": (kh, kw), "stride": node.attrs["stride"],
-              "padding": node.attrs["padding"], "dilation": node.attrs["dilation"]}
-    cols = Value((n, groups * k, length), x.dtype)
-    nodes = [Node(ops.unfold, (x,), (cols,), window)]
-    if groups > 1:
-        grouped = Value((n, groups, k, length), x.dtype)
-        nodes.append(Node(ops.reshape, (cols,), (grouped,), {"shape": grouped.shape}))
-        cols = grouped
-    wm = Value((groups, o // groups, k) if groups > 1 else (o, k), w.dtype)
-    y = Value(((n, groups, o // groups) if groups > 1 else (n, o)) + (length,), x.dtype)
-    nodes += [Node(ops.reshape, (w,), (wm,), {"shape": wm.shape}),
-              Node(ops.matmul, (wm, cols), (y,), {}),  # (a kernel reads wm's batch axes)
-              Node(ops.reshape, (y,), (out,), {"shape": out.shape})]
-    return nodes

@@ -8,6 +8,7 @@ from lucid_jit.passes import (
     fuse_elementwise,
     fuse_matmul_epilogue,
     fuse_reduction,
+    lower,
     simplify,
 )
 from lucid_jit.passes.fusion_log import FusionLog, fusion_log, fusion_report

@@ -27,11 +27,12 @@ PIPELINES: dict[str, list[str]] = {
     "cleanup": ["cse", "dce"],
     "none": [],
 }
-# The next backend's pipeline: the default one, then fusion. Epilogues first, so a matmul keeps its
+# The native backends' pipeline: convolutions lowered to unfold and matmul (so cse and fusion see
+# through them), the default one, then fusion. Epilogues first, so a matmul keeps its
 # bias and activation; then reductions take their elementwise producers; elementwise fusion gets
 # what is left. A last dce drops whatever fusion left unread.
-PIPELINES["fusion"] = PIPELINES["default"] + ["fuse_matmul_epilogue", "fuse_reduction",
-                                              "fuse_elementwise", "dce"]
+PIPELINES["fusion"] = ["lower_conv"] + PIPELINES["default"] + [
+    "fuse_matmul_epilogue", "fuse_reduction", "fuse_elementwise", "dce"]
 
 
 def register(name: str) -> Callable[[Pass], Pass]:

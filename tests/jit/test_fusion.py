@@ -366,7 +366,7 @@ def test_dce_and_cse_on_fused_nodes():
 
 def test_the_fusion_pipeline():
     assert PIPELINES["default"] == ["simplify", "fold", "cse", "dce"] * 2
-    assert PIPELINES["fusion"] == PIPELINES["default"] + FUSION_PASSES
+    assert PIPELINES["fusion"] == ["lower_conv"] + PIPELINES["default"] + FUSION_PASSES
 
 
 # ----------------------------------------------------------------------------- the decision log

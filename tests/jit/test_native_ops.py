@@ -161,3 +161,33 @@ def test_basic_slice_of_an_input_is_returned_as_a_view():
     np.testing.assert_array_equal(doubled.numpy(), x.numpy()[:, 0] * 2.0)
     assert np.shares_memory(view.numpy(), x.numpy())
     np.testing.assert_array_equal(view.numpy(), x.numpy()[1:3])
+
+
+def test_max_pool_gradient_with_ties_and_nans_matches_eager():
+    """The first maximum of a window takes its gradient (ties), the first NaN if there is one;
+    both kernel forms: windows inside the input, and padded ones."""
+    x0 = np.array([[1.0, 1.0, 0.5, 2.0], [1.0, 0.0, 2.0, 2.0],
+                   [np.nan, 3.0, 4.0, 4.0], [3.0, np.nan, 4.0, 4.0]], np.float32)
+    x0 = np.broadcast_to(x0, (2, 3, 4, 4)).copy()
+    for kwargs in ({"kernel_size": 2}, {"kernel_size": 3, "stride": 2, "padding": 1},
+                   {"kernel_size": 2, "stride": 1}):
+        def f(x, kwargs=kwargs):
+            return (F.max_pool2d(x, **kwargs) * 1.5).sum()
+
+        compiled = lucid.compile(f)
+        for _ in range(3):  # both tiers
+            xs = [lucid.tensor(x0, requires_grad=True) for _ in range(2)]
+            compiled(xs[0]).backward()
+            f(xs[1]).backward()
+            np.testing.assert_array_equal(xs[0].grad.numpy(), xs[1].grad.numpy(), str(kwargs))
+
+
+def test_convolution_lowered_before_fusion_shares_its_unfold_with_the_weight_gradient():
+    conv = nn.Conv2d(3, 4, 3, padding=1)
+    opt = SGD(conv.parameters(), lr=0.1)
+    step = lucid.compile(train_step(conv, opt, F.mse_loss))
+    x, y = lucid.randn(2, 3, 8, 8), lucid.randn(2, 4, 8, 8)
+    step(x, y)
+    graph = step.last_entry.forward
+    assert not any(n.op.name == "conv2d" for n in graph.nodes)
+    assert sum(n.op.name == "unfold" for n in graph.nodes) == 1  # forward and dW: one

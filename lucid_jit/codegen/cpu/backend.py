@@ -53,6 +53,8 @@ class Program:
         self.C = tuple(self.emitted.const_arrays)
         self.owned = self.emitted.owned
         self.pool = OutputPool(self.emitted.pool, np.empty)
+        # Arenas for the intermediates (cpu/arena.py): one per concurrent call, made once.
+        self._arenas: list[np.ndarray] = []
         self.calls = 0
         self.tier = "python"
         self.fallback = False
@@ -62,17 +64,28 @@ class Program:
 
     def __call__(self, arrays):
         if self.fast:
+            arenas = self._arenas
+            arena = arenas.pop() if arenas else self._new_arena()
             try:
-                if self.pool:
-                    return self.module.run(arrays, self.D, self.K, self.H, self.C,
-                                           self.module.NATIVE, self.pool.take_all())
-                return self.module.run(arrays, self.D, self.K, self.H, self.C)
+                return self.module.run(arrays, self.D, self.K, self.H, self.C,
+                                       self.module.NATIVE,
+                                       self.pool.take_all() if self.pool else (), arena)
             except IndexError as exc:
                 err = input_error(exc)
                 if err is None:
                     raise
                 raise err from None
+            finally:
+                arenas.append(arena)
         return self._slow_call(arrays)
+
+    def _new_arena(self) -> np.ndarray:
+        """A 64-byte aligned byte array for one call's intermediates (a call running while
+        another holds the first arena, from another thread, gets one of its own)."""
+        n = self.emitted.arena_bytes
+        raw = np.empty(n + 64, np.uint8)
+        start = -raw.ctypes.data % 64
+        return raw[start:start + n]
 
     def _slow_call(self, arrays):
         """Calls before the native tier, and the first native one: timed (they may compile, see
@@ -153,9 +166,10 @@ class Program:
     def _attempt(self, arrays, segments, native: bool, restore):
         from lucid_jit.codegen import loader
 
+        arena = self._arenas.pop() if self._arenas else self._new_arena()
         try:
             return self.module.run(arrays, self.D, self.K, self.H, self.C, segments,
-                                   self.pool.take_all())
+                                   self.pool.take_all(), arena)
         except LucidError:
             raise
         except Exception as exc:  # noqa: BLE001 (a corrupt cache entry: rebuild it once)
@@ -168,7 +182,9 @@ class Program:
             self.module = loader.purge(self.text, self.emitted.kernel_texts.values())
             segments = self.module.NATIVE if native else self.module.PYTHON
             return self.module.run(arrays, self.D, self.K, self.H, self.C, segments,
-                                   self.pool.take_all())
+                                   self.pool.take_all(), arena)
+        finally:
+            self._arenas.append(arena)
 
     def _warn(self, what: str, exc: Exception) -> None:
         if base.STRICT:
@@ -203,7 +219,8 @@ class Program:
                                                 for shape, dtype in self.emitted.pool) + "]")
         else:
             demo.append("    P = []")
-        demo += ["    for out in run(args, D, K, [], C, NATIVE, P):",
+        demo.append(f"    A = np.empty({self.emitted.arena_bytes}, np.uint8)  # the arena")
+        demo += ["    for out in run(args, D, K, [], C, NATIVE, P, A):",
                  "        print(out.dtype, out.shape)"]
         return self.text + "\n".join(demo) + "\n"
 

@@ -293,16 +293,31 @@ class KernelSource(BodyMath):
         """Any other reductions: accumulator arrays indexed like the reduced result (keepdims),
         copied into the results after the loop."""
         code, update, finals = [], [], []
+        # Where every reduction reduces the innermost dim, the innermost loop accumulates
+        # into scalars, added to the accumulator arrays once per row (a bias gradient's sum
+        # over (N, HW) keeps per channel: its loop then runs in registers).
+        last = grid.n - 1
+        rowwise = grid.n >= 2 and all(grid.pattern(acc)[last] == "b"
+                                      for *_, acc in body.reductions)
+        init, combine = [], []
         for j, (n, arr, x, acc_shape) in enumerate(body.reductions):
             pat = grid.pattern(acc_shape)
             dims = [grid.ext[i] if p == "f" else "1" for i, p in enumerate(pat)]
             code.append(f"acc{j} = np.full({_tuple(dims)}, {self._acc_init(n)}, "
                         f"{np_type(self._acc_dtype(n))})")
-            update.append(self._acc_update(n, f"acc{j}[{grid.index(pat)}]", x))
+            if rowwise:
+                init.append(f"row{j} = {self._acc_init(n)}")
+                update.append(self._acc_update(n, f"row{j}", x))
+                combine.append(self._acc_update(n, f"acc{j}[{grid.index(pat)}]", f"row{j}"))
+            else:
+                update.append(self._acc_update(n, f"acc{j}[{grid.index(pat)}]", x))
             finals += [f"{arr}_f = {arr}.reshape(({arr}.size,))",
                        f"acc{j}_f = acc{j}.reshape((acc{j}.size,))",
                        f"for j in range({arr}.size):",
                        f"    {arr}_f[j] = acc{j}_f[j]"]
+        if rowwise:
+            row = grid.nest([last], inner + update + stores)
+            return code + grid.nest(range(last), init + row + combine) + finals
         return code + grid.nest(range(grid.n), inner + update + stores) + finals
 
 

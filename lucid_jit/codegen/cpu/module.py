@@ -27,6 +27,7 @@ import numpy as np
 from lucid import ops
 from lucid_jit.codegen.body import _tuple, np_type, supported_body, typed
 from lucid_jit.codegen.cpu import ops as cpu_ops
+from lucid_jit.codegen.cpu.arena import plan_arena
 from lucid_jit.codegen.cpu.inline import inline_body
 from lucid_jit.codegen.cpu.kernels import KernelSource
 from lucid_jit.codegen.cpu.lowering import LOWERING, MATH_NAMES
@@ -66,6 +67,7 @@ class ModuleSource:
     inplace: frozenset = frozenset()  # output indices computed straight into their input
     inplace_inputs: tuple = ()  # the input indices those outputs are written into
     pool: list = field(default_factory=list)  # (shape, dtype) of each buffer `run` takes in P
+    arena_bytes: int = 0  # the size of the byte array `run` takes in A (intermediates)
     segments: int = 0
     kernel_texts: dict = field(default_factory=dict)
     kernels: int = 0
@@ -132,6 +134,8 @@ class ModuleEmitter:
         self.kernel_refs: list[tuple[str, str, str]] = []  # (name, digest, label)
         self.inline_blocks: list[list[str]] = []  # per kernel call site: its body, renamed
         self.pool: dict[int, str] = {}  # output value id -> the pool buffer's name
+        self.arena: dict = {}  # value id -> its Slot in the arena (arena.py)
+        self.arena_bytes = 0
         self.pool_avals: list[tuple] = []
         self.names: dict[int, str] = {}
         self.layout: dict[int, str] = {}  # value id -> "C", "F" or "A" (inside segments)
@@ -174,6 +178,13 @@ class ModuleEmitter:
         for v in plan_pool(g, placement, self.inplace):
             self.pool[v.id] = f"p{len(self.pool)}"
             self.pool_avals.append((v.shape, v.dtype))
+        # Intermediates that kernels write: buffers in the arena, placed by liveness.
+        host_read = {v.id for n, nat in zip(g.nodes, placement, strict=True) if not nat
+                     for v in n.inputs}
+        writes = [nat and n.op not in VIEWS and n.op is not CONST and n.op is not ops.full
+                  for n, nat in zip(g.nodes, placement, strict=True)]
+        self.arena, self.arena_bytes = plan_arena(
+            g, writes, set(self.inplace) | set(self.pool) | host_read)
         # split into segments: maximal runs of native nodes
         runs: list[tuple[bool, list[Node]]] = []
         for node, nat in zip(g.nodes, placement, strict=True):
@@ -217,11 +228,11 @@ class ModuleEmitter:
             head.append(f"({consts},) = C")
         if self.pool:
             head.append(f"({''.join(f'{p}, ' for p in self.pool.values())}) = P")
-        run_src = ["def run(args, D, K, H, C, S=NATIVE, P=()):",
+        run_src = ["def run(args, D, K, H, C, S=NATIVE, P=(), A=None):",
                    '    """The graph: inputs `args`, sizes `D`, scalar constants `K`, host ops '
                    '`H`, array constants `C`,',
                    '    segments `S` (njit, or the same code run by Python: PYTHON), output '
-                   'buffers `P`."""']
+                   'buffers `P`, the arena `A`."""']
         run_src += ["    " + ln for ln in head + run_lines]
         kernel_lines = [f"{name} = kernel({digest!r})  # {label}"
                         for name, digest, label in self.kernel_refs]
@@ -239,6 +250,7 @@ class ModuleEmitter:
                             inplace_inputs=tuple(k for k, v in enumerate(g.inputs)
                                                  if any(x is v for x in self.inplace.values())),
                             pool=list(self.pool_avals),
+                            arena_bytes=self.arena_bytes,
                             segments=n_seg,
                             kernels=len(self.kernel_refs),
                             kernel_texts=dict(self.kernel_texts),
@@ -354,6 +366,8 @@ class ModuleEmitter:
         ret = _tuple(self.names[v.id] for v in rets)
         body.append(f"return {ret}")
         pooled = [self.pool[v.id] for n in nodes for v in n.outputs if v.id in self.pool]
+        if any(v.id in self.arena for n in nodes for v in n.outputs):
+            pooled.append("A")
         # (any_parallel was reset before this segment's nodes were emitted)
         pnames = [self.names[v.id] for v in params] + pooled + ["D", "K"]
         src = [f"def segment{index}({', '.join(pnames)}):"] + ["    " + ln for ln in body]
@@ -486,6 +500,11 @@ class ModuleEmitter:
         self.alloc[v.id] = v.id
         if v.id in self.pool:
             return [f"{self.name(v)} = {self.pool[v.id]}  # from the pool"]
+        slot = self.arena.get(v.id)
+        if slot is not None:
+            start, stop = self.dim(slot.start), self.dim(slot.start + slot.nbytes)
+            return [f"{self.name(v)} = A[{start}:{stop}].view({np_type(v.dtype)})"
+                    f".reshape({self.shape(v.shape)})  # in the arena"]
         return [f"{self.name(v)} = np.empty({self.shape(v.shape)}, {np_type(v.dtype)})"]
 
     def _register(self, lines: list[str], parallel: bool, label: str) -> str:
