@@ -284,14 +284,30 @@ def _data(row):
 # ----------------------------------------------------------------------------- steps per system
 
 
-def _lucid_step(row, compiled: bool):
+class _Lib:
+    """lucid or torch, as the rows use them: the functional API, tensors, optimizers, compile
+    and no_grad (the two are alike, so every row is written once for both)."""
+
+    def __init__(self, name: str) -> None:
+        lib = lucid if name == "lucid" else torch
+        self.lib = lib
+        self.F = _Torchish(LF if name == "lucid" else torch.nn.functional, lib)
+        if name == "torch":
+            self.F.bce = torch.nn.functional.binary_cross_entropy
+        self.F.tanh = lib.tanh
+
+    def tensor(self, value, requires_grad=False):
+        return self.lib.tensor(value, requires_grad=requires_grad)
+
+
+def _step(lib: _Lib, row, compiled: bool):
     params, x, y = _data(row)
     _, forward, loss_fn, _, _, opt_name, lr = ROWS[row]
-    F = _Torchish(LF, lucid)
-    p = {k: lucid.tensor(v, requires_grad=k not in FROZEN) for k, v in params.items()}
+    F = lib.F
+    p = {k: lib.tensor(v, requires_grad=k not in FROZEN) for k, v in params.items()}
     trained = [t for k, t in p.items() if k not in FROZEN]
-    opt = (lucid.optim.SGD(trained, lr=lr, momentum=0.9) if opt_name == "sgd"
-           else lucid.optim.Adam(trained, lr=lr))
+    opt = (lib.lib.optim.SGD(trained, lr=lr, momentum=0.9) if opt_name == "sgd"
+           else lib.lib.optim.Adam(trained, lr=lr))
 
     def step(x, y):
         opt.zero_grad()
@@ -300,30 +316,8 @@ def _lucid_step(row, compiled: bool):
         opt.step()
         return loss
 
-    fn = lucid.compile(step) if compiled else step
-    lx, ly = lucid.tensor(x), lucid.tensor(y)
-    return lambda: float(fn(lx, ly).item())
-
-
-def _torch_step(row, compiled: bool):
-    params, x, y = _data(row)
-    _, forward, loss_fn, _, _, opt_name, lr = ROWS[row]
-    F = _Torchish(torch.nn.functional, torch)
-    F.bce = torch.nn.functional.binary_cross_entropy
-    p = {k: torch.tensor(v, requires_grad=k not in FROZEN) for k, v in params.items()}
-    trained = [t for k, t in p.items() if k not in FROZEN]
-    opt = (torch.optim.SGD(trained, lr=lr, momentum=0.9) if opt_name == "sgd"
-           else torch.optim.Adam(trained, lr=lr))
-
-    def step(x, y):
-        opt.zero_grad()
-        loss = loss_fn(F, forward(F, p, x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    fn = torch.compile(step) if compiled else step
-    tx, ty = torch.tensor(x), torch.tensor(y)
+    fn = lib.lib.compile(step) if compiled else step
+    tx, ty = lib.tensor(x), lib.tensor(y)
     return lambda: float(fn(tx, ty).item())
 
 
@@ -363,32 +357,16 @@ def _jax_step(row):
     return run
 
 
-def _lucid_eval(row, compiled: bool):
+def _eval(lib: _Lib, row, compiled: bool):
     params, x, _ = _data(row)
     forward = ROWS[row][1]
-    F = _Torchish(LF, lucid)
-    p = {k: lucid.tensor(v) for k, v in params.items()}
-    fn = (lambda x: forward(F, p, x))
-    fn = lucid.compile(fn) if compiled else fn
-    lx = lucid.tensor(x)
+    p = {k: lib.tensor(v) for k, v in params.items()}
+    fn = (lambda x: forward(lib.F, p, x))
+    fn = lib.lib.compile(fn) if compiled else fn
+    tx = lib.tensor(x)
 
     def run():
-        with lucid.no_grad():
-            return fn(lx).numpy()
-    return run
-
-
-def _torch_eval(row, compiled: bool):
-    params, x, _ = _data(row)
-    forward = ROWS[row][1]
-    F = _Torchish(torch.nn.functional, torch)
-    p = {k: torch.tensor(v) for k, v in params.items()}
-    fn = (lambda x: forward(F, p, x))
-    fn = torch.compile(fn) if compiled else fn
-    tx = torch.tensor(x)
-
-    def run():
-        with torch.no_grad():
+        with lib.lib.no_grad():
             return fn(tx).numpy()
     return run
 
@@ -417,29 +395,11 @@ def _chain_data(n):
     return (rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32))
 
 
-def _lucid_chain(n, compiled: bool):
+def _chain_step(lib: _Lib, n, compiled: bool):
     x0, g0 = _chain_data(n)
-    F = _Torchish(LF, lucid)
-    F.tanh = lucid.tanh
-    fn = (lambda x: _chain(F, x, 0.7, -0.2))
-    fn = lucid.compile(fn) if compiled else fn
-    x, g = lucid.tensor(x0, requires_grad=True), lucid.tensor(g0)
-
-    def run():
-        x.grad = None
-        y = fn(x)
-        y.backward(g)
-        return x.grad.numpy()
-    return run
-
-
-def _torch_chain(n, compiled: bool):
-    x0, g0 = _chain_data(n)
-    F = _Torchish(torch.nn.functional, torch)
-    F.tanh = torch.tanh
-    fn = (lambda x: _chain(F, x, 0.7, -0.2))
-    fn = torch.compile(fn) if compiled else fn
-    x, g = torch.tensor(x0, requires_grad=True), torch.tensor(g0)
+    fn = (lambda x: _chain(lib.F, x, 0.7, -0.2))
+    fn = lib.lib.compile(fn) if compiled else fn
+    x, g = lib.tensor(x0, requires_grad=True), lib.tensor(g0)
 
     def run():
         x.grad = None
@@ -487,29 +447,21 @@ def _systems(row: str, quick: bool) -> dict:
     """{column: thunk} for a row, warmed up (traced, compiled, on lucid's native tier)."""
     if row == "chain":
         n = (1 << 20) if quick else CHAIN_N
-        made = {"lucid eager": lambda: _lucid_chain(n, False),
-                "lucid.compile": lambda: _lucid_chain(n, True)}
-        if torch is not None:
-            made["torch eager"] = lambda: _torch_chain(n, False)
-            made["torch.compile"] = lambda: _torch_chain(n, True)
-        if jax is not None:
-            made["jax.jit"] = lambda: _jax_chain(n)
+        build, arg, jax_make = _chain_step, n, lambda: _jax_chain(n)
     elif row == "cnn_eval":
-        made = {"lucid eager": lambda: _lucid_eval("cnn_step", False),
-                "lucid.compile": lambda: _lucid_eval("cnn_step", True)}
-        if torch is not None:
-            made["torch eager"] = lambda: _torch_eval("cnn_step", False)
-            made["torch.compile"] = lambda: _torch_eval("cnn_step", True)
-        if jax is not None:
-            made["jax.jit"] = lambda: _jax_eval("cnn_step")
+        build, arg, jax_make = _eval, "cnn_step", lambda: _jax_eval("cnn_step")
     else:
-        made = {"lucid eager": lambda: _lucid_step(row, False),
-                "lucid.compile": lambda: _lucid_step(row, True)}
-        if torch is not None:
-            made["torch eager"] = lambda: _torch_step(row, False)
-            made["torch.compile"] = lambda: _torch_step(row, True)
-        if jax is not None:
-            made["jax.jit"] = lambda: _jax_step(row)
+        build, arg, jax_make = _step, row, lambda: _jax_step(row)
+    libs = {"lucid": _Lib("lucid")}
+    if torch is not None:
+        libs["torch"] = _Lib("torch")
+    made = {}
+    for name, lib in libs.items():
+        made[f"{name} eager"] = lambda lib=lib: build(lib, arg, False)
+        made[f"{'lucid.compile' if name == 'lucid' else 'torch.compile'}"] = \
+            lambda lib=lib: build(lib, arg, True)
+    if jax is not None:
+        made["jax.jit"] = jax_make
     out, firsts = {}, {}
     for name, make in made.items():
         try:
