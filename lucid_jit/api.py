@@ -367,7 +367,6 @@ def _device_of_call(flat, reach) -> str:
 
 
 @functools.cache
-@functools.lru_cache(maxsize=64)
 def _positional_spec(n: int):
     """pytree's structure of `(args, {})` for n tensor arguments."""
     return pytree.flatten((tuple(range(n)), {}), [])
