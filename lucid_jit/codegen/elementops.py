@@ -377,19 +377,25 @@ def fold_kernel(node: Node) -> ElementKernel:
     return ElementKernel(tuple(v.shape), body, sizes=[("oh", oh), ("ow", ow)])
 
 
-def max_pool_kernel(node: Node) -> ElementKernel:
-    """The max over each window: input positions outside the array (padding, or past the edge
-    in ceil mode) never win; a NaN does, as with np.maximum."""
-    x, v = node.inputs[0], node.output
+def _window_scan(node: Node, x: str) -> list[str]:
+    """Loops over output element (j2, j3)'s window that read each of its elements inside the
+    input into `y` (at (iy, ix)); the caller's lines after these are indented 16 spaces."""
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _window(node)
-    body = [f"m = {np_type(v.dtype)}(-np.inf)",
-            f"for ki in range({kh}):",
+    return [f"for ki in range({kh}):",
             f"    iy = j2 * {sh} + ki * {dh} - {ph}",
             "    if 0 <= iy < h:",
             f"        for kj in range({kw}):",
             f"            ix = j3 * {sw} + kj * {dw} - {pw}",
             "            if 0 <= ix < w:",
-            "                y = a0[j0, j1, iy, ix]",
+            f"                y = {x}[j0, j1, iy, ix]"]
+
+
+def max_pool_kernel(node: Node) -> ElementKernel:
+    """The max over each window: input positions outside the array (padding, or past the edge
+    in ceil mode) never win; a NaN does, as with np.maximum."""
+    x, v = node.inputs[0], node.output
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _window(node)
+    body = [f"m = {np_type(v.dtype)}(-np.inf)", *_window_scan(node, "a0"),
             "                if y > m or y != y:",
             "                    if m == m:",
             "                        m = y",
@@ -444,13 +450,7 @@ def max_pool_grad_kernel(node: Node, target: Target) -> ElementKernel:
             "at = -1 if 0 <= iy < h and 0 <= ix < w else 0",
             "by = 0",
             "bx = 0",
-            f"for ki in range({kh}):",
-            f"    iy = j2 * {sh} + ki * {dh} - {ph}",
-            "    if 0 <= iy < h:",
-            f"        for kj in range({kw}):",
-            f"            ix = j3 * {sw} + kj * {dw} - {pw}",
-            "            if 0 <= ix < w:",
-            "                y = a1[j0, j1, iy, ix]",
+            *_window_scan(node, "a1"),
             "                if at < 0 or y > best or (y != y and best == best):",
             "                    best = y",
             "                    at = 1",
