@@ -1,6 +1,6 @@
 """Tensor factories: tensor, zeros, ones, full, arange, linspace, eye, rand, randn, ... and
 manual_seed. zeros/ones/full and the random ones go through primitives (`full`, `uniform`,
-`normal`), so inside a compiled function they become graph nodes."""
+`normal`, `randint`), so inside a compiled function they become graph nodes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 
 from lucid import device as _device
 from lucid import dtypes, ops
-from lucid.ops.registry import CURRENT_TRACER
+from lucid.ops.registry import CURRENT_TRACER, op_error
 from lucid.tensor import Tensor, _check_device, _shape_arg
 
 
@@ -104,16 +104,39 @@ def randn_like(t: Tensor, *, dtype=None, device=None) -> Tensor:
     return randn(t.shape, dtype=dtype or t.dtype, device=device or t.device)
 
 
-def randint(low: int, high: int | None = None, size=(), *, dtype=None, device="cpu") -> Tensor:
-    """Random integers in [low, high), drawn eagerly (a constant under a trace)."""
+def randint(low: int, high: int | None = None, size=(), *, dtype=None, device="cpu",
+            requires_grad: bool = False) -> Tensor:
+    """Random integers in [low, high) from lucid's generator (a `randint` node under a trace:
+    fresh numbers on every compiled call); a floating `dtype` gets them converted."""
     if high is None:
         low, high = 0, low
-    data = ops.GENERATOR.rng.integers(low, high, size=_shape_arg((size,) if isinstance(size, int)
-                                                                 else tuple(size)))
-    return _finish(Tensor._wrap(data.astype(dtypes.as_dtype(dtype or dtypes.DEFAULT_INT))),
-                   False, device)
+    dtype = dtypes.as_dtype(dtype or dtypes.DEFAULT_INT)
+    shape = _shape_arg((size,) if isinstance(size, int) else tuple(size))
+    if not int(high) > int(low):
+        raise op_error("randint", [], f"needs low < high, got low={low}, high={high}")
+    t = ops.randint(shape=shape, low=int(low), high=int(high),
+                    dtype=dtype if dtype.kind in "iu" else dtypes.int64)
+    if t.dtype != dtype:
+        t = ops.cast(t, dtype=dtype)
+    return _finish(t, requires_grad, device)
 
 
 def manual_seed(seed: int) -> None:
-    """Seed lucid's generator (used by rand, randn, dropout and parameter initialization)."""
+    """Seed lucid's generator (used by rand, randn, randint, dropout and parameter
+    initialization): the same seed gives the same numbers, eagerly and compiled, on every
+    device."""
     ops.GENERATOR.seed(seed)
+
+
+def initial_seed() -> int:
+    """The seed the generator was last seeded with (a random one at start-up)."""
+    return ops.GENERATOR.initial_seed
+
+
+def get_rng_state() -> Tensor:
+    """The generator's state, an int64 tensor [key, counter] (restore it with set_rng_state)."""
+    return Tensor._wrap(ops.GENERATOR.get_state())
+
+
+def set_rng_state(state) -> None:
+    ops.GENERATOR.set_state(state.numpy() if isinstance(state, Tensor) else state)

@@ -332,6 +332,10 @@ def _creation_samples(name):
             yield Sample((), {"shape": (2, 0), "value": 7, "dtype": lucid.int64})
         elif name == "uniform":
             yield Sample((), {"shape": (200, 50), "low": -1.0, "high": 3.0, "dtype": dtype})
+            yield Sample((), {"shape": (3, 5), "low": 0.0, "high": 1.0, "dtype": dtype})
+        elif name == "randint":
+            yield Sample((), {"shape": (200, 50), "low": -3, "high": 5, "dtype": lucid.int64})
+            yield Sample((), {"shape": (7,), "low": 0, "high": 2, "dtype": lucid.int32})
         else:
             yield Sample((), {"shape": (200, 50), "mean": 1.0, "std": 2.0, "dtype": dtype})
     return gen
@@ -339,10 +343,21 @@ def _creation_samples(name):
 
 def _check_uniform(out, attrs):
     assert out.min() >= attrs["low"] and out.max() < attrs["high"]
+    if out.size < 1000:
+        return
     mean, width = (attrs["low"] + attrs["high"]) / 2, attrs["high"] - attrs["low"]
     sigma = width / np.sqrt(12 * out.size)
     assert abs(out.mean() - mean) < 5 * sigma, out.mean()
     assert abs(out.std() - width / np.sqrt(12)) < 0.05 * width
+
+
+def _check_randint(out, attrs):
+    assert out.dtype == attrs["dtype"]
+    assert out.min() >= attrs["low"] and out.max() < attrs["high"]
+    if out.size >= 1000:  # every value drawn, about equally often
+        counts = np.bincount(out.reshape(-1) - attrs["low"])
+        assert len(counts) == attrs["high"] - attrs["low"]
+        assert counts.min() > 0.8 * out.size / len(counts)
 
 
 def _check_normal(out, attrs):
@@ -479,6 +494,8 @@ PRIMITIVES: tuple[OpInfo, ...] = (
            differentiable=False, check=_check_uniform),
     OpInfo("normal", ops.normal, None, sample_fn=_creation_samples("normal"), op=ops.normal,
            differentiable=False, check=_check_normal),
+    OpInfo("randint", ops.randint, None, sample_fn=_creation_samples("randint"), op=ops.randint,
+           differentiable=False, check=_check_randint),
 )
 
 

@@ -2,30 +2,23 @@
 
 `full` is a primitive so that zeros, ones and constants made inside a compiled function are graph
 nodes the compiler can fold or fill, not arrays baked in. `uniform` and `normal` draw from lucid's
-generator (seeded by `lucid.manual_seed`); they are impure, so a compiled function draws fresh
-numbers on every call.
+generator (seeded by `lucid.manual_seed`), and `randint` integers from it; they are impure, so a
+compiled function draws fresh numbers on every call. The generator is counter-based (philox.py):
+compiled kernels compute the same numbers from the same (key, counter).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from lucid import device, dtypes
 from lucid.ops import rules
-from lucid.ops.registry import Aval, DTypeError, defop, op_error
+from lucid.ops import philox
+from lucid.ops.registry import Aval, DTypeError, ShapeError, defop, op_error
 
-
-class _Generator:
-    """The process-wide random generator (like torch's default generator)."""
-
-    def __init__(self) -> None:
-        self.rng = np.random.default_rng()
-
-    def seed(self, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
-
-
-GENERATOR = _Generator()
+GENERATOR = philox.Generator()  # the process-wide generator (like torch's default one)
 
 
 def _creation_infer(name):
@@ -42,26 +35,34 @@ full = defop("full", kind="creation",
              infer=_creation_infer("full"), attrs=("shape", "value", "dtype"))
 
 
-def _uniform(*, shape, low, high, dtype):
-    return GENERATOR.rng.uniform(low, high, size=shape).astype(dtype, copy=False)
+def _draw(name):
+    def impl(*, shape, dtype, **attrs):
+        # (checked first: a draw the shape rule rejects must not take from the generator)
+        (_randint_infer if name == "randint" else _creation_infer(name))(
+            shape=shape, dtype=dtype, **attrs)
+        n = math.prod(shape)
+        key, counter = GENERATOR.take(philox.blocks(name, dtype, n))
+        return philox.draw(name, tuple(shape), dtype, key, counter, **attrs)
+    return impl
 
 
-def _normal(*, shape, mean, std, dtype):
-    if dtypes.as_dtype(dtype) == dtypes.float32:
-        out = GENERATOR.rng.standard_normal(size=shape, dtype=np.float32)
-    else:
-        out = GENERATOR.rng.standard_normal(size=shape)
-    if std != 1.0:
-        out *= std
-    if mean != 0.0:
-        out += mean
-    return out
+def _randint_infer(*, shape, low, high, dtype):
+    dtype = dtypes.as_dtype(dtype)
+    if dtype.kind not in "iu":
+        raise op_error("randint", [Aval(tuple(shape), dtype)], "needs an integer dtype",
+                       DTypeError)
+    if not high > low:
+        raise op_error("randint", [], f"needs low < high, got low={low}, high={high}",
+                       ShapeError)
+    return Aval(rules.check_shape("randint", shape), dtype)
 
 
-uniform = defop("uniform", kind="random", impl=_uniform, infer=_creation_infer("uniform"),
+uniform = defop("uniform", kind="random", impl=_draw("uniform"), infer=_creation_infer("uniform"),
                 pure=False, attrs=("shape", "low", "high", "dtype"))
-normal = defop("normal", kind="random", impl=_normal, infer=_creation_infer("normal"),
+normal = defop("normal", kind="random", impl=_draw("normal"), infer=_creation_infer("normal"),
                pure=False, attrs=("shape", "mean", "std", "dtype"))
+randint = defop("randint", kind="random", impl=_draw("randint"), infer=_randint_infer,
+                pure=False, attrs=("shape", "low", "high", "dtype"))
 
 
 def zeros_like(t):

@@ -161,15 +161,23 @@ def _output(arr, arrays, input_sources, flat, given: set, ids: set) -> Tensor:
     view sharing that tensor's version counter, as eagerly (writes through either are seen by
     both); anything else is made an array of its own."""
     if not is_device_array(arr) and not arr.flags.owndata:
-        root = arr
-        while isinstance(root.base, np.ndarray):
-            root = root.base
+        # NumPy's `base` is the array owning the memory, so an input that is itself a view
+        # (of a larger array) is found by its own root and the memory the two share.
+        root = _root(arr)
         for k, a in enumerate(arrays):
-            if a is root and not isinstance(input_sources[k], SlotInput):
+            if (isinstance(a, np.ndarray) and _root(a) is root
+                    and not isinstance(input_sources[k], SlotInput)
+                    and (a is root or np.may_share_memory(a, arr))):
                 t = _share(arr)
                 t._version = input_sources[k].get(flat)._version
                 return t
     return _share(_fresh(arr, given, ids))
+
+
+def _root(arr):
+    while isinstance(arr.base, np.ndarray):
+        arr = arr.base
+    return arr
 
 
 def _attach(t: Tensor, runner: BackwardRunner, diff: int, xs: tuple) -> None:

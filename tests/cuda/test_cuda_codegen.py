@@ -293,3 +293,27 @@ def test_a_captured_model_moved_to_the_device_fails_the_cpu_guards():
     model.cpu()
     x_dev[0] = x
     assert f().device == "cpu" and len(f.entries) == 2  # the cpu entry again
+
+
+def test_random_draws_are_device_kernels_with_eagers_numbers():
+    """uniform, normal, randint and dropout's mask run as Philox kernels on the device (no
+    host op) and give the CPU's eager numbers for a seed."""
+    def draws(x):
+        return (lucid.rand(5, 3, device="cuda"), lucid.randn(7, dtype=lucid.float64, device="cuda"),
+                F.dropout(x, 0.3), lucid.randint(-2, 9, (3, 3), device="cuda"),
+                lucid.randn(2, 3, device="cuda") + 1.0)
+
+    x = lucid.randn(4, 6, device="cuda")
+    compiled = lucid.compile(draws)
+    for seed in (0, 1):
+        lucid.manual_seed(seed)
+        want = draws(x)  # eager device ops: drawn on the host
+        lucid.manual_seed(seed)
+        got = compiled(x)
+        for k, (w, g) in enumerate(zip(want, got, strict=True)):
+            assert g.device == "cuda" and g.dtype == w.dtype, k
+            np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-12, atol=1e-12)
+        lucid.manual_seed(seed)
+        cpu = lucid.rand(5, 3)
+        np.testing.assert_array_equal(got[0].numpy(), cpu.numpy())
+    _no_host(compiled)

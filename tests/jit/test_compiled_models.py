@@ -178,7 +178,10 @@ def test_compiled_training_step_tracks_eager_for_20_steps(name, opt_name):
         assert state.keys() == eager_state.keys()
         assert state, "no optimizer state"
         for key, value in state.items():
-            assert_close(value, eager_state[key], f"step {i}: optimizer state {key}")
+            # (a momentum buffer sums up to 20 gradients; where they cancel, as a bias's can,
+            # float32 rounding of the sum reaches a few 1e-5 of the buffer's largest entry)
+            assert_close_scaled(value, eager_state[key], f"step {i}: optimizer state {key}",
+                                3 * RTOL)
         assert opt.state_dict()["param_groups"] == eager_opt.state_dict()["param_groups"]
         losses.append(loss.item())
     # The first step creates the optimizer state (and the .grads): one retrace, then none.
@@ -267,8 +270,12 @@ def test_seed_001_loop_compiled_prints_the_eager_numbers(compile_what, seed_001_
     first, last = float(_EPOCH_LINE.fullmatch(lines[0])[3]), float(
         _EPOCH_LINE.fullmatch(lines[-1])[3])
     assert abs(first - np.log(2)) < 0.1 and last < first  # it trains, as the seed shows
+    # Adam's first step moves each weight by lr * g / (|g| + eps): a gradient that cancels to
+    # ~eps (5.8e-9 for one fc1 weight here, its rounding 1% of it) moves by lr times its relative
+    # rounding error, so the parameters agree to a fraction of lr, not to float32 rounding.
     for p, pe in zip(params, eager_params, strict=True):
-        assert_close(p, Tensor(pe), "final parameter")
+        np.testing.assert_allclose(p.numpy(), pe, rtol=RTOL, atol=0.01 * 0.01,
+                                   err_msg="final parameter")
 
 
 # ----------------------------------------------------------------------------- dropout, eval()

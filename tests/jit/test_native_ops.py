@@ -1,6 +1,6 @@
 """Training steps with no host ops on the cpu backend: every node of the seed MLP's, the seed-004
 CNN's (with a linear head), a small transformer block's and the large MLP's compiled steps runs
-in native code (random draws excepted), and the steps give eager's losses and parameters.
+in native code (dropout's random draws too), and the steps give eager's losses and parameters.
 
 Also the native kernels' edges: an index tensor out of range raises NumPy's IndexError from
 native code and leaves the parameters as they were; a basic slice returned from a compiled
@@ -81,6 +81,11 @@ STEPS = {
                                         nn.ReLU(), nn.Linear(1024, 10)),
                   lambda p: SGD(p, lr=0.01, momentum=0.9), nn.CrossEntropyLoss(),
                   lambda: lucid.randn(8, 784), lambda: lucid.randint(0, 10, (8,))),
+    # dropout's masks: Philox kernels drawing eager's numbers (the same seed before each step)
+    "dropout_mlp": (lambda: nn.Sequential(nn.Linear(20, 33), nn.ReLU(), nn.Dropout(0.3),
+                                          nn.Linear(33, 3)),
+                    lambda p: Adam(p, lr=0.01), nn.CrossEntropyLoss(),
+                    lambda: lucid.randn(7, 20), lambda: lucid.randint(0, 3, (7,))),
 }
 
 
@@ -108,7 +113,9 @@ def test_training_step_has_no_host_ops_and_matches_eager(name, monkeypatch):
     compiled = lucid.compile(steps[1])
     for k in range(3):
         x, y = make_x(), make_y()
+        lucid.manual_seed(100 + k)
         want = steps[0](x, y)
+        lucid.manual_seed(100 + k)
         got = compiled(x, y)
         assert_close_scaled(got, want, f"{name} loss, step {k}", 1e-5)
     assert _host_nodes(compiled) == []
@@ -161,6 +168,12 @@ def test_basic_slice_of_an_input_is_returned_as_a_view():
     np.testing.assert_array_equal(doubled.numpy(), x.numpy()[:, 0] * 2.0)
     assert np.shares_memory(view.numpy(), x.numpy())
     np.testing.assert_array_equal(view.numpy(), x.numpy()[1:3])
+    # an input that is itself a view of a larger tensor (NumPy's base is then the larger one)
+    x = lucid.randn(8, 5)[2:6]
+    view, _ = compiled(x)
+    assert np.shares_memory(view.numpy(), x.numpy())
+    view[0, 0] = 100.0
+    assert x.numpy()[1, 0] == 100.0
 
 
 def test_max_pool_gradient_with_ties_and_nans_matches_eager():

@@ -406,8 +406,9 @@ def test_conv2d_default_init_is_pytorch_uniform_bound():
     layer = nn.Conv2d(8, 16, 3)
     bound = 1 / math.sqrt(8 * 9)
     for p in (layer.weight, layer.bias):
-        values = np.abs(p.numpy())
-        assert values.max() <= bound and values.max() > 0.8 * bound
+        assert np.abs(p.numpy()).max() <= bound
+    # 1152 weights: the largest is within 1% of the bound unless the draw is broken
+    assert np.abs(layer.weight.numpy()).max() > 0.99 * bound
     assert layer.weight.dtype == lucid.float32 and layer.weight.requires_grad
 
 

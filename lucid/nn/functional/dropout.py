@@ -6,7 +6,7 @@ a fresh mask from lucid's generator, so `lucid.manual_seed` makes it reproducibl
 
 from __future__ import annotations
 
-from lucid import dtypes, ops
+from lucid import device, dtypes, ops
 from lucid.arguments import tensor_args
 from lucid.ops.registry import op_error
 from lucid.tensor import Tensor
@@ -30,7 +30,8 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     def apply(x: Tensor) -> Tensor:
         if p == 1.0:
             return x * 0.0
-        keep = ops.uniform(shape=x.shape, low=0.0, high=1.0, dtype=x.dtype) >= p
+        u = device.like(x, ops.uniform(shape=x.shape, low=0.0, high=1.0, dtype=x.dtype))
+        keep = u >= p
         return x * (keep.cast(x.dtype) * (1.0 / (1.0 - p)))
 
     return input._inplace(apply) if inplace else apply(input)

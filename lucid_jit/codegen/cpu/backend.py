@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 
+from lucid.ops.creation import GENERATOR
 from lucid.ops.registry import LucidError
 from lucid_jit import log
 from lucid_jit.codegen import backend as base
@@ -126,11 +127,14 @@ class Program:
         # What the code writes in place, as it was: a failure part-way (a kernel numba cannot
         # compile, found when the Python tier first calls it) must leave the inputs unchanged
         # for the retry, and for the caller. Only these first calls pay for the copies.
+        # The generator too: a retry draws the same numbers.
         saved = [(arrays[k], arrays[k].copy()) for k in self.emitted.inplace_inputs]
+        rng_state = GENERATOR.get_state()
 
         def restore():
             for arr, copy in saved:
                 np.copyto(arr, copy)
+            GENERATOR.set_state(rng_state)
 
         try:
             out = self._attempt(arrays, segments, native, restore)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from lucid_jit.codegen.lowering import (
     BODY,
     FREE,
-    HOST,
     LOWERED,
     OWN,
     VIEW,
@@ -41,8 +40,10 @@ LOWERING: dict[str, Lowering] = {
     "max_pool2d": Lowering(OWN, when=numeric),
     "max_pool2d_grad": Lowering(OWN, when=numeric),
     "conv2d": Lowering(LOWERED, when=numeric),  # unfold, a reshape of the weight, one matmul
-    "uniform": Lowering(HOST, "a random draw: lucid's generator, so a seed gives eager's numbers"),
-    "normal": Lowering(HOST, "a random draw: lucid's generator, so a seed gives eager's numbers"),
+    # Random draws: Philox kernels (elementops.random_kernels), eager's numbers for a seed.
+    "uniform": Lowering(OWN, when=float_result),
+    "normal": Lowering(OWN, when=float_result),
+    "randint": Lowering(OWN),
 }
 
 # The math functions of scalar templates (`{exp}(...)`), for njit code. `{s}` is "f32" or "f64".

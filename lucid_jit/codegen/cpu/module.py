@@ -32,7 +32,7 @@ from lucid_jit.codegen.cpu.inline import inline_body
 from lucid_jit.codegen.cpu.kernels import KernelSource
 from lucid_jit.codegen.cpu.lowering import LOWERING, MATH_NAMES
 from lucid_jit.codegen.cpu.plan import VIEWS, _has_matmul, plan_inplace, plan_pool
-from lucid_jit.codegen.elementops import basic_index
+from lucid_jit.codegen.elementops import Draws, basic_index
 from lucid_jit.codegen.lowering import HOST, OWN, place
 from lucid_jit.ir.graph import CONST, FUSED, Graph, Node, Value
 
@@ -140,6 +140,7 @@ class ModuleEmitter:
         self.names: dict[int, str] = {}
         self.layout: dict[int, str] = {}  # value id -> "C", "F" or "A" (inside segments)
         self.alloc: dict[int, int | None] = {}  # value id -> root buffer's value id (None: input)
+        self.draws: Draws | None = None  # the graph's random draws (their counters: `R`)
 
     # ------------------------------------------------------------------ tables
 
@@ -174,6 +175,14 @@ class ModuleEmitter:
             self.parallel = False
         fallible = [not nat or cpu_ops.fallible(n) for n, nat in zip(g.nodes, placement,
                                                                     strict=True)]
+        draws = [n for n, nat in zip(g.nodes, placement, strict=True)
+                 if nat and n.op.kind == "random"]
+        head = []
+        if draws:  # one take from the generator per call, at its start: R = [key, counters]
+            self.draws = Draws(draws)
+            head.append(f"R = H[{len(self.host)}]()  # the random draws' counters")
+            self.host.append(self.draws)
+            self.host_names.append("(random draws: the generator's key and counters)")
         self.inplace = plan_inplace(g, placement, self.inplace_request, fallible)
         for v in plan_pool(g, placement, self.inplace):
             self.pool[v.id] = f"p{len(self.pool)}"
@@ -221,9 +230,8 @@ class ModuleEmitter:
         run_lines.append(f"return [{', '.join(outs)}]")
         inputs = ", ".join(self.names[v.id] for v in g.inputs)
         consts = ", ".join(f"c{k}" for k in range(len(self.const_arrays)))
-        head = []
         if g.inputs:
-            head.append(f"({inputs},) = args")
+            head.insert(0, f"({inputs},) = args")
         if self.const_arrays:
             head.append(f"({consts},) = C")
         if self.pool:
@@ -368,6 +376,8 @@ class ModuleEmitter:
         pooled = [self.pool[v.id] for n in nodes for v in n.outputs if v.id in self.pool]
         if any(v.id in self.arena for n in nodes for v in n.outputs):
             pooled.append("A")
+        if any(n.op.kind == "random" for n in nodes):
+            pooled.append("R")
         # (any_parallel was reset before this segment's nodes were emitted)
         pnames = [self.names[v.id] for v in params] + pooled + ["D", "K"]
         src = [f"def segment{index}({', '.join(pnames)}):"] + ["    " + ln for ln in body]
@@ -476,7 +486,13 @@ class ModuleEmitter:
         for ck in kernels:
             self.any_parallel |= ck.parallel
             name = self._register(ck.lines, ck.parallel, node.op.name)
-            args = [self.dim(s) for s in ck.extents] + [self._own_arg(p, node) for p in ck.arrays]
+            args = [self.dim(s) for s in ck.extents]
+            if ck.seeded:  # a draw: the key, its counter, its output flat
+                v = node.output
+                args += ["R[0]", f"R[{1 + self.draws.slots[id(node)]}]",
+                         f"{self.names[v.id]}.reshape(({self.dim(v.size)},))"]
+            else:
+                args += [self._own_arg(p, node) for p in ck.arrays]
             code.append(self._call(name, node.op.name, ck.params, args, ck.lines))
         return code
 

@@ -28,6 +28,10 @@ class _Host:
     def out_of_range(code: int, value: str, axis: int, size: str, var: str) -> list[str]:
         return [f"raise IndexError({INDEX_ERROR!r}, {value}, {axis}, {size})"]
 
+    @staticmethod
+    def math(name: str) -> str:
+        return f"np.{name}"
+
 
 HOST_TARGET = _Host()
 
@@ -35,8 +39,9 @@ HOST_TARGET = _Host()
 @dataclass
 class CpuKernel:
     """A kernel's text (its function named `{name}`), its parameters in order, and what the
-    caller passes: the loop extents and sizes (ints), then arrays named by `params` (a0, i0,
-    o0, ...: see ElementKernel). `parallel`: the text uses prange (njit(parallel=True))."""
+    caller passes: the loop extents and sizes (ints), a draw's key and counter (`seeded`), then
+    arrays named by `params` (a0, i0, o0, ...: see ElementKernel; a draw's o0 flat).
+    `parallel`: the text uses prange (njit(parallel=True))."""
 
     lines: list[str]
     params: list[str]
@@ -45,6 +50,7 @@ class CpuKernel:
     zero: bool
     parallel: bool
     fallible: bool
+    seeded: bool = False
 
 
 def cpu_kernels(node: Node, *, parallel: bool = False) -> list[CpuKernel] | None:
@@ -84,10 +90,11 @@ def _wrap(kernel: ElementKernel, parallel: bool) -> CpuKernel:
             flat = f"({flat}) * {ext[d]} + j{d}"
         lines.append(pad + f"i = {flat}")
     lines += [pad + ln for ln in kernel.body]
-    params = ext + [n for n, _ in kernel.sizes] + list(kernel.params)
+    seeds = ["rk", "rc"] if kernel.seeded else []
+    params = ext + [n for n, _ in kernel.sizes] + seeds + list(kernel.params)
     text = [f"def {{name}}({', '.join(params)}):"] + ["    " + ln for ln in lines]
     return CpuKernel(text, params, [*shape, *(v for _, v in kernel.sizes)], list(kernel.params),
-                     kernel.zero, par, kernel.fallible)
+                     kernel.zero, par, kernel.fallible, kernel.seeded)
 
 
 def input_error(exc: BaseException) -> IndexError | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from lucid_jit.codegen.lowering import (
     BODY,
     FREE,
-    HOST,
     LOWERED,
     OWN,
     Lowering,
@@ -36,10 +35,10 @@ LOWERING: dict[str, Lowering] = {
     "max_pool2d_grad": Lowering(OWN, when=numeric),
     "argmax": Lowering(OWN, when=numeric),
     "conv2d": Lowering(LOWERED, when=numeric),  # unfold, a reshape of the weight, one matmul
-    "uniform": Lowering(HOST, "a random draw, made on the host so that a seed gives one stream "
-                              "on both devices"),
-    "normal": Lowering(HOST, "a random draw, made on the host so that a seed gives one stream "
-                             "on both devices"),
+    # Random draws: Philox kernels (elementops.random_kernels), eager's numbers for a seed.
+    "uniform": Lowering(OWN, when=float_result),
+    "normal": Lowering(OWN, when=float_result),
+    "randint": Lowering(OWN),
 }
 
 # The math functions of scalar templates (`{exp}(...)`): devmath's device functions, which

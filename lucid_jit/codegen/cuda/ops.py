@@ -33,6 +33,10 @@ class _Device:
                 f"    err[2] = {axis}",
                 f"{var} = 0"]
 
+    @staticmethod
+    def math(name: str) -> str:
+        return f"{name}_f64"  # devmath's
+
 
 DEVICE = _Device()
 
@@ -68,20 +72,26 @@ def _ix(ndim: int) -> str:
 
 def _launch(kernel: ElementKernel, node: Node) -> Launch:
     """A grid-stride kernel over the kernel's shape: arguments its extents (p0, p1, ...), its
-    sizes, then its arrays (a program names a node's inputs a0, a1, ... and its output o0)."""
+    sizes, a draw's key and counter (("seed", "rk"/"rc"), bound per call by the program), then
+    its arrays (a program names a node's inputs a0, a1, ... and its output o0; a draw's o0
+    goes in flat: ("flat", "o0"))."""
     params = list(kernel.params) + (["err"] if kernel.fallible else [])
-    names = [f"p{d}" for d in range(len(kernel.shape))] + [n for n, _ in kernel.sizes] + params
+    seeds = ["rk", "rc"] if kernel.seeded else []
+    names = ([f"p{d}" for d in range(len(kernel.shape))] + [n for n, _ in kernel.sizes] + seeds
+             + params)
     src = ["@cuda.jit", f"def kernel({', '.join(names)}):"]
     src += ["    " + ln for ln in grid_stride(kernel.shape, kernel.body)]
     launch = Launch(HEADER + "\n".join(src) + "\n", "elem", (math.prod(kernel.shape),))
     launch.args = [("size", int(s)) for s in kernel.shape]
     launch.args += [("size", int(v)) for _, v in kernel.sizes]
+    launch.args += [("seed", name) for name in seeds]
     for p in params:
         if p == "err":
             launch.args.append(("array", "err"))
             continue
         local, value = _local(p, node)
-        launch.args.append(("array0" if value.ndim == 0 else "array", local))
+        kind = "flat" if kernel.seeded else ("array0" if value.ndim == 0 else "array")
+        launch.args.append((kind, local))
     return launch
 
 

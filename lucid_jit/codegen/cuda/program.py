@@ -11,9 +11,11 @@ Each node becomes a step:
   matmul and reshapes, and planned as those;
 - getitem and scatter_add with index tensors: a gather kernel, or a zero fill and an atomic
   scatter; an out-of-range index is recorded on the device and raised after the call;
-- anything else (random draws): the op's eager implementation on the host, its
-  inputs copied from the device and its outputs back (a declared fallback, counted in
-  `host_nodes`).
+- a random draw: a Philox kernel (elementops.random_kernels) whose key and counter are
+  arguments, taken from lucid's generator once per call for all of the graph's draws, so a seed
+  gives eager's numbers;
+- anything else: the op's eager implementation on the host, its inputs copied from the device
+  and its outputs back (a declared fallback, counted in `host_nodes`).
 
 Graph inputs that arrive as 0-d host arrays (lifted floats, CPU scalar tensors next to device
 tensors) are passed to kernels as scalars. The program is built for one entry, whose shapes are
@@ -37,6 +39,7 @@ from lucid_jit.codegen.cuda import runtime
 from lucid_jit.codegen.cuda.kernels import CudaBody, Launch, supported_cuda_body
 from lucid_jit.codegen.cuda.lowering import LOWERING
 from lucid_jit.codegen.cuda.ops import movement_launch
+from lucid_jit.codegen.elementops import Draws
 from lucid_jit.codegen.lowering import BODY, FREE, HOST, LOWERED, OWN, lowered, place
 from lucid_jit.codegen.pool import OutputPool
 from lucid_jit.ir.graph import CONST, FUSED, Graph, Node, Value
@@ -101,10 +104,11 @@ def _record(kern, args) -> None:
 class _Step:
     """Launches of one body: argument specs resolved against the step's arrays each call."""
 
-    __slots__ = ("calls", "outs", "temps", "ins", "copies", "label", "pool")
+    __slots__ = ("calls", "outs", "temps", "ins", "copies", "label", "pool", "draw")
 
-    def __init__(self, label, calls, ins, outs, temps, copies) -> None:
+    def __init__(self, label, calls, ins, outs, temps, copies, draw=None) -> None:
         self.label = label
+        self.draw = draw  # a random draw's slot in the program's Draws (None: not a draw)
         self.calls = calls  # [(configured kernel, arg specs)]
         self.ins = ins  # body input k -> graph value id
         self.outs = outs  # [(graph value id, shape, dtype)]
@@ -129,8 +133,10 @@ class CudaProgram:
         # (1 + which node in err_nodes, the index, the axis); checked after each call.
         self.err = None
         self.err_nodes: list[Node] = []
+        self.draw_nodes: list[Node] = []  # random draws run by kernels, in graph order
         for node in graph.nodes:
             self._plan(node, scalars)
+        self.draws = Draws(self.draw_nodes) if self.draw_nodes else None
         self.owned = [True] * len(graph.outputs)
         self.tier = "cuda"
 
@@ -175,6 +181,9 @@ class CudaProgram:
             return False
         launches, fallible = made
         self._launches(launches, node, {}, {}, [], node.op.name)
+        if node.op.kind == "random":
+            self.steps[-1].draw = len(self.draw_nodes)
+            self.draw_nodes.append(node)
         if fallible:  # an index tensor: out-of-range indices are recorded, checked after
             if self.err is None:
                 self.err = runtime.to_device(np.zeros(3, np.int64))
@@ -207,6 +216,7 @@ class CudaProgram:
         env = dict(self.consts)
         for v, a in zip(graph.inputs, arrays, strict=True):
             env[v.id] = a
+        seeds = self.draws() if self.draws is not None else None  # [key, counters...]
         for step in self.steps:
             if type(step) is tuple:
                 self._host(step[1], env)
@@ -227,6 +237,11 @@ class CudaProgram:
                         args.append(spec[1])
                     elif kind == "array0":
                         args.append(local[spec[1]].reshape(1))
+                    elif kind == "flat":
+                        arr = local[spec[1]]
+                        args.append(arr.reshape(math.prod(arr.shape)))
+                    elif kind == "seed":
+                        args.append(seeds[0] if spec[1] == "rk" else seeds[1 + step.draw])
                     elif kind == "scalar":
                         args.append(env[step.ins[spec[1]]][()])
                     else:
