@@ -2,8 +2,13 @@
 
 All tensors are NCHW. Every attribute (kernel, stride, padding, dilation) is a tuple of two ints,
 normalized by `lucid.nn.functional`; the IR shows those concrete values. conv2d's eager impl is
-unfold + one batched matmul, and its vjp is the same two ideas run backwards (fold and matmul),
-written in lucid ops so it also records while tracing. avg_pool2d is no primitive: the functional
+unfold + one matmul over every image's columns at once, and its vjp is the same two ideas run
+backwards (fold and matmul), written in lucid ops so it also records while tracing.
+
+unfold's columns and fold's input have a `layout`: "nkl" (the default, torch's F.unfold: (N,
+C*kh*kw, L)) or "knl" ((C*kh*kw, N, L)). conv2d uses "knl": its columns are then one (K, N*L)
+matrix, so the forward product and both gradients are single GEMMs (per group) over all images,
+and the backward reads the forward's columns with no transposing copy. avg_pool2d is no primitive: the functional
 layer composes it from unfold and a sum.
 """
 
@@ -90,46 +95,61 @@ def _pad_hw(x: np.ndarray, padding, value=0.0, extra=(0, 0)) -> np.ndarray:
 # ----------------------------------------------------------------------------- unfold
 
 
-def _unfold_infer(x: Aval, *, kernel, stride, padding, dilation) -> Aval:
+def _check_layout(op: str, avals, layout) -> None:
+    if layout not in ("nkl", "knl"):
+        raise op_error(op, avals, f"layout must be 'nkl' or 'knl', got {layout!r}")
+
+
+def _unfold_infer(x: Aval, *, kernel, stride, padding, dilation, layout="nkl") -> Aval:
     _check_rank("unfold", [x], x, 4, "the input (N, C, H, W)")
     _check_pairs("unfold", [x], kernel=kernel, stride=stride, padding=padding, dilation=dilation)
+    _check_layout("unfold", [x], layout)
     if x.dtype == dtypes.bool_:
         raise op_error("unfold", [x], "needs a numeric dtype, got bool", DTypeError)
     oh, ow = _out_hw("unfold", [x], x.shape[2:], kernel, stride, padding, dilation)
     n, c = x.shape[:2]
-    return Aval((n, c * kernel[0] * kernel[1], oh * ow), x.dtype)
+    k = c * kernel[0] * kernel[1]
+    return Aval((n, k, oh * ow) if layout == "nkl" else (k, n, oh * ow), x.dtype)
 
 
-def _unfold(x, *, kernel, stride, padding, dilation):
+def _unfold(x, *, kernel, stride, padding, dilation, layout="nkl"):
     out = _unfold_infer(Aval(x.shape, x.dtype), kernel=kernel, stride=stride, padding=padding,
-                        dilation=dilation)
+                        dilation=dilation, layout=layout)
     ohw = _out_hw("unfold", [], x.shape[2:], kernel, stride, padding, dilation)
-    view = _windows(_pad_hw(x, padding), kernel, stride, dilation, ohw)
+    view = _windows(_pad_hw(x, padding), kernel, stride, dilation, ohw)  # (N, C, kh, kw, OH, OW)
+    if layout == "knl":
+        view = view.transpose(1, 2, 3, 0, 4, 5)
     return view.reshape(out.shape)  # the one copy: (C, kh, kw) rows, (OH, OW) columns
 
 
-def _unfold_vjp(g, out, x, *, kernel, stride, padding, dilation):
+def _unfold_vjp(g, out, x, *, kernel, stride, padding, dilation, layout="nkl"):
     return (fold(g, output_size=tuple(x.shape[2:]), kernel=kernel, stride=stride,
-                 padding=padding, dilation=dilation),)
+                 padding=padding, dilation=dilation, layout=layout),)
 
 
 unfold = defop("unfold", kind="conv", impl=_unfold, infer=_unfold_infer, vjp=_unfold_vjp,
-               save=(), attrs=_WINDOW_ATTRS)
+               save=(), attrs=_WINDOW_ATTRS + ("layout",))
 
 # ----------------------------------------------------------------------------- fold
 
 
-def _fold_infer(cols: Aval, *, output_size, kernel, stride, padding, dilation) -> Aval:
-    _check_rank("fold", [cols], cols, 3, "the columns (N, C*kh*kw, L)")
+def _fold_infer(cols: Aval, *, output_size, kernel, stride, padding, dilation,
+                layout="nkl") -> Aval:
+    _check_rank("fold", [cols], cols, 3, "the columns (N, C*kh*kw, L)" if layout != "knl" else
+                "the columns (C*kh*kw, N, L)")
     _check_pairs("fold", [cols], output_size=output_size, kernel=kernel, stride=stride,
                  padding=padding, dilation=dilation)
+    _check_layout("fold", [cols], layout)
     if cols.dtype == dtypes.bool_:
         raise op_error("fold", [cols], "needs a numeric dtype, got bool", DTypeError)
     n, rows, length = cols.shape
+    if layout == "knl":
+        rows, n = n, rows
     kk = kernel[0] * kernel[1]
+    axis = 1 if layout == "nkl" else 0
     if rows % kk:
-        raise op_error("fold", [cols], f"dimension 1 ({rows}) is not a multiple of the kernel's "
-                                       f"{kernel[0]}*{kernel[1]} = {kk} positions")
+        raise op_error("fold", [cols], f"dimension {axis} ({rows}) is not a multiple of the "
+                                       f"kernel's {kernel[0]}*{kernel[1]} = {kk} positions")
     oh, ow = _out_hw("fold", [cols], output_size, kernel, stride, padding, dilation)
     if length != oh * ow:
         raise op_error("fold", [cols], f"{length} columns, but an output of size {output_size} "
@@ -137,13 +157,16 @@ def _fold_infer(cols: Aval, *, output_size, kernel, stride, padding, dilation) -
     return Aval((n, rows // kk, *output_size), cols.dtype)
 
 
-def _fold(cols, *, output_size, kernel, stride, padding, dilation):
+def _fold(cols, *, output_size, kernel, stride, padding, dilation, layout="nkl"):
     out = _fold_infer(Aval(cols.shape, cols.dtype), output_size=output_size, kernel=kernel,
-                      stride=stride, padding=padding, dilation=dilation)
+                      stride=stride, padding=padding, dilation=dilation, layout=layout)
     n, c, h, w = out.shape
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
     oh, ow = _out_hw("fold", [], output_size, kernel, stride, padding, dilation)
-    patches = cols.reshape(n, c, kh, kw, oh, ow)
+    if layout == "knl":
+        patches = cols.reshape(c, kh, kw, n, oh, ow).transpose(3, 0, 1, 2, 4, 5)
+    else:
+        patches = cols.reshape(n, c, kh, kw, oh, ow)
     acc = np.zeros((n, c, h + 2 * ph, w + 2 * pw), cols.dtype)
     # One strided add per kernel offset: positions hit by several windows accumulate.
     for i in range(kh):
@@ -153,12 +176,13 @@ def _fold(cols, *, output_size, kernel, stride, padding, dilation):
     return np.ascontiguousarray(acc[:, :, ph:ph + h, pw:pw + w])
 
 
-def _fold_vjp(g, out, cols, *, output_size, kernel, stride, padding, dilation):
-    return (unfold(g, kernel=kernel, stride=stride, padding=padding, dilation=dilation),)
+def _fold_vjp(g, out, cols, *, output_size, kernel, stride, padding, dilation, layout="nkl"):
+    return (unfold(g, kernel=kernel, stride=stride, padding=padding, dilation=dilation,
+                   layout=layout),)
 
 
 fold = defop("fold", kind="conv", impl=_fold, infer=_fold_infer, vjp=_fold_vjp, save=(),
-             attrs=("output_size",) + _WINDOW_ATTRS)
+             attrs=("output_size",) + _WINDOW_ATTRS + ("layout",))
 
 # ----------------------------------------------------------------------------- conv2d
 
@@ -189,13 +213,11 @@ def _conv2d(x, w, *, stride, padding, dilation, groups):
     out = _conv2d_infer(Aval(x.shape, x.dtype), Aval(w.shape, w.dtype), stride=stride,
                         padding=padding, dilation=dilation, groups=groups)
     n, o, oh, ow = out.shape
-    cols = _unfold(x, kernel=w.shape[2:], stride=stride, padding=padding, dilation=dilation)
-    if groups == 1:
-        y = np.matmul(w.reshape(o, -1), cols)  # (O, K) @ (N, K, L): one gemm per image
-    else:
-        cols = cols.reshape(n, groups, -1, oh * ow)
-        y = np.matmul(w.reshape(groups, o // groups, -1), cols)  # (G, Og, K) @ (N, G, K, L)
-    return y.reshape(out.shape)
+    cols = _unfold(x, kernel=w.shape[2:], stride=stride, padding=padding, dilation=dilation,
+                   layout="knl")  # (G*K, N, L)
+    y = np.matmul(w.reshape(groups, o // groups, -1), cols.reshape(groups, -1, n * oh * ow))
+    # (G, O/G, N*L) -> NCHW
+    return np.ascontiguousarray(y.reshape(o, n, oh, ow).transpose(1, 0, 2, 3))
 
 
 def _conv2d_vjp(g, out, x, w, *, stride, padding, dilation, groups):
@@ -203,21 +225,23 @@ def _conv2d_vjp(g, out, x, w, *, stride, padding, dilation, groups):
     o, cg, kh, kw = w.shape
     length = g.shape[2] * g.shape[3]
     k = cg * kh * kw
-    window = dict(kernel=(kh, kw), stride=stride, padding=padding, dilation=dilation)
-    # Both gradients contract over (image, position), so g is laid out (G, Og, N*L) once and each
-    # gradient is a single batched matmul; the batch sum happens inside the contraction.
-    g_cols = reshape(permute(reshape(g, shape=(n, groups, o // groups, length)),
-                             axes=(1, 2, 0, 3)), shape=(groups, o // groups, n * length))
-    w_g = reshape(w, shape=(groups, o // groups, k))
+    og = o // groups
+    window = dict(kernel=(kh, kw), stride=stride, padding=padding, dilation=dilation,
+                  layout="knl")
+    # Both gradients contract over (image, position): g laid out (G, O/G, N*L) once, the
+    # forward's columns are (G, K, N*L) as they are, and each gradient is one matmul per group
+    # (2-d without groups, where BLAS takes the transposed operands as they are).
+    lead = (groups,) if groups > 1 else ()
+    g_cols = reshape(permute(reshape(g, shape=(n, o, length)), axes=(1, 0, 2)),
+                     shape=lead + (og, n * length))
     gx = gw = None
     if x.requires_grad:
+        w_g = reshape(w, shape=lead + (og, k))
         cols = matmul(transpose_last(w_g), g_cols)  # (G, K, N*L)
-        cols = permute(reshape(cols, shape=(groups, k, n, length)), axes=(2, 0, 1, 3))
-        gx = fold(reshape(cols, shape=(n, c * kh * kw, length)), output_size=(h, wd), **window)
+        gx = fold(reshape(cols, shape=(groups * k, n, length)), output_size=(h, wd), **window)
     if w.requires_grad:
-        x_cols = reshape(unfold(x, **window), shape=(n, groups, k, length))
-        x_cols = reshape(permute(x_cols, axes=(1, 0, 3, 2)), shape=(groups, n * length, k))
-        gw = reshape(matmul(g_cols, x_cols), shape=w.shape)  # (G, Og, K)
+        x_cols = reshape(unfold(x, **window), shape=lead + (k, n * length))
+        gw = reshape(matmul(g_cols, transpose_last(x_cols)), shape=w.shape)  # (G, O/G, K)
     return gx, gw
 
 

@@ -4,7 +4,7 @@ fresh allocation per value per call.
 
 Placement is by liveness: a value lives from the node that writes it to the last node that
 reads it or a view of it (reshapes and transposes are views of the same bytes); two values
-whose lives overlap never share bytes, and others reuse them. Values that leave the call (graph
+whose lives overlap never share bytes (a permute that a copy kernel makes is a value of its own), and others reuse them. Values that leave the call (graph
 outputs, or what an output is a view of), values written into an input (in place) and pooled
 outputs are not in the arena. Offsets are 64-byte aligned; a value is a typed, reshaped view
 of its bytes (`A[start:stop].view(dtype).reshape(shape)`), with start and stop read from the
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lucid_jit.codegen.cpu.plan import VIEWS
+from lucid_jit.codegen.cpu.plan import view
 from lucid_jit.ir.graph import Graph, Value
 
 ALIGN = 64
@@ -36,7 +36,7 @@ def plan_arena(g: Graph, writes: list[bool], excluded: set[int]) -> tuple[dict[i
     index = {id(n): k for k, n in enumerate(g.nodes)}
     root: dict[int, int] = {}  # value id -> the buffer's value id (through views)
     for n in g.nodes:
-        if n.op in VIEWS:
+        if view(n):
             src = n.inputs[0].id
             root[n.output.id] = root.get(src, src)
     escaping = {root.get(v.id, v.id) for v in g.outputs} | {v.id for v in g.outputs}

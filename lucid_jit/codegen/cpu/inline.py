@@ -9,7 +9,7 @@ import textwrap
 from lucid_jit.codegen.cpu.lowering import MATH_NAMES
 
 # Names a kernel body uses that are not its own: kept as they are.
-_KERNEL_GLOBALS = {"np", "range", "prange", "abs", "IndexError", *MATH_NAMES}
+_KERNEL_GLOBALS = {"np", "range", "prange", "abs", "min", "max", "IndexError", *MATH_NAMES}
 
 
 def inline_body(lines: list[str], prefix: str) -> list[str]:

@@ -31,7 +31,14 @@ from lucid_jit.codegen.cpu.arena import plan_arena
 from lucid_jit.codegen.cpu.inline import inline_body
 from lucid_jit.codegen.cpu.kernels import KernelSource
 from lucid_jit.codegen.cpu.lowering import LOWERING, MATH_NAMES
-from lucid_jit.codegen.cpu.plan import VIEWS, _has_matmul, plan_inplace, plan_pool
+from lucid_jit.codegen.cpu.plan import (
+    VIEWS,
+    _has_matmul,
+    copies,
+    plan_inplace,
+    plan_pool,
+    view,
+)
 from lucid_jit.codegen.elementops import Draws, basic_index
 from lucid_jit.codegen.lowering import HOST, OWN, place
 from lucid_jit.ir.graph import CONST, FUSED, Graph, Node, Value
@@ -190,7 +197,7 @@ class ModuleEmitter:
         # Intermediates that kernels write: buffers in the arena, placed by liveness.
         host_read = {v.id for n, nat in zip(g.nodes, placement, strict=True) if not nat
                      for v in n.inputs}
-        writes = [nat and n.op not in VIEWS and n.op is not CONST and n.op is not ops.full
+        writes = [nat and not view(n) and n.op is not CONST and n.op is not ops.full
                   for n, nat in zip(g.nodes, placement, strict=True)]
         self.arena, self.arena_bytes = plan_arena(
             g, writes, set(self.inplace) | set(self.pool) | host_read)
@@ -433,6 +440,8 @@ class ModuleEmitter:
         return self._kernel(body, node.inputs, node.outputs, op.name)
 
     def _view(self, node: Node) -> list[str]:
+        if copies(node):  # a copy kernel (elementops.movement) into the value's own buffer
+            return self._own(node)
         x, v = node.inputs[0], node.output
         src = self.names[x.id]
         self.alloc[v.id] = self.alloc.get(x.id)
@@ -448,13 +457,7 @@ class ModuleEmitter:
             if axes == (1, 0):
                 self.layout[v.id] = {"C": "F", "F": "C"}.get(self.layout.get(x.id, "C"), "A")
                 return [f"{out} = {src}.T"]
-            self.layout[v.id] = "C"
-            self.alloc[v.id] = v.id
-            return [f"{out} = np.ascontiguousarray(np.transpose({src}, {_tuple(map(str, axes))}))"]
-        # broadcast_to, materialized
-        self.layout[v.id] = "C"
-        self.alloc[v.id] = v.id
-        return [f"{out} = np.ascontiguousarray(np.broadcast_to({src}, {self.shape(v.shape)}))"]
+        raise AssertionError(f"{node.op.name} {dict(node.attrs)}: a copy (copies()), not a view")
 
     def _kernel(self, body: Graph, inputs, outputs, label: str) -> list[str]:
         same = {}
@@ -487,23 +490,21 @@ class ModuleEmitter:
             self.any_parallel |= ck.parallel
             name = self._register(ck.lines, ck.parallel, node.op.name)
             args = [self.dim(s) for s in ck.extents]
-            if ck.seeded:  # a draw: the key, its counter, its output flat
-                v = node.output
-                args += ["R[0]", f"R[{1 + self.draws.slots[id(node)]}]",
-                         f"{self.names[v.id]}.reshape(({self.dim(v.size)},))"]
-            else:
-                args += [self._own_arg(p, node) for p in ck.arrays]
+            if ck.seeded:  # a draw: the generator's key, the draw's counter
+                args += ["R[0]", f"R[{1 + self.draws.slots[id(node)]}]"]
+            args += [self._own_arg(p, node, p in ck.flat_arrays) for p in ck.arrays]
             code.append(self._call(name, node.op.name, ck.params, args, ck.lines))
         return code
 
-    def _own_arg(self, param: str, node: Node) -> str:
+    def _own_arg(self, param: str, node: Node, flat: bool = False) -> str:
         """The array for an element kernel's parameter: inputs a0, a1, ...; index tensors i0,
         i1, ... (the inputs after the first); o0 the output. 0-d arrays go in as 1-d of one
-        element (kernels index them at 0)."""
+        element (kernels index them at 0), and `flat` ones as 1-d of their C-order elements."""
         k = int(param[1:])
         v = node.outputs[k] if param[0] == "o" else node.inputs[k + (param[0] == "i")]
-        name = self.names[v.id]
-        return f"{self.c(v)}.reshape((1,))" if v.ndim == 0 else name
+        if flat:
+            return f"{self.c(v)}.reshape(({self.dim(v.size)},))"
+        return f"{self.c(v)}.reshape((1,))" if v.ndim == 0 else self.names[v.id]
 
     def _out_buffer(self, v: Value) -> list[str]:
         """The line giving a kernel's output its array: its input's (updated in place), a pool

@@ -40,7 +40,8 @@ HOST_TARGET = _Host()
 class CpuKernel:
     """A kernel's text (its function named `{name}`), its parameters in order, and what the
     caller passes: the loop extents and sizes (ints), a draw's key and counter (`seeded`), then
-    arrays named by `params` (a0, i0, o0, ...: see ElementKernel; a draw's o0 flat).
+    arrays named by `params` (a0, i0, o0, ...: see ElementKernel; those in `flat_arrays`
+    flat).
     `parallel`: the text uses prange (njit(parallel=True))."""
 
     lines: list[str]
@@ -51,6 +52,7 @@ class CpuKernel:
     parallel: bool
     fallible: bool
     seeded: bool = False
+    flat_arrays: tuple = ()
 
 
 def cpu_kernels(node: Node, *, parallel: bool = False) -> list[CpuKernel] | None:
@@ -94,7 +96,7 @@ def _wrap(kernel: ElementKernel, parallel: bool) -> CpuKernel:
     params = ext + [n for n, _ in kernel.sizes] + seeds + list(kernel.params)
     text = [f"def {{name}}({', '.join(params)}):"] + ["    " + ln for ln in lines]
     return CpuKernel(text, params, [*shape, *(v for _, v in kernel.sizes)], list(kernel.params),
-                     kernel.zero, par, kernel.fallible, kernel.seeded)
+                     kernel.zero, par, kernel.fallible, kernel.seeded, kernel.flat_arrays)
 
 
 def input_error(exc: BaseException) -> IndexError | None:

@@ -12,6 +12,20 @@ VIEWS = (ops.reshape, ops.permute, ops.broadcast_to)
 POOL_MIN_BYTES = 1 << 20  # outputs this large are recycled
 
 
+def copies(node: Node) -> bool:
+    """A movement node a segment materializes with a copy kernel into a buffer of its own: a
+    permute other than the identity or a 2-d transpose (those are views), a broadcast_to."""
+    if node.op is ops.permute:
+        axes = tuple(node.attrs["axes"])
+        return axes != tuple(range(len(axes))) and axes != (1, 0)
+    return node.op is ops.broadcast_to
+
+
+def view(node: Node) -> bool:
+    """A movement node whose result is a view of its operand's buffer in a segment."""
+    return node.op in VIEWS and not copies(node)
+
+
 def plan_inplace(g: Graph, placement: list[bool], requests: dict[int, int],
                  fallible: list[bool] | None = None) -> dict[int, Value]:
     """Output value id -> the input its value is computed straight into (a parameter or
@@ -73,7 +87,7 @@ def plan_pool(g: Graph, placement: list[bool], inplace: dict[int, Value]) -> lis
     pooled = []
     out_ids = [v.id for v in g.outputs]
     for node, nat in zip(g.nodes, placement, strict=True):
-        if not nat or node.op in VIEWS or node.op in (CONST, ops.full):
+        if not nat or view(node) or node.op in (CONST, ops.full):
             continue
         for v in node.outputs:
             if (v.id in out_ids and out_ids.count(v.id) == 1 and v.id not in inplace

@@ -73,8 +73,8 @@ def _ix(ndim: int) -> str:
 def _launch(kernel: ElementKernel, node: Node) -> Launch:
     """A grid-stride kernel over the kernel's shape: arguments its extents (p0, p1, ...), its
     sizes, a draw's key and counter (("seed", "rk"/"rc"), bound per call by the program), then
-    its arrays (a program names a node's inputs a0, a1, ... and its output o0; a draw's o0
-    goes in flat: ("flat", "o0"))."""
+    its arrays (a program names a node's inputs a0, a1, ... and its output o0; those the
+    kernel reads flat are ("flat", name))."""
     params = list(kernel.params) + (["err"] if kernel.fallible else [])
     seeds = ["rk", "rc"] if kernel.seeded else []
     names = ([f"p{d}" for d in range(len(kernel.shape))] + [n for n, _ in kernel.sizes] + seeds
@@ -90,7 +90,8 @@ def _launch(kernel: ElementKernel, node: Node) -> Launch:
             launch.args.append(("array", "err"))
             continue
         local, value = _local(p, node)
-        kind = "flat" if kernel.seeded else ("array0" if value.ndim == 0 else "array")
+        kind = ("flat" if p in kernel.flat_arrays else "array0" if value.ndim == 0
+                else "array")
         launch.args.append((kind, local))
     return launch
 

@@ -238,8 +238,7 @@ class CudaProgram:
                     elif kind == "array0":
                         args.append(local[spec[1]].reshape(1))
                     elif kind == "flat":
-                        arr = local[spec[1]]
-                        args.append(arr.reshape(math.prod(arr.shape)))
+                        args.append(_flat(local[spec[1]]))
                     elif kind == "seed":
                         args.append(seeds[0] if spec[1] == "rk" else seeds[1 + step.draw])
                     elif kind == "scalar":
@@ -300,6 +299,14 @@ def _host_array(a):
     if isinstance(a, np.ndarray):
         return a
     return runtime.to_host(a)
+
+
+def _flat(a):
+    """`a` as 1-d (its C-order elements): a view, or a contiguous copy of a strided array."""
+    n = math.prod(a.shape)
+    if not isinstance(a, np.ndarray) and not a.is_c_contiguous():
+        a = _fresh_copy(a)
+    return a.reshape(n)
 
 
 def _fresh_copy(a):
