@@ -171,15 +171,19 @@ def _patches(x, kernel, stride, padding, dilation, pad_value=0.0, ceil_mode=Fals
     return out
 
 
-def _ref_unfold(x, kernel, stride, padding, dilation):
-    """im2col in PyTorch's layout: (N, C*kh*kw, L), C slowest, then kh, then kw."""
+def _ref_unfold(x, kernel, stride, padding, dilation, layout="nkl"):
+    """im2col in PyTorch's layout: (N, C*kh*kw, L), C slowest, then kh, then kw; "knl" swaps
+    the first two axes."""
     p = _patches(x, kernel, stride, padding, dilation)
     n, c, kh, kw, oh, ow = p.shape
-    return p.reshape(n, c * kh * kw, oh * ow)
+    out = p.reshape(n, c * kh * kw, oh * ow)
+    return np.ascontiguousarray(out.transpose(1, 0, 2)) if layout == "knl" else out
 
 
-def _ref_fold(cols, output_size, kernel, stride, padding, dilation):
+def _ref_fold(cols, output_size, kernel, stride, padding, dilation, layout="nkl"):
     """col2im: the adjoint of unfold, by scattering each column entry back where it came from."""
+    if layout == "knl":
+        cols = cols.transpose(1, 0, 2)
     n = cols.shape[0]
     kh, kw = kernel
     c = cols.shape[1] // (kh * kw)
@@ -543,10 +547,13 @@ def _conv_primitives() -> tuple[OpInfo, ...]:
     odd = {"stride": (2, 1), "padding": (1, 0), "dilation": (1, 2)}
     return (
         OpInfo("unfold", conv.unfold, _ref_unfold, op=conv.unfold, specs=(
-            S((2, 3, 5, 6), kernel=(2, 2), **one), S((1, 2, 5, 5), kernel=(3, 2), **odd))),
+            S((2, 3, 5, 6), kernel=(2, 2), **one), S((1, 2, 5, 5), kernel=(3, 2), **odd),
+            S((2, 2, 5, 5), kernel=(3, 2), layout="knl", **odd),
+            S((3, 2, 4, 5), kernel=(2, 3), layout="knl", **one))),
         OpInfo("fold", conv.fold, _ref_fold, op=conv.fold, specs=(
             S((2, 12, 20), output_size=(5, 6), kernel=(2, 2), **one),
-            S((1, 12, 9), output_size=(5, 5), kernel=(3, 2), **odd))),
+            S((1, 12, 9), output_size=(5, 5), kernel=(3, 2), **odd),
+            S((12, 2, 9), output_size=(5, 5), kernel=(3, 2), layout="knl", **odd))),
         OpInfo("conv2d", conv.conv2d, _ref_conv2d, op=conv.conv2d, atol=1e-5, specs=(
             S((2, 3, 6, 5), (4, 3, 3, 3), groups=1, **one),
             S((1, 4, 7, 7), (6, 2, 3, 2), groups=2, **odd))),

@@ -455,3 +455,18 @@ def test_pad_is_pytorchs_constant_pad():
     with pytest.raises(lucid.ShapeError, match=r"pad: f32\[2,3,4\]: negative padding .*"
                                                r"test_conv.py"):
         F.pad(x, (-1, 0))
+
+
+def test_unfold_and_fold_layouts():
+    """'knl' columns are (C*kh*kw, N, L): 'nkl's with the first two axes swapped; fold reads
+    either, and an unknown layout is an error naming the op."""
+    x = lucid.randn(2, 3, 5, 4)
+    window = {"kernel": (2, 2), "stride": (1, 1), "padding": (1, 0), "dilation": (1, 1)}
+    nkl = lucid.ops.unfold(x, **window).numpy()
+    knl = lucid.ops.unfold(x, layout="knl", **window).numpy()
+    np.testing.assert_array_equal(knl, nkl.transpose(1, 0, 2))
+    back = lucid.ops.fold(lucid.tensor(knl), output_size=(5, 4), layout="knl", **window)
+    want = lucid.ops.fold(lucid.tensor(nkl), output_size=(5, 4), **window)
+    np.testing.assert_allclose(back.numpy(), want.numpy(), rtol=1e-6)
+    with pytest.raises(lucid.ShapeError, match="unfold.*layout"):
+        lucid.ops.unfold(x, layout="nlk", **window)
