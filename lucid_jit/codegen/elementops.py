@@ -398,6 +398,8 @@ def fold_kernel(node: Node) -> ElementKernel:
     v = node.output
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _window(node)
     oh, ow = _out_hw("fold", [], v.shape[2:], (kh, kw), (sh, sw), (ph, pw), (dh, dw))
+    if (sh, sw) == (1, 1):
+        return _fold_rows(node, oh, ow)
     r = f"j1 * {kh * kw} + ki * {kw} + kj"
     row = f"{r}, j0" if node.attrs.get("layout", "nkl") == "knl" else f"j0, {r}"
     body = [f"acc = {np_type(v.dtype)}(0)",
@@ -410,6 +412,36 @@ def fold_kernel(node: Node) -> ElementKernel:
             f"                acc += a0[{row}, (ty // {sh}) * ow + tx // {sw}]",
             "o0[j0, j1, j2, j3] = acc"]
     return ElementKernel(tuple(v.shape), body, sizes=[("oh", oh), ("ow", ow)])
+
+
+def _fold_rows(node: Node, oh: int, ow: int) -> ElementKernel:
+    """fold at stride 1, one output row (b, c, y) per iteration: the row is zeroed, then each
+    kernel offset whose window row oy = y + ph - ki*dh exists adds its columns over the one
+    range of x they cover; the same sums in the same order as the element form, with flat
+    unsigned indices (no bounds checks or wraparound in the inner loops: they vectorize)."""
+    v = node.output
+    (kh, kw), _, (ph, pw), (dh, dw) = _window(node)
+    n, c, h, w = v.shape
+    rows = c * kh * kw
+    col = (f"((j1 * {kh * kw} + ki * {kw} + kj) * p0 + j0) * nl" if
+           node.attrs.get("layout", "nkl") == "knl" else
+           f"(j0 * {rows} + j1 * {kh * kw} + ki * {kw} + kj) * nl")
+    body = ["ob = ((j0 * p1 + j1) * p2 + j2) * w",
+            "for x in range(w):",
+            f"    o0[np.uint64(ob + x)] = {np_type(v.dtype)}(0)",
+            f"for ki in range({kh}):",
+            f"    oy = j2 + {ph} - ki * {dh}",
+            "    if 0 <= oy < oh:",
+            f"        for kj in range({kw}):",
+            f"            sx = {pw} - kj * {dw}",  # column ox = x + sx
+            "            lo = min(w, max(0, -sx))",
+            "            hi = max(lo, min(w, ow - sx))",
+            f"            ab = {col} + oy * ow + sx",
+            "            for x in range(lo, hi):",
+            "                o0[np.uint64(ob + x)] += a0[np.uint64(ab + x)]"]
+    return ElementKernel((n, c, h), body, sizes=[("w", w), ("oh", oh), ("ow", ow),
+                                                 ("nl", oh * ow)],
+                         flat_arrays=("a0", "o0"))
 
 
 def _window_scan(node: Node, x: str) -> list[str]:
@@ -430,6 +462,24 @@ def max_pool_kernel(node: Node) -> ElementKernel:
     in ceil mode) never win; a NaN does, as with np.maximum."""
     x, v = node.inputs[0], node.output
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _window(node)
+    if (ph, pw) == (0, 0) and not node.attrs["ceil_mode"]:
+        # Every window inside the input: one row of windows per iteration, each window's
+        # elements at literal flat offsets, indexed unsigned (no bounds checks, no wraparound).
+        n, c, h, w = x.shape
+        _, _, oh, ow = v.shape
+        offsets = [ki * dh * w + kj * dw for ki in range(kh) for kj in range(kw)]
+        body = [f"ib = ((j0 * p1 + j1) * h + j2 * {sh}) * w",
+                "ob = ((j0 * p1 + j1) * p2 + j2) * ow",
+                "for j3 in range(ow):",
+                f"    base = ib + j3 * {sw}",
+                "    m = a0[np.uint64(base)]"]
+        for off in offsets[1:]:
+            body += [f"    y = a0[np.uint64(base + {off})]",
+                     "    if (y > m or y != y) and m == m:",
+                     "        m = y"]
+        body.append("    o0[np.uint64(ob + j3)] = m")
+        return ElementKernel((n, c, oh), body, sizes=[("h", h), ("w", w), ("ow", ow)],
+                             flat_arrays=("a0", "o0"))
     body = [f"m = {np_type(v.dtype)}(-np.inf)", *_window_scan(node, "a0"),
             "                if y > m or y != y:",
             "                    if m == m:",
@@ -452,31 +502,38 @@ def max_pool_grad_kernel(node: Node, target: Target) -> ElementKernel:
            else "o0[j0, j1, by, bx] += a0[j0, j1, j2, j3]")
     if (ph, pw) == (0, 0) and not node.attrs["ceil_mode"]:
         # Every window lies inside the input: no bounds to check, and the scan is one compare
-        # and select per element (branch-free in the generated code); a window holding a NaN
-        # (flagged on the way) is scanned again for its first NaN.
-        body = [f"best = a1[j0, j1, j2 * {sh}, j3 * {sw}]",
-                "at = 0",
-                "nan = False",
-                f"for ki in range({kh}):",
-                f"    iy = j2 * {sh} + ki * {dh}",
-                f"    for kj in range({kw}):",
-                f"        y = a1[j0, j1, iy, j3 * {sw} + kj * {dw}]",
-                "        nan |= y != y",
-                "        if y > best:",
-                "            best = y",
-                f"            at = ki * {kw} + kj",
-                "if nan:",
-                "    at = -1",
-                f"    for t in range({kh * kw}):",
-                f"        y = a1[j0, j1, j2 * {sh} + (t // {kw}) * {dh}, "
-                f"j3 * {sw} + (t % {kw}) * {dw}]",
-                "        if at < 0 and y != y:",
-                "            at = t",
-                f"by = j2 * {sh} + (at // {kw}) * {dh}",
-                f"bx = j3 * {sw} + (at % {kw}) * {dw}",
-                add]
-        return ElementKernel(tuple(g.shape), body, params=["a0", "a1", "o0"], zero=True,
-                             serial=overlap)
+        # and select per element; a window holding a NaN (flagged on the way) is scanned again
+        # for its first NaN. One row of windows per iteration, indexed flat and unsigned (no
+        # wraparound code in the inner loops).
+        n, c, h, w = x.shape
+        _, _, oh, ow = g.shape
+        offsets = [(ki * dh * w + kj * dw) for ki in range(kh) for kj in range(kw)]
+        value = "a0[np.uint64(gb + j3)]"
+        add = (target.add_at("o0", "np.uint64(base + at)", value) if overlap
+               else f"o0[np.uint64(base + at)] += {value}")
+        body = [f"ib = ((j0 * p1 + j1) * h + j2 * {sh}) * w",
+                "gb = ((j0 * p1 + j1) * p2 + j2) * ow",
+                "for j3 in range(ow):",
+                f"    base = ib + j3 * {sw}",
+                "    best = a1[np.uint64(base)]",
+                "    at = 0",
+                "    nan = best != best"]
+        for off in offsets[1:]:
+            body += [f"    y = a1[np.uint64(base + {off})]",
+                     "    nan |= y != y",
+                     "    if y > best:",
+                     "        best = y",
+                     f"        at = {off}"]
+        body += ["    if nan:",
+                 "        at = -1"]
+        for off in offsets:
+            body += [f"        if at < 0 and a1[np.uint64(base + {off})] != "
+                     f"a1[np.uint64(base + {off})]:",
+                     f"            at = {off}"]
+        body.append("    " + add)
+        return ElementKernel((n, c, oh), body, params=["a0", "a1", "o0"],
+                             sizes=[("h", h), ("w", w), ("ow", ow)], zero=True,
+                             serial=overlap, flat_arrays=("a0", "a1", "o0"))
     # at: -1 nothing seen, 0 a padding position first (it keeps the maximum unless an element
     # beats -inf), 1 an element of the input at (by, bx)
     body = [f"best = {np_type(x.dtype)}(-np.inf)",
