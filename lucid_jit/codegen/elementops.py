@@ -132,10 +132,13 @@ def basic_index(node: Node) -> bool:
 
 def movement(node: Node) -> ElementKernel:
     """A copy for a reshape, permute or broadcast_to: each output element reads its source
-    element, both indexed n-d (so either array may be a strided view)."""
+    element, both indexed n-d (so either array may be a strided view). A permute that keeps the
+    last axis copies whole rows instead (`permute_rows`)."""
     x, v = node.inputs[0], node.output
     L = v.shape
     r = len(L)
+    if node.op is ops.permute and r >= 2 and node.attrs["axes"][-1] == r - 1:
+        return permute_rows(node)
     idx = _j(r)
     body: list[str] = []
     sizes: list[tuple[str, int]] = []
@@ -154,6 +157,27 @@ def movement(node: Node) -> ElementKernel:
         flat = True
     body.append(f"o0[{_ix(idx)}] = a0[{_ix(src)}]")
     return ElementKernel(tuple(L), body, sizes=sizes, flat=flat)
+
+
+def permute_rows(node: Node) -> ElementKernel:
+    """A permute keeping the last axis: one contiguous row per iteration of the other output
+    axes, both arrays flat at unsigned indices (the row copy vectorizes). The source row starts
+    at sum_d j_d * stride(axes[d]), the strides (in elements, of the C-contiguous source) being
+    size arguments."""
+    x, v = node.inputs[0], node.output
+    axes = node.attrs["axes"]
+    r = v.ndim
+    strides = [math.prod(x.shape[a + 1:]) for a in range(x.ndim)]
+    flat = "j0"
+    for d in range(1, r - 1):
+        flat = f"({flat}) * p{d} + j{d}"
+    src = " + ".join(f"j{d} * t{d}" for d in range(r - 1))
+    body = [f"ob = ({flat}) * nw",
+            f"ab = {src}",
+            "for j in range(nw):",
+            "    o0[np.uint64(ob + j)] = a0[np.uint64(ab + j)]"]
+    sizes = [("nw", v.shape[-1])] + [(f"t{d}", strides[axes[d]]) for d in range(r - 1)]
+    return ElementKernel(tuple(v.shape[:-1]), body, sizes=sizes, flat_arrays=("a0", "o0"))
 
 
 # ----------------------------------------------------------------------------- indexing
