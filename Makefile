@@ -20,9 +20,10 @@ demo: $(STAMP)
 
 # The CUDA tests run as their own invocation under numba's CUDA simulator (the variable must be
 # set before numba is first imported). With a GPU: `.venv/bin/python -m pytest tests/cuda -m cuda`.
+# `--durations` lists the slowest tests, to keep the whole run within CI's time budget.
 test: $(STAMP)
-	$(BIN)/python -m pytest tests -m "not cuda"
-	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest tests/cuda -m cuda
+	$(BIN)/python -m pytest tests -m "not cuda" --durations=15
+	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest tests/cuda -m cuda --durations=5
 
 # OpenBLAS's core-type settings (set on some machines) select slower kernels: unset for timing.
 bench: $(STAMP)

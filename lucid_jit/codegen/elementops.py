@@ -481,6 +481,14 @@ def _window_scan(node: Node, x: str) -> list[str]:
             f"                y = {x}[j0, j1, iy, ix]"]
 
 
+def _window_offsets(node: Node) -> list[str]:
+    """A window's elements as flat offsets from its first, in row-major order: expressions in
+    the input's width `w` (a size argument, so image sizes share kernels)."""
+    (kh, kw), _, _, (dh, dw) = _window(node)
+    return [(f"{ki * dh} * w + {kj * dw}" if ki else f"{kj * dw}")
+            for ki in range(kh) for kj in range(kw)]
+
+
 def max_pool_kernel(node: Node) -> ElementKernel:
     """The max over each window: input positions outside the array (padding, or past the edge
     in ceil mode) never win; a NaN does, as with np.maximum."""
@@ -488,10 +496,10 @@ def max_pool_kernel(node: Node) -> ElementKernel:
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _window(node)
     if (ph, pw) == (0, 0) and not node.attrs["ceil_mode"]:
         # Every window inside the input: one row of windows per iteration, each window's
-        # elements at literal flat offsets, indexed unsigned (no bounds checks, no wraparound).
+        # elements at flat offsets, indexed unsigned (no bounds checks, no wraparound).
         n, c, h, w = x.shape
         _, _, oh, ow = v.shape
-        offsets = [ki * dh * w + kj * dw for ki in range(kh) for kj in range(kw)]
+        offsets = _window_offsets(node)
         body = [f"ib = ((j0 * p1 + j1) * h + j2 * {sh}) * w",
                 "ob = ((j0 * p1 + j1) * p2 + j2) * ow",
                 "for j3 in range(ow):",
@@ -531,7 +539,7 @@ def max_pool_grad_kernel(node: Node, target: Target) -> ElementKernel:
         # wraparound code in the inner loops).
         n, c, h, w = x.shape
         _, _, oh, ow = g.shape
-        offsets = [(ki * dh * w + kj * dw) for ki in range(kh) for kj in range(kw)]
+        offsets = _window_offsets(node)
         value = "a0[np.uint64(gb + j3)]"
         add = (target.add_at("o0", "np.uint64(base + at)", value) if overlap
                else f"o0[np.uint64(base + at)] += {value}")
