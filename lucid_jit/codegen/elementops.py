@@ -25,6 +25,7 @@ Window attributes are in the text; sizes are arguments, so batch sizes share ker
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -530,8 +531,6 @@ def max_pool_grad_kernel(node: Node, target: Target) -> ElementKernel:
     g, x = node.inputs
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _window(node)
     overlap = (kh - 1) * dh + 1 > sh or (kw - 1) * dw + 1 > sw
-    add = (target.add_at("o0", "(j0, j1, by, bx)", "a0[j0, j1, j2, j3]") if overlap
-           else "o0[j0, j1, by, bx] += a0[j0, j1, j2, j3]")
     if (ph, pw) == (0, 0) and not node.attrs["ceil_mode"]:
         # Every window lies inside the input: no bounds to check, and the scan is one compare
         # and select per element; a window holding a NaN (flagged on the way) is scanned again
@@ -566,6 +565,8 @@ def max_pool_grad_kernel(node: Node, target: Target) -> ElementKernel:
         return ElementKernel((n, c, oh), body, params=["a0", "a1", "o0"],
                              sizes=[("h", h), ("w", w), ("ow", ow)], zero=True,
                              serial=overlap, flat_arrays=("a0", "a1", "o0"))
+    add = (target.add_at("o0", "(j0, j1, by, bx)", "a0[j0, j1, j2, j3]") if overlap
+           else "o0[j0, j1, by, bx] += a0[j0, j1, j2, j3]")
     # at: -1 nothing seen, 0 a padding position first (it keeps the maximum unless an element
     # beats -inf), 1 an element of the input at (by, bx)
     body = [f"best = {np_type(x.dtype)}(-np.inf)",
@@ -725,7 +726,7 @@ class Draws:
         sizes = [philox.blocks(n.op.name, n.output.dtype, n.output.size) for n in nodes]
         self.slots = {id(n): k for k, n in enumerate(nodes)}
         self.total = sum(sizes)
-        self.offsets = np.array([sum(sizes[:k]) for k in range(len(sizes))], np.uint64)
+        self.offsets = np.array([0, *itertools.accumulate(sizes[:-1])], np.uint64)
 
     def __call__(self) -> np.ndarray:
         from lucid.ops.creation import GENERATOR
