@@ -20,10 +20,13 @@ demo: $(STAMP)
 
 # The CUDA tests run as their own invocation under numba's CUDA simulator (the variable must be
 # set before numba is first imported). With a GPU: `.venv/bin/python -m pytest tests/cuda -m cuda`.
-# `--durations` lists the slowest tests, to keep the whole run within CI's time budget.
+# The suite is mostly numba compiling (one core each), so it runs on one worker process per core
+# (pytest-xdist, at most 4); the workers share the run's compile cache. `--durations` lists the
+# slowest tests, to keep the whole run within CI's time budget.
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(BIN)/python -m pytest tests -m "not cuda" --durations=15
-	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest tests/cuda -m cuda --durations=5
+	$(BIN)/python -m pytest tests -m "not cuda" -n $(TEST_WORKERS) --maxprocesses=4 --durations=15
+	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest tests/cuda -m cuda -n $(TEST_WORKERS) --maxprocesses=4 --durations=5
 
 # OpenBLAS's core-type settings (set on some machines) select slower kernels: unset for timing.
 bench: $(STAMP)
