@@ -16,6 +16,7 @@ autograd loop over the forward trace.
 from __future__ import annotations
 
 import functools
+import threading
 import time
 import warnings
 
@@ -80,6 +81,9 @@ class CompiledFunction:
         self._warned = False
         self._warned_break = False
         self.calls = 0
+        # Threads that miss at once trace one at a time, each first looking again for an entry
+        # the others made: one trace per input signature.
+        self._trace_lock = threading.RLock()
         functools.update_wrapper(self, fn, updated=())
 
     @property
@@ -140,6 +144,20 @@ class CompiledFunction:
             self._last_hit = None
 
     def _miss(self, key, spec, flat, args, kwargs):
+        with self._trace_lock:
+            for entry in self.cache.get(key, ()):  # traced by another thread meanwhile
+                arrays = entry.check(flat)
+                if arrays is not None:
+                    break
+            else:
+                return self._trace_and_run(key, spec, flat, args, kwargs)
+        self.last_entry = entry
+        entry.hits += 1
+        if entry.kind == "eager":
+            return self.fn(*args, **kwargs)
+        return entry.run(flat, arrays)
+
+    def _trace_and_run(self, key, spec, flat, args, kwargs):
         if len(self.entries) >= self.cache_limit:
             if not self._warned:
                 self._warned = True

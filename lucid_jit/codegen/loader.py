@@ -1,35 +1,54 @@
 """The module cache: generated modules as real `.py` files, named by the hash of their text.
 
-    $LUCID_JIT_CACHE_DIR (default: $XDG_CACHE_HOME/lucid_jit or ~/.cache/lucid_jit)
-      <key>/                   key: lucid_jit's codegen version, numba, llvmlite, numpy, python, CPU
-        m_<sha256 of text>.py  one compiled graph
-        __pycache__/           numba's cache (cache=True): the machine code, reloaded by the next
-                               process instead of compiled
+    $LUCID_JIT_CACHE_DIR (default: $XDG_CACHE_HOME/lucid_jit or ~/.cache/lucid_jit)   0700
+      key                      the secret key that signs numba's files (0600)
+      <key>/                   key: lucid_jit's codegen version, numba, llvmlite, numpy, python,
+                               CPU; marked as this cache's by a `.lucid_jit` file
+        m_<sha256 of text>.py  one compiled graph (k_: a kernel shared by graphs, c_: CUDA)
+        __pycache__/           numba's cache (numba_cache.py): signed index and data files
 
 A module is imported under a name registered in `sys.modules` (numba's cache finds functions again
-by module and qualified name). In one process a text is loaded once: a second graph with the same
-text (the same computation at another batch size) gets the same module, compiled already. A file
-whose text does not match its name is rewritten; numba's files for it are dropped when they fail
-to load (see `purge`), so a corrupt entry is rebuilt, never trusted.
+by module and qualified name), and it runs the text lucid_jit generated, never what the file or a
+bytecode cache holds: the file is read back only to compare it with that text (a file that differs
+is rewritten, and numba's files for it dropped). In one process a text is loaded once: a second
+graph with the same text (the same computation at another batch size) gets the same module,
+compiled already.
+
+The cache is code, so only its user may write it. The root must be a directory owned by the user
+and writable by no one else; it and what lucid_jit creates in it are made 0700 (files 0600),
+whatever the umask. A root that fails the check is not used: one warning, and the process caches
+in a private temporary directory (removed at exit). A root that cannot be written is read (a
+populated read-only cache); new modules go to the private directory. Files are written under a
+fresh exclusive name and renamed into place; `clear()` deletes only directories the cache made.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
-import importlib.util
 import os
 import platform
+import re
+import secrets
 import shutil
+import stat
 import sys
+import tempfile
 import threading
+import types
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
-CODEGEN_VERSION = "2"
+CODEGEN_VERSION = "3"
 _LOCK = threading.RLock()
 _LOADED: dict[str, object] = {}  # text hash -> module
+_MARKER = ".lucid_jit"  # in each directory the cache made
+_KEY_DIR = re.compile(r"^v\d+-[0-9a-f]{16}$")
 
 
 def cache_root() -> Path:
+    """The configured root (LUCID_JIT_CACHE_DIR, else the user's cache directory)."""
     env = os.environ.get("LUCID_JIT_CACHE_DIR")
     if env:
         return Path(env).expanduser()
@@ -56,8 +75,155 @@ def cache_key() -> str:
     return "v" + CODEGEN_VERSION + "-" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
+# ----------------------------------------------------------------------------- where it lives
+
+
+@dataclass
+class _Place:
+    """Where this process reads and writes modules for one configured root."""
+
+    read: Path | None  # the key directory under the root, when it can be trusted
+    write: Path | None  # where new modules go: `read` when writable, else the private directory
+    key: bytes  # signs numba's files
+    note: str = ""  # why the root is not used as it is (the one warning)
+
+
+_PLACES: dict[str, _Place] = {}
+_PRIVATE: list[Path] = []  # this process's private directory, made on first need
+
+
+def _private(st: os.stat_result) -> bool:
+    """Owned by this user and writable by no one else."""
+    return st.st_uid == os.geteuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _writable(directory: Path) -> bool:
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".probe-")
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(tmp)
+    return True
+
+
+def _make_dir(path: Path) -> None:
+    """A directory the cache owns: 0700 whatever the umask, with its marker."""
+    path.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+    (path / _MARKER).touch(mode=0o600)
+
+
+def _private_dir() -> Path:
+    if not _PRIVATE:
+        path = Path(tempfile.mkdtemp(prefix="lucid_jit-"))  # 0700, this process's
+        atexit.register(shutil.rmtree, path, True)
+        _PRIVATE.append(path)
+    key_dir = _PRIVATE[0] / cache_key()
+    if not key_dir.is_dir():
+        _make_dir(key_dir)
+        _make_dir(key_dir / "__pycache__")
+    return key_dir
+
+
+def _read_key(root: Path, writable: bool) -> bytes | None:
+    """The root's signing key: read (when it is the user's own, unreadable by others), or made."""
+    path = root / "key"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        if not writable:
+            return None
+        key = secrets.token_bytes(32)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:  # another process made it first
+            return _read_key(root, False)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+        return key
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        key = f.read()
+    if st.st_uid != os.geteuid() or st.st_mode & 0o077 or len(key) != 32:
+        return None
+    return key
+
+
+def _resolve(root: Path) -> _Place:
+    try:
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = os.stat(root)
+    except OSError as exc:
+        return _Place(None, None, b"", f"cannot be created ({exc.strerror})")
+    if not stat.S_ISDIR(st.st_mode):
+        return _Place(None, None, b"", "is not a directory")
+    configured = "LUCID_JIT_CACHE_DIR" in os.environ
+    if not _private(st) and st.st_uid == os.geteuid() and not configured:
+        os.chmod(root, 0o700)  # the default root, made by an earlier version under a loose umask
+        st = os.stat(root)
+    if not _private(st):
+        return _Place(None, None, b"", "is not private to you (owned by another user, or "
+                                        "writable by others): code cached there could be "
+                                        "planted")
+    writable = _writable(root)
+    key = _read_key(root, writable)
+    if key is None:
+        return _Place(None, None, b"", "holds a signing key that is not private to you")
+    key_dir = root / cache_key()
+    try:
+        if writable and not key_dir.exists():
+            _make_dir(key_dir)
+            _make_dir(key_dir / "__pycache__")
+        kst = os.lstat(key_dir)
+    except OSError:
+        return _Place(None, None, key, "cannot be written" if not writable else
+                      "cannot be used")
+    if not stat.S_ISDIR(kst.st_mode) or kst.st_uid != os.geteuid():
+        return _Place(None, None, key, f"holds a {key_dir.name} that is not yours")
+    if not _private(kst) and writable:
+        os.chmod(key_dir, 0o700)  # (its modules are checked, numba's files signed)
+    if writable and _writable(key_dir):
+        return _Place(key_dir, key_dir, key)
+    return _Place(key_dir, None, key, "cannot be written (what is cached there is used)")
+
+
+def _place() -> _Place:
+    root = cache_root()
+    where = str(root)
+    place = _PLACES.get(where)
+    if place is None:
+        with _LOCK:
+            place = _PLACES.get(where) or _resolve(root)
+            if place.note:
+                warnings.warn(f"lucid_jit: the cache directory {root} {place.note}; compiled "
+                              "code is cached in a private directory for this process only",
+                              RuntimeWarning, stacklevel=4)
+            if not place.key:
+                place.key = secrets.token_bytes(32)
+            _PLACES[where] = place
+    return place
+
+
 def cache_dir() -> Path:
-    return cache_root() / cache_key()
+    """Where new modules are written: the root's key directory, or this process's private one."""
+    place = _place()
+    return place.write if place.write is not None else _private_dir()
+
+
+def secret_key() -> bytes:
+    return _place().key
+
+
+def _find(name: str) -> Path | None:
+    """The file of a module (by file name) in the directories this process reads."""
+    place = _place()
+    for directory in (place.read, place.write, _PRIVATE[0] / cache_key() if _PRIVATE else None):
+        if directory is not None and (directory / name).is_file():
+            return directory / name
+    return None
 
 
 def text_hash(text: str) -> str:
@@ -72,29 +238,46 @@ _KERNEL_TEXTS: dict[str, str] = {}  # digest -> text, for kernels emitted in thi
 
 
 def load(text: str, prefix: str = "m"):
-    """The module for this text: loaded already, or from the cache directory (written first when
-    missing or different). `prefix` is "m" for a graph's module, "k" for a kernel's."""
+    """The module for this text: loaded already, or imported from its file in the cache
+    (written first when missing or different). `prefix` is "m" for a graph's module, "k" for a
+    kernel's, "c" for a CUDA one."""
     digest = text_hash(text)
     with _LOCK:
         mod = _LOADED.get(digest)
         if mod is not None:
             return mod
-        directory = cache_dir()
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{prefix}_{digest}.py"
-        try:
-            current = path.read_text()
-        except (OSError, UnicodeDecodeError):
-            current = None
+        name = f"{prefix}_{digest}.py"
+        path = _find(name)
+        current = None
+        if path is not None:
+            try:
+                current = path.read_text()
+            except (OSError, UnicodeDecodeError):
+                current = None
         if current != text:
-            if current is not None:  # corrupt or tampered: its numba files cannot be trusted
+            if path is not None:  # corrupt or tampered: its numba files cannot be trusted
                 _drop_numba_files(path)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(text)
-            os.replace(tmp, path)
-        mod = _import(f"{prefix}_{digest}", path)
+            if path is None or not os.access(path.parent, os.W_OK):
+                path = cache_dir() / name
+            _write_file(path, text)
+        mod = _import(f"{prefix}_{digest}", path, text)
         _LOADED[digest] = mod
         return mod
+
+
+def _write_file(path: Path, text: str) -> None:
+    """Write under a fresh exclusive name (0600; nothing planted is followed), then rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".py")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def register_kernels(texts: dict[str, str]) -> None:
@@ -108,7 +291,7 @@ def kernel(digest: str):
     if mod is None:
         text = _KERNEL_TEXTS.get(digest)
         if text is None:  # a module run by itself, in a new process: the file is the source
-            path = cache_dir() / f"k_{digest}.py"
+            path = _find(f"k_{digest}.py") or cache_dir() / f"k_{digest}.py"
             text = path.read_text()
             if text_hash(text) != digest:
                 raise RuntimeError(f"lucid_jit: kernel file {path} does not match its name; "
@@ -117,19 +300,21 @@ def kernel(digest: str):
     return mod.kernel
 
 
-def _import(stem: str, path: Path):
+def _import(stem: str, path: Path, text: str):
+    """Run `text` (checked against its hash by the caller) as module lucid_jit_generated.<stem>,
+    with `path` as its file (numba's cache is found beside it). The file itself, and any
+    bytecode cached for it, are never executed."""
     name = f"lucid_jit_generated.{stem}"
     if "lucid_jit_generated" not in sys.modules:
-        import types
-
         pkg = types.ModuleType("lucid_jit_generated")
         pkg.__path__ = []
         sys.modules["lucid_jit_generated"] = pkg
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
+    code = compile(text, str(path), "exec", dont_inherit=True)
+    mod = types.ModuleType(name)
+    mod.__file__ = str(path)
     sys.modules[name] = mod
     try:
-        spec.loader.exec_module(mod)
+        exec(code, mod.__dict__)  # noqa: S102 (lucid_jit's own generated text)
     except BaseException:
         del sys.modules[name]
         raise
@@ -144,21 +329,27 @@ def purge(text: str, kernel_texts=()):
             digest = text_hash(t)
             _LOADED.pop(digest, None)
             sys.modules.pop(module_name(digest, prefix), None)
-            _drop_numba_files(cache_dir() / f"{prefix}_{digest}.py")
+            path = _find(f"{prefix}_{digest}.py")
+            if path is not None:
+                _drop_numba_files(path)
     return load(text)
 
 
 def native_cached(text: str) -> bool:
     """Whether numba's cache holds compiled segments of this graph module (a second process)."""
-    pycache = cache_dir() / "__pycache__"
-    return any(pycache.glob(f"m_{text_hash(text)}.native_segment*.nbi"))
+    path = _find(f"m_{text_hash(text)}.py")
+    return path is not None and any(
+        (path.parent / "__pycache__").glob(f"{path.stem}.native_segment*.nbi"))
 
 
 def _drop_numba_files(path: Path) -> None:
     pycache = path.parent / "__pycache__"
     if pycache.is_dir():
         for f in pycache.glob(f"{path.stem}.*"):
-            f.unlink(missing_ok=True)
+            try:
+                f.unlink(missing_ok=True)
+            except OSError:  # a read-only cache: numba's files stay; they fail to verify
+                pass
 
 
 def loaded_modules() -> list:
@@ -167,9 +358,12 @@ def loaded_modules() -> list:
 
 def info() -> dict:
     """What `lucid_jit.cache_info()` reports."""
-    directory = cache_dir()
-    files = list(directory.glob("[mk]_*.py")) if directory.is_dir() else []
-    numba_files = list((directory / "__pycache__").glob("*")) if directory.is_dir() else []
+    place = _place()
+    directory = place.read or cache_dir()
+    directories = {directory, cache_dir()}
+    files = [f for d in directories if d.is_dir() for f in d.glob("[mkc]_*.py")]
+    numba_files = [f for d in directories if (d / "__pycache__").is_dir()
+                   for f in (d / "__pycache__").glob("*") if not f.name.startswith(".")]
     size = sum(f.stat().st_size for f in files + numba_files if f.exists())
     compiled = hits = 0
     for mod in loaded_modules():
@@ -178,7 +372,7 @@ def info() -> dict:
             if stats is not None and hasattr(stats, "cache_misses"):
                 compiled += sum(stats.cache_misses.values())
                 hits += sum(stats.cache_hits.values())
-    return {"dir": str(directory),
+    return {"dir": str(directory), "private_fallback": place.write is None,
             "graphs_on_disk": sum(f.name.startswith("m_") for f in files),
             "kernels_on_disk": sum(f.name.startswith("k_") for f in files),
             "numba_files": len(numba_files),
@@ -187,14 +381,37 @@ def info() -> dict:
 
 
 def clear() -> None:
-    """Remove every cached module (all versions) and forget the loaded ones."""
+    """Remove what the cache made under its root (the modules and numba's files of every
+    version, nothing else) and forget the loaded modules."""
     with _LOCK:
         for digest in list(_LOADED):
-            sys.modules.pop(module_name(digest), None)
-            sys.modules.pop(module_name(digest, "k"), None)
+            for prefix in "mkc":
+                sys.modules.pop(module_name(digest, prefix), None)
         _LOADED.clear()
-        root = cache_root()
-        if root.is_dir():
-            for child in root.iterdir():
-                if child.is_dir() and child.name.startswith("v"):
+        roots = [cache_root()] + [p.parent for p in _PRIVATE]
+        for root in roots:
+            try:
+                children = list(root.iterdir())
+            except OSError:
+                continue
+            for child in children:
+                if _made_by_cache(child):
                     shutil.rmtree(child, ignore_errors=True)
+
+
+def _made_by_cache(path: Path) -> bool:
+    """A key directory: its name is one the cache gives, it is a real directory (not a link)
+    owned by the user, and it holds the cache's marker or, as older versions left them, only
+    modules, numba's files and temporary files."""
+    if not _KEY_DIR.match(path.name):
+        return False
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            return False
+        names = os.listdir(path)
+    except OSError:
+        return False
+    if _MARKER in names:
+        return True
+    return all(re.match(r"^(?:[mkc]_[0-9a-f]{24}\.py|__pycache__|.*\.tmp)$", n) for n in names)
