@@ -36,15 +36,21 @@ import time
 import timeit
 from pathlib import Path
 
-try:  # the peers load first
-    import torch
-except Exception:  # noqa: BLE001 (absent or broken: no torch columns)
-    torch = None
-try:
-    import jax
-    import jax.numpy as jnp
-except Exception:  # noqa: BLE001
-    jax = jnp = None
+# The peers load first. BENCH_PEERS (default "torch,jax") names the ones to load: a process that
+# times one system's start-up (benchmarks.latency) loads no other.
+_PEERS = os.environ.get("BENCH_PEERS", "torch,jax").split(",")
+torch = jax = jnp = None
+if "torch" in _PEERS:
+    try:
+        import torch
+    except Exception:  # noqa: BLE001 (absent or broken: no torch columns)
+        torch = None
+if "jax" in _PEERS:
+    try:
+        import jax
+        import jax.numpy as jnp
+    except Exception:  # noqa: BLE001
+        jax = jnp = None
 
 import numpy as np  # noqa: E402
 

@@ -16,6 +16,7 @@ autograd loop over the forward trace.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import time
 import warnings
@@ -62,10 +63,11 @@ class CompiledFunction:
 
     def __init__(self, fn, *, backend: str = "cpu", fullgraph: bool = False,
                  fastmath: bool = False, cache_limit: int = DEFAULT_CACHE_LIMIT,
-                 pipeline: str = "fusion") -> None:
+                 pipeline: str = "fusion", mode: str | None = None) -> None:
         self.fn = fn
         self.backend_name = backend
-        self.backend = get_backend(backend, fastmath=fastmath)
+        self.mode = compile_mode(mode)
+        self.backend = get_backend(backend, fastmath=fastmath, mode=self.mode)
         self._cuda_backend = self.backend if backend == "cuda" else None
         self.fullgraph = fullgraph
         self.fastmath = fastmath
@@ -133,6 +135,33 @@ class CompiledFunction:
                 self._remember(entry, args, kwargs, key)
                 return entry.run(flat, arrays)
         return self._miss(key, spec, flat, args, kwargs)
+
+    def precompile(self, *args, **kwargs) -> CompiledFunction:
+        """Trace for these example arguments and compile the native code of the entry's
+        forward and backward graphs now, in this process, without running them (nothing is
+        computed, nothing written back). A later call with arguments of the same signature
+        runs native code from its first call. Returns the compiled function."""
+        if kwargs:
+            flat: list = []
+            spec = pytree.flatten((args, kwargs), flat)
+        else:
+            flat, spec = list(args), _positional_spec(len(args))
+        key = call_key(flat, spec)
+        with self._trace_lock:
+            entry = next((e for e in self.cache.get(key, ()) if e.check(flat) is not None),
+                         None)
+            if entry is None:
+                entry = self._trace(key, spec, flat, args, kwargs)
+                self.cache.setdefault(key, []).append(entry)
+                self.entries.append(entry)
+            self.last_entry = entry
+        if entry.kind == "eager":
+            return self
+        for graph in (entry.forward, entry.backward):
+            program = entry.backend.program(graph) if graph is not None else None
+            if program is not None and hasattr(program, "compile_ahead"):
+                program.compile_ahead()
+        return self
 
     def _remember(self, entry, args, kwargs, key) -> None:
         """Keep `entry` for the fast path when the call was all positional tensors, no two
@@ -324,7 +353,8 @@ class CompiledFunction:
         device tensors when the default was left (`backend="cuda"` needs device inputs)."""
         if device == "cuda":
             if self._cuda_backend is None:
-                self._cuda_backend = get_backend("cuda", fastmath=self.fastmath)
+                self._cuda_backend = get_backend("cuda", fastmath=self.fastmath,
+                                                 mode=self.mode)
             return self._cuda_backend
         if self.backend_name == "cuda":
             raise LucidError(f"lucid.compile({self.name}, backend='cuda'): the inputs are on the "
@@ -455,15 +485,31 @@ class CompiledModule(Module):
         return self._compiled_forward.source(stage)
 
 
+MODES = ("async", "sync")
+
+
+def compile_mode(mode: str | None) -> str:
+    """The compile mode: `mode`, else LUCID_JIT_MODE, else "async"."""
+    chosen = mode if mode is not None else os.environ.get("LUCID_JIT_MODE", "async")
+    if chosen not in MODES:
+        raise ValueError(f"lucid.compile: mode must be one of {', '.join(MODES)}, not "
+                         f"{chosen!r}" + ("" if mode is not None else " (LUCID_JIT_MODE)"))
+    return chosen
+
+
 def compile(fn=None, *, backend: str = "cpu", fullgraph: bool = False,  # noqa: A001
             fastmath: bool = False, cache_limit: int = DEFAULT_CACHE_LIMIT,
-            pipeline: str = "fusion"):
+            pipeline: str = "fusion", mode: str | None = None):
     """Compile a function (or an nn.Module's forward). Usable as `@compile` and `@compile(...)`.
 
     `pipeline` names the pass pipeline (`lucid_jit.passes.PIPELINES`: "default", "fusion", ...).
+    `mode` (default: LUCID_JIT_MODE, else "async"): "async" never makes a call wait for numba:
+    until a graph's native code is compiled (by worker processes, into the disk cache) its calls
+    run the reference interpreter over the optimized graph. "sync" compiles in the calling
+    thread, as the calls need it (for benchmarks and tests).
     """
     options = dict(backend=backend, fullgraph=fullgraph, fastmath=fastmath,
-                   cache_limit=cache_limit, pipeline=pipeline)
+                   cache_limit=cache_limit, pipeline=pipeline, mode=compile_mode(mode))
     if fn is None:
         return lambda f: compile(f, **options)
     if isinstance(fn, Module):

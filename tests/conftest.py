@@ -8,6 +8,9 @@ os.environ.setdefault("LUCID_JIT_STRICT", "1")
 # Most test functions run once or twice: their segments run as Python calling shared njit
 # kernels. Functions called 3+ times (training loops) go native, as they do for users.
 os.environ.setdefault("LUCID_JIT_NATIVE_AFTER", "3")
+# Compiles happen in the calling thread, as the calls need them (tests/jit/test_compile_modes.py
+# covers the default "async" mode, which compiles in worker processes).
+os.environ.setdefault("LUCID_JIT_MODE", "sync")
 os.environ.setdefault("LUCID_JIT_CACHE_DIR", tempfile.mkdtemp(prefix="lucid_jit_test_cache_"))
 # Cold compiles are slow on a test machine: the one-time "long compile" warning would turn up in
 # whichever test compiles first (tests/jit/test_explain.py checks it on its own).

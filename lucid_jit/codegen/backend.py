@@ -62,7 +62,7 @@ class ReferenceBackend:
 
     name = "reference"
 
-    def __init__(self, fastmath: bool = False) -> None:
+    def __init__(self, fastmath: bool = False, mode: str = "sync") -> None:
         if fastmath:
             raise LucidError("lucid.compile(backend='reference', fastmath=True): fastmath "
                              "applies to generated code, and the reference backend generates "
@@ -97,10 +97,12 @@ BACKENDS = {"reference": f"{__name__}:ReferenceBackend",
             "cuda": "lucid_jit.codegen.cuda.backend:CudaBackend"}
 
 
-def get_backend(name: str, *, fastmath: bool = False) -> Backend:
+def get_backend(name: str, *, fastmath: bool = False, mode: str = "sync") -> Backend:
+    """The backend `name`; `mode` is the compile mode ("sync", "async": see lucid.compile),
+    which only the cpu backend's compiles distinguish."""
     where = BACKENDS.get(name)
     if where is None:
         raise LucidError(f"lucid.compile: unknown backend {name!r}; available: "
                          f"{', '.join(sorted(BACKENDS))}")
     module, cls = where.split(":")
-    return getattr(importlib.import_module(module), cls)(fastmath=fastmath)
+    return getattr(importlib.import_module(module), cls)(fastmath=fastmath, mode=mode)

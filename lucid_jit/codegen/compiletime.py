@@ -40,15 +40,18 @@ class CompileRecord:
     time), and how much of that numba spent compiling (and how many functions)."""
 
     part: str  # "forward", "backward", or "graph" for a program made outside an entry
-    call: int
-    tier: str  # "python" (kernels called from Python), "native" (one njit function) or "cuda"
+    call: int  # (0: compiled ahead or by a worker, not in a call)
+    tier: str  # "python" (kernels called from Python), "native" (one njit function), "cuda",
+    #            or "native (worker)": compiled by a worker process (async mode)
     seconds: float
     numba_seconds: float
     compiles: int
+    functions: tuple = ()  # (function, seconds) per numba compile, in order
 
     def describe(self) -> str:
         what = f"{self.compiles} numba compile{'s' if self.compiles != 1 else ''}"
-        return f"{self.part}, call {self.call} ({self.tier} tier): {what}"
+        when = f"call {self.call}" if self.call else "ahead of its calls"
+        return f"{self.part}, {when} ({self.tier} tier): {what}"
 
 
 class _NumbaClock:
@@ -59,19 +62,39 @@ class _NumbaClock:
     def __init__(self) -> None:
         self.seconds = 0.0
         self.count = 0
+        self.functions: list[tuple[str, float]] = []  # (function, seconds) per compile
         self._depth = 0
         self._start = 0.0
+        self._name = "?"
 
     def on_start(self, event) -> None:
         if self._depth == 0:
             self._start = time.perf_counter()
+            self._name = function_name(event)
         self._depth += 1
 
     def on_end(self, event) -> None:
         self._depth -= 1
         if self._depth == 0:
-            self.seconds += time.perf_counter() - self._start
+            seconds = time.perf_counter() - self._start
+            self.seconds += seconds
             self.count += 1
+            self.functions.append((self._name, seconds))
+
+
+def function_name(event) -> str:
+    """What a compile event compiles: `m_<hash8>.native_segment0`, `k_<hash8>.kernel`, or a
+    runtime helper's module and name."""
+    data = getattr(event, "data", None) or {}
+    fn = getattr(data.get("dispatcher"), "py_func", None)
+    if fn is None:
+        return "?"
+    module = getattr(fn, "__module__", "") or ""
+    stem = module.rsplit(".", 1)[-1]
+    if module.startswith("lucid_jit_generated.") and "_" in stem:
+        prefix, digest = stem.split("_", 1)
+        stem = f"{prefix}_{digest[:8]}"
+    return f"{stem}.{fn.__qualname__}"
 
 
 _CLOCK = _NumbaClock()
@@ -110,16 +133,24 @@ def timed(records: list, name: str, part: str, call: int, tier: str, announce: s
     if announce is not None and log.enabled("compile"):
         log.write("compile", f"{name} {part}: compiling {announce}")
     seconds0, count0 = numba_totals()
+    first = len(_CLOCK.functions)
     t0 = time.perf_counter()
     try:
         yield
     finally:
         wall = time.perf_counter() - t0
         seconds1, count1 = numba_totals()
-        record = CompileRecord(part, call, tier, wall, seconds1 - seconds0, count1 - count0)
+        record = CompileRecord(part, call, tier, wall, seconds1 - seconds0, count1 - count0,
+                               tuple(_CLOCK.functions[first:]))
         records.append(record)
         if record.compiles:
             _report(name, record)
+
+
+def functions_since(first: int) -> list[tuple[str, float]]:
+    """(function, seconds) of the numba compiles after the first `first` of this process."""
+    numba_totals()
+    return list(_CLOCK.functions[first:])
 
 
 def _report(name: str, record: CompileRecord) -> None:

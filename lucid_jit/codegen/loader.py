@@ -190,7 +190,18 @@ def _resolve(root: Path) -> _Place:
     return _Place(key_dir, None, key, "cannot be written (what is cached there is used)")
 
 
+_PINNED: list[_Place] = []
+
+
+def pin(directory: Path, key: bytes) -> None:
+    """Use `directory` (a key directory another process chose) and its key for everything in
+    this process: a compile worker writes where its parent reads."""
+    _PINNED[:] = [_Place(directory, directory, key)]
+
+
 def _place() -> _Place:
+    if _PINNED:
+        return _PINNED[0]
     root = cache_root()
     where = str(root)
     place = _PLACES.get(where)

@@ -133,7 +133,8 @@ class ExplainReport:
             for r in raw.backend.compile_records(graph):
                 if r.compiles:
                     times.append((f"numba: {r.describe()}", r.numba_seconds))
-                if r.part != "forward" or r.call > 1:  # (forward call 1 is the traced call)
+                    times += [(f"    {name}", t) for name, t in r.functions]
+                if r.call and (r.part != "forward" or r.call > 1):  # (call 1: the traced one)
                     first.append((f"{r.part} call {r.call} ({r.tier} tier)", r.seconds))
         return EntryReport(
             index, "compiled", signature, why, graphs=graphs, node_counts=counts,

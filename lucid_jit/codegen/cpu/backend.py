@@ -26,12 +26,16 @@ class Program:
     Tiered: the first calls run the module's segments as Python, which call the njit kernels
     (kernels are shared by every graph, so a small graph compiles only kernels not seen before);
     from call `NATIVE_AFTER` on (or at once, when numba's disk cache has them) the segments run
-    as njit functions too, one native call per segment."""
+    as njit functions too, one native call per segment.
+
+    In the "async" mode the native tier is compiled by a worker process instead (background.py):
+    until it is in numba's disk cache, calls run the reference interpreter over this graph (tier
+    "interpreter", nothing compiled), then the native tier loads from the cache."""
 
     NATIVE_AFTER = int(os.environ.get("LUCID_JIT_NATIVE_AFTER", "2"))
 
     def __init__(self, graph, *, fastmath: bool = False, inplace=None, name: str = "graph",
-                 part: str = "graph") -> None:
+                 part: str = "graph", mode: str = "sync") -> None:
         from lucid_jit.codegen import loader
         from lucid_jit.codegen.cpu.lowering import LOWERING
         from lucid_jit.codegen.cpu.module import emit_module
@@ -53,6 +57,11 @@ class Program:
         self.H = tuple(self.emitted.host)
         self.C = tuple(self.emitted.const_arrays)
         self.owned = self.emitted.owned
+        # output index -> the input whose array the native code computes it into
+        self.inplace_map = {k: (inplace or {})[k] for k in self.emitted.inplace}
+        self.mode = mode
+        self._job = None  # the background compile (async mode), once submitted
+        self._waited = 0  # async mode: calls run on the interpreter so far
         self.pool = OutputPool(self.emitted.pool, np.empty)
         # Arenas for the intermediates (cpu/arena.py): one per concurrent call, made once.
         self._arenas: list[np.ndarray] = []
@@ -92,9 +101,14 @@ class Program:
         """Calls before the native tier, and the first native one: timed (they may compile, see
         compiletime)."""
         if self.fallback:
-            return interpret(self.graph, arrays)
+            return self._interpret(arrays)
         from lucid_jit.codegen import loader
 
+        if self.mode == "async" and self.calls < self.NATIVE_AFTER:
+            if not self._background_ready():
+                self.tier = "interpreter"
+                return self._interpret(arrays)
+            self.calls = self.NATIVE_AFTER - 1  # ready: the native tier loads from the cache
         native = self.calls + 1 >= self.NATIVE_AFTER
         announce = None
         if native and not loader.native_cached(self.text):
@@ -104,6 +118,83 @@ class Program:
         with compiletime.timed(self.compile_records, self.name, self.part, self.calls + 1,
                                "native" if native else "python", announce):
             return self._first_calls(arrays)
+
+    def _background_ready(self) -> bool:
+        """Async mode: whether the native tier can run without compiling here. Submits the
+        compile on the first call; a job that failed (or could not start) means compiling in the
+        foreground, as the sync mode does."""
+        from lucid_jit.codegen import loader
+        from lucid_jit.codegen.cpu import background
+
+        if self._job is None:
+            if loader.native_cached(self.text):
+                return True
+            self._waited += 1
+            if self._waited < self.NATIVE_AFTER:  # not called often enough to compile yet
+                return False
+            self._job = background.submit(self.job())
+            if self._job is None:
+                self.mode = "sync"
+                return True
+            functions, lines = self.native_size()
+            log.write("compile", f"{self.name} {self.part}: compiling the native tier in the "
+                      f"background ({functions} njit functions, {lines} lines); calls run the "
+                      "interpreter meanwhile")
+            return False
+        if not self._job.done():
+            return False
+        if self._job.exception() is not None:
+            log.write("compile", f"{self.name} {self.part}: the background compile failed "
+                      f"({self._job.exception()!r}); compiling here")
+            self.mode = "sync"
+        else:
+            functions = self._job.result()
+            record = compiletime.CompileRecord(
+                self.part, 0, "native (worker)", self._job.seconds,
+                sum(t for _, t in functions), len(functions), tuple(functions))
+            self.compile_records.append(record)
+            log.write("compile", f"{self.name} {record.describe()}: {record.numba_seconds:.2f} s "
+                      f"compiling, {record.seconds:.2f} s in the worker's queue and compile")
+        return True
+
+    def job(self):
+        """What a worker needs to compile this program's native tier (background.py)."""
+        from lucid_jit.codegen import loader
+        from lucid_jit.codegen.cpu.background import Job
+
+        return Job(self.text, dict(self.emitted.kernel_texts),
+                   [(tuple(v.shape), v.dtype.str) for v in self.graph.inputs],
+                   self.D, self.K, self.H, self.C,
+                   [(tuple(shape), np.dtype(dtype).str) for shape, dtype in self.emitted.pool],
+                   self.emitted.arena_bytes, str(loader.cache_dir()), loader.secret_key())
+
+    def compile_ahead(self) -> None:
+        """Compile the native tier now, in this process, without real inputs (precompile)."""
+        from lucid_jit.codegen import loader
+        from lucid_jit.codegen.cpu.background import compile_native
+
+        if self.tier == "native" or loader.native_cached(self.text):
+            return
+        with compiletime.timed(self.compile_records, self.name, self.part, 0, "native", None):
+            compile_native(self.job())
+
+    def _interpret(self, arrays):
+        """The graph on the reference interpreter, its outputs as the native code gives them:
+        those it computes in place written into their inputs' arrays, those it owns fresh."""
+        outs = interpret(self.graph, arrays)
+        inputs = {id(a) for a in arrays}
+        given: set[int] = set()
+        for k, out in enumerate(outs):
+            if k in self.inplace_map:
+                target = arrays[self.inplace_map[k]]
+                if out is not target:
+                    np.copyto(target, out)
+                outs[k] = target
+            elif self.owned[k] and (id(out) in inputs or id(out) in given
+                                    or not out.flags.owndata):
+                outs[k] = out.copy()
+            given.add(id(outs[k]))
+        return outs
 
     def native_size(self) -> tuple[int, int]:
         """(njit functions, lines) of the native tier: what its compile has to get through."""
@@ -156,7 +247,7 @@ class Program:
                 self.NATIVE_AFTER = 1 << 62  # stay on the Python tier
                 return out
             try:
-                out = interpret(self.graph, arrays)
+                out = self._interpret(arrays)
             except Exception:
                 raise exc from None  # the inputs are bad, not the code: report the error
             self._warn("run on the reference backend", exc)
@@ -256,9 +347,10 @@ def inplace_requests(entry) -> dict[int, int]:
 class NumbaBackend:
     name = "cpu"
 
-    def __init__(self, fastmath: bool = False) -> None:
+    def __init__(self, fastmath: bool = False, mode: str = "sync") -> None:
         process.prepare_cpu()
         self.fastmath = fastmath
+        self.mode = mode
         self.programs: dict[int, Program] = {}
 
     def prepare(self, entry) -> None:
@@ -267,12 +359,14 @@ class NumbaBackend:
                 inplace = inplace_requests(entry) if graph is entry.forward else None
                 self.programs[id(graph)] = Program(graph, fastmath=self.fastmath,
                                                    inplace=inplace, part=part,
-                                                   name=f"{entry.name} (entry {entry.index})")
+                                                   name=f"{entry.name} (entry {entry.index})",
+                                                   mode=self.mode)
 
     def program(self, graph) -> Program:
         prog = self.programs.get(id(graph))
         if prog is None or prog.graph is not graph:
-            prog = self.programs[id(graph)] = Program(graph, fastmath=self.fastmath)
+            prog = self.programs[id(graph)] = Program(graph, fastmath=self.fastmath,
+                                                      mode=self.mode)
         return prog
 
     def run(self, graph, arrays):

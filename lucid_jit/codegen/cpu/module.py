@@ -95,10 +95,16 @@ class HostOp:
         self.fn = fn
         self.node = node
 
+    def __reduce__(self):
+        # (a compile worker runs the op, without its graph: see background.py)
+        return (HostOp, (self.fn, None))
+
     def __call__(self, *arrays):
         try:
             return self.fn(*arrays)
         except Exception as exc:
+            if self.node is None:
+                raise
             exc.lucid_host_op = self.node
             if hasattr(exc, "add_note"):  # Python 3.11+
                 operands = ", ".join(str(v.aval) for v in self.node.inputs)

@@ -17,8 +17,14 @@ with a passive OpenMP policy). What it does instead:
   same short spin (its threads wake for each call). If something loaded SciPy's BLAS first, or
   the user set the variable, nothing is changed. `LUCID_JIT_BLAS_TUNE=0` opts out.
 - malloc: see `tune_malloc` (`LUCID_JIT_MALLOC_TUNE=0` opts out).
-- numba's thread pool (parallel loops over large arrays): numba's own choice and settings; an
-  idle OpenMP worker's spin measured no cost here, so nothing is set.
+- numba's thread pool (parallel loops over large arrays): numba's own choice among its
+  threading layers, with TBB made loadable. numba prefers TBB when it can load it, but the `tbb`
+  wheel (a dependency) puts `libtbb.so.12` in `<prefix>/lib`, where the dynamic loader does not
+  look; `load_tbb` loads it from there first. With GNU OpenMP instead, a process that forks after
+  its parallel loops ran (a DataLoader's workers, a `multiprocessing.Pool`) kills the child that
+  calls them ("fork() called from a process already using GNU OpenMP"); TBB survives fork and
+  serves concurrent callers. Nothing is set: `NUMBA_THREADING_LAYER` still decides, and a
+  process whose numba already started its threads keeps them.
 """
 
 from __future__ import annotations
@@ -37,6 +43,25 @@ def prepare_cpu() -> None:
     _DONE.add("cpu")
     load_blas()
     tune_malloc()
+    load_tbb()
+
+
+def load_tbb() -> bool:
+    """Make numba's TBB threading layer loadable (see the module docstring). True when the
+    library was loaded here."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
+        path = os.path.join(prefix, "lib", "libtbb.so.12")
+        if os.path.exists(path):
+            try:
+                ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+            except OSError:
+                continue
+            return True
+    return False
 
 
 def load_blas() -> bool:

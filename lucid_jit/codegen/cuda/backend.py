@@ -17,7 +17,7 @@ class CudaBackend:
 
     name = "cuda"
 
-    def __init__(self, fastmath: bool = False) -> None:
+    def __init__(self, fastmath: bool = False, mode: str = "sync") -> None:
         from lucid import device
 
         device.runtime()  # the clear error where there is no device

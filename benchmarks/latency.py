@@ -1,0 +1,112 @@
+"""How long a user waits: fresh processes from start to the N-th training step done.
+
+Run as `python -m benchmarks.latency [--quick] [--out PATH]` (part of `make bench`). Each figure
+is the wall time of a whole fresh process (interpreter start, imports, building the model, N
+steps of benchmarks.peers' rows), which loads only the system it times:
+
+- lucid.compile "async" (the default) and "sync", with an empty cache (cold) and again with the
+  cache the cold run filled (warm);
+- jax.jit (where installed; it keeps no compile cache across processes by default, so its cold
+  and warm runs are alike).
+
+Targets (issue "A compile pipeline that never stalls the user"): the seed MLP's 300 steps from a
+cold cache within 1.5x jax.jit's time; the CIFAR Net and the tiny GPT reach their 30th step from a
+cold cache within a warm process's time plus 3 s. Runs are in sequence (never two processes at
+once: the machine has 2 cores and the async mode's workers use them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+STEPS = {"seed_mlp": 300, "cifar_net": 30, "tiny_gpt": 30}
+
+
+def _child(system: str, row: str, steps: int) -> None:
+    """In the timed process: `steps` training steps of `row` on `system`."""
+    from benchmarks import peers
+
+    if system == "jax":
+        run = peers._jax_step(row)
+    else:
+        run = peers._step(peers._Lib("lucid"), row, compiled=True)
+    for _ in range(steps):
+        run()
+    print("DONE", flush=True)
+
+
+def _time(system: str, row: str, steps: int, cache: str, mode: str = "sync") -> float:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    env.update(LUCID_JIT_CACHE_DIR=cache, LUCID_JIT_MODE=mode,
+               BENCH_PEERS="jax" if system == "jax" else "")
+    code = f"from benchmarks.latency import _child; _child({system!r}, {row!r}, {steps})"
+    t = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=1800)
+    wall = time.perf_counter() - t
+    if done.returncode != 0 or "DONE" not in done.stdout:
+        raise RuntimeError(f"{system} {row} failed:\n{done.stderr[-3000:]}")
+    return wall
+
+
+def _jax_available() -> bool:
+    try:
+        import jax  # noqa: F401
+    except Exception:  # noqa: BLE001
+        return False
+    return True
+
+
+def bench_row(row: str, steps: int, jax: bool) -> dict:
+    out: dict = {"steps": steps}
+    for mode in ("async", "sync"):
+        cache = tempfile.mkdtemp(prefix="lucid_jit_latency_")
+        try:
+            out[f"lucid_{mode}_cold_s"] = _time("lucid", row, steps, cache, mode)
+            out[f"lucid_{mode}_warm_s"] = _time("lucid", row, steps, cache, mode)
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+    if jax:
+        out["jax_s"] = _time("jax", row, steps, tempfile.gettempdir())
+    return out
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", choices=list(STEPS))
+    parser.add_argument("--out", type=Path, default=RESULTS / "latency.json")
+    args = parser.parse_args(argv)
+    jax = _jax_available()
+    results = {}
+    for row in args.only or STEPS:
+        r = results[row] = bench_row(row, STEPS[row], jax)
+        line = (f"{row:9s} {r['steps']} steps, whole process (s): "
+                f"lucid async cold {r['lucid_async_cold_s']:.1f} warm {r['lucid_async_warm_s']:.1f}"
+                f" | sync cold {r['lucid_sync_cold_s']:.1f} warm {r['lucid_sync_warm_s']:.1f}")
+        if "jax_s" in r:
+            line += f" | jax.jit {r['jax_s']:.1f}"
+        print(line, flush=True)
+        if row == "seed_mlp" and "jax_s" in r:
+            ratio = r["lucid_async_cold_s"] / r["jax_s"]
+            print(f"          async cold / jax.jit {ratio:.2f}x (target <= 1.5x)", flush=True)
+        elif row != "seed_mlp":
+            extra = r["lucid_async_cold_s"] - r["lucid_async_warm_s"]
+            print(f"          async cold - warm {extra:.1f} s (target <= 3 s)", flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""Compiling off the critical path: a program's native tier compiled in worker processes.
+
+A cold numba compile of a training step's native tier takes seconds to minutes. In the "async"
+compile mode (lucid.compile's default) a program does not wait for it: its first call hands the
+job to a worker process and runs on the reference interpreter over the same optimized graph
+(NumPy, nothing to compile), and so does every call until the worker is done. The worker
+compiles by running the program's native tier once on zero-filled inputs of the traced shapes
+and dtypes (which makes numba compile exactly the signatures the real call uses), and numba
+writes the machine code to the on-disk cache (numba_cache.py). The program's next call then
+loads it from disk and runs native from there on.
+
+Workers are separate Python processes running `python -m lucid_jit.codegen.cpu.background`
+(never forks of the caller, whose threads and locks do not survive a fork, and never
+multiprocessing's spawn, which would import the user's main script again). There is one per core,
+at most four, so both cores of a small machine compile while the caller keeps running; they start
+on first need, take pickled jobs on stdin and answer on stdout, and are killed at exit (a compile
+still running is abandoned, not awaited). A job that fails, or a process that cannot start
+workers, compiles in the foreground as the "sync" mode does.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import os
+import pickle
+import queue
+import struct
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+_LOCK = threading.Lock()
+
+
+@dataclass
+class Job:
+    """Everything a worker needs to compile one program's native tier (all picklable)."""
+
+    text: str
+    kernel_texts: dict[str, str]
+    inputs: list[tuple[tuple[int, ...], str]]  # (shape, dtype) of each graph input
+    D: np.ndarray
+    K: np.ndarray
+    H: tuple
+    C: tuple
+    pool: list[tuple[tuple[int, ...], str]]
+    arena_bytes: int
+    cache_dir: str
+    key: bytes
+
+
+def compile_native(job: Job) -> list[tuple[str, float]]:
+    """Compile `job`'s native tier in this process by running it on zeros; (function, seconds)
+    of each numba compile it took. (In a worker: numba's cache on disk receives the code.)"""
+    from lucid_jit.codegen import compiletime, loader
+
+    first = len(compiletime.functions_since(0))
+    loader.register_kernels(job.kernel_texts)
+    module = loader.load(job.text)
+    args = [np.zeros(shape, np.dtype(dtype)) for shape, dtype in job.inputs]
+    pool = tuple(np.zeros(shape, np.dtype(dtype)) for shape, dtype in job.pool)
+    arena = np.zeros(job.arena_bytes + 64, np.uint8)
+    start = -arena.ctypes.data % 64
+    with np.errstate(all="ignore"):
+        module.run(args, job.D, job.K, job.H, job.C, module.NATIVE, pool,
+                   arena[start:start + job.arena_bytes])
+    return compiletime.functions_since(first)
+
+
+def _work(blob: bytes) -> list[tuple[str, float]]:
+    """A worker's task: the job, pickled by the parent (so a job that cannot be pickled fails in
+    the parent, at submission)."""
+    job = pickle.loads(blob)  # noqa: S301 (from the parent process, over its own pipe)
+    from lucid_jit.codegen import loader
+
+    loader.pin(Path(job.cache_dir), job.key)
+    return compile_native(job)
+
+
+# ----------------------------------------------------------------------------- the parent side
+
+
+class _Worker:
+    """One worker process and the thread that feeds it jobs from the shared queue."""
+
+    def __init__(self, jobs: queue.Queue) -> None:
+        root = str(Path(__file__).resolve().parents[3])  # where lucid_jit is importable from
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        verbose = bool(os.environ.get("LUCID_JIT_LOG"))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "lucid_jit.codegen.cpu.background"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=None if verbose else subprocess.DEVNULL, env=env)
+        self.jobs = jobs
+        threading.Thread(target=self._feed, daemon=True, name="lucid_jit compile").start()
+
+    def _feed(self) -> None:
+        while True:
+            item = self.jobs.get()
+            if item is None:
+                return
+            blob, future = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                _send(self.process.stdin, blob)
+                ok, value = pickle.loads(_receive(self.process.stdout))  # noqa: S301
+            except Exception as exc:  # noqa: BLE001 (the worker died: this job fails)
+                future.set_exception(RuntimeError(f"compile worker failed: {exc!r}"))
+                return
+            future.seconds = time.perf_counter() - future.submitted
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(RuntimeError(value))
+
+
+def _send(stream, blob: bytes) -> None:
+    stream.write(struct.pack("<Q", len(blob)) + blob)
+    stream.flush()
+
+
+def _receive(stream) -> bytes:
+    head = stream.read(8)
+    if len(head) < 8:
+        raise EOFError("the worker's pipe closed")
+    (n,) = struct.unpack("<Q", head)
+    blob = stream.read(n)
+    if len(blob) < n:
+        raise EOFError("the worker's pipe closed")
+    return blob
+
+
+_JOBS: queue.Queue = queue.Queue()
+_WORKERS: list[_Worker] = []
+
+
+def _start() -> None:
+    with _LOCK:
+        if not _WORKERS:
+            for _ in range(max(1, min(4, os.cpu_count() or 1))):
+                _WORKERS.append(_Worker(_JOBS))
+            atexit.register(_stop)
+
+
+def _stop() -> None:
+    """At exit: end the workers now (a compile in flight is abandoned)."""
+    for worker in _WORKERS:
+        try:
+            worker.process.kill()
+        except OSError:
+            pass
+    for _ in _WORKERS:
+        _JOBS.put(None)
+
+
+def submit(job: Job) -> concurrent.futures.Future | None:
+    """Start compiling `job` in a worker; None where no worker can take it (the caller then
+    compiles in the foreground)."""
+    try:
+        blob = pickle.dumps(job)
+    except Exception:  # noqa: BLE001 (a host op that does not pickle)
+        return None
+    try:
+        _start()
+    except OSError:  # no processes here
+        return None
+    future: concurrent.futures.Future = concurrent.futures.Future()
+    future.submitted, future.seconds = time.perf_counter(), 0.0  # (for the compile record)
+    _JOBS.put((blob, future))
+    return future
+
+
+def _serve() -> None:
+    """The worker's loop: a job in, (ok, its compiles or the error) out, until stdin ends."""
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # (nothing but answers on the pipe)
+    while True:
+        try:
+            blob = _receive(stdin)
+        except EOFError:
+            return
+        try:
+            answer = (True, _work(blob))
+        except Exception as exc:  # noqa: BLE001 (reported to the parent, which compiles itself)
+            answer = (False, f"{type(exc).__name__}: {exc}")
+        _send(stdout, pickle.dumps(answer))
+
+
+if __name__ == "__main__":
+    _serve()

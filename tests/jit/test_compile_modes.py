@@ -1,0 +1,119 @@
+"""The compile modes (lucid_jit/codegen/cpu/background.py): "async" never makes a call wait for
+numba (calls run the reference interpreter over the optimized graph until a worker process has
+put the native code in the disk cache), "sync" compiles as calls need it, and `precompile`
+compiles ahead without running anything. Every path gives eager's results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lucid
+import lucid.nn as nn
+import lucid_jit
+from lucid.optim import Adam
+from tests.models import train_step
+
+RTOL = 2e-5
+
+
+def assert_close(actual, expected, what: str, rtol: float = RTOL) -> None:
+    np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=rtol, atol=1e-6,
+                               err_msg=what)
+
+
+def _programs(compiled):
+    entry = compiled.last_entry
+    graphs = (entry.forward, entry.backward)
+    return [entry.backend.program(g) for g in graphs if g is not None]
+
+
+def _wait(compiled) -> None:
+    for program in _programs(compiled):
+        if program._job is not None:
+            program._job.result(timeout=600)
+
+
+def _net(seed: int):
+    lucid.manual_seed(seed)
+    return nn.Sequential(nn.Linear(7, 13), nn.Tanh(), nn.Linear(13, 3))
+
+
+def test_an_async_training_step_runs_at_once_and_goes_native_when_its_code_is_ready():
+    models = {mode: _net(11) for mode in ("eager", "async")}
+    opts = {mode: Adam(m.parameters(), lr=0.03) for mode, m in models.items()}
+    loss_fn = nn.MSELoss()
+    steps = {"eager": train_step(models["eager"], opts["eager"], loss_fn),
+             "async": lucid.compile(train_step(models["async"], opts["async"], loss_fn),
+                                    mode="async")}
+    compiles_before = lucid_jit.cache_info()["numba_compiles"]
+    batches = [(lucid.randn(5, 7), lucid.randn(5, 3)) for _ in range(12)]
+    tiers = []
+    for i, (x, y) in enumerate(batches):
+        if i == 6:  # let the worker finish: the next call loads its code from the disk cache
+            _wait(steps["async"])
+        expected = steps["eager"](x, y)
+        loss = steps["async"](x, y)
+        assert_close(loss, expected, f"step {i}: loss", rtol=RTOL)
+        for p, pe in zip(models["async"].parameters(), models["eager"].parameters(),
+                         strict=True):
+            assert_close(p, pe, f"step {i}: parameter", rtol=RTOL)
+        tiers.append(tuple(p.tier for p in _programs(steps["async"])))
+        if i == 5:  # nothing compiled in this process while calls ran on the interpreter
+            assert lucid_jit.cache_info()["numba_compiles"] == compiles_before
+    assert set(tiers[1]) == {"interpreter"}
+    assert set(tiers[-1]) == {"native"}, tiers
+    compiled = [p for p in _programs(steps["async"]) if p._job is not None]
+    assert compiled
+    # what the worker compiled, per function, is in the program's records and in explain
+    (record,) = [r for r in compiled[0].compile_records if r.tier == "native (worker)"]
+    assert record.compiles >= 1 and record.numba_seconds > 0
+    assert any(name.endswith("native_segment0") for name, _ in record.functions)
+    report = str(lucid_jit.explain(steps["async"]))
+    assert "native (worker) tier" in report and "native_segment0" in report
+
+
+def test_async_results_equal_sync_results():
+    def f(x, w):
+        e = ((x @ w).sin() * 1.75 + x.sum(dim=1, keepdim=True)).exp()
+        return e / e.sum(dim=1, keepdim=True)
+
+    w = lucid.randn(6, 6)
+    runs = {mode: lucid.compile(f, mode=mode) for mode in ("async", "sync")}
+    for i in range(4):
+        x = lucid.randn(9, 6)
+        want = f(x, w).numpy()
+        got = {mode: c(x, w).numpy() for mode, c in runs.items()}
+        np.testing.assert_allclose(got["async"], want, rtol=RTOL, atol=1e-6, err_msg=f"{i}")
+        np.testing.assert_allclose(got["sync"], got["async"], rtol=RTOL, atol=1e-6)
+    assert _programs(runs["sync"])[0].tier == "native"
+
+
+def test_precompile_compiles_without_running_and_the_first_call_is_native():
+    model = _net(5)
+    opt = Adam(model.parameters(), lr=0.01)
+    before = [p.numpy().copy() for p in model.parameters()]
+    step = lucid.compile(train_step(model, opt, nn.MSELoss()), mode="async")
+    x, y = lucid.randn(4, 7), lucid.randn(4, 3)
+    assert step.precompile(x, y) is step
+    for p, b in zip(model.parameters(), before, strict=True):  # nothing ran
+        np.testing.assert_array_equal(p.numpy(), b)
+    assert all(p.tier == "python" and p.calls == 0 for p in _programs(step))
+    assert opt.state == {}
+    compiles = lucid_jit.cache_info()["numba_compiles"]
+    # (the first real step creates Adam's state: a new signature, traced and run on the
+    # interpreter; precompiling it too makes the next calls native at once)
+    step(x, y)
+    step.precompile(x, y)
+    compiles = lucid_jit.cache_info()["numba_compiles"]
+    step(x, y)
+    assert {p.tier for p in _programs(step)} == {"native"}
+    assert lucid_jit.cache_info()["numba_compiles"] == compiles
+
+
+def test_an_unknown_mode_is_an_error(monkeypatch):
+    with pytest.raises(ValueError, match="mode must be one of async, sync, not 'fast'"):
+        lucid.compile(lambda x: x + 1, mode="fast")
+    monkeypatch.setenv("LUCID_JIT_MODE", "eager")
+    with pytest.raises(ValueError, match="LUCID_JIT_MODE"):
+        lucid.compile(lambda x: x + 1)
