@@ -68,9 +68,9 @@ def _jax_available() -> bool:
     return True
 
 
-def bench_row(row: str, steps: int, jax: bool) -> dict:
+def bench_row(row: str, steps: int, jax: bool, modes=("async", "sync")) -> dict:
     out: dict = {"steps": steps}
-    for mode in ("async", "sync"):
+    for mode in modes:
         cache = tempfile.mkdtemp(prefix="lucid_jit_latency_")
         try:
             out[f"lucid_{mode}_cold_s"] = _time("lucid", row, steps, cache, mode)
@@ -85,18 +85,24 @@ def bench_row(row: str, steps: int, jax: bool) -> dict:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=list(STEPS))
+    parser.add_argument("--modes", nargs="*", choices=("async", "sync"),
+                        default=["async", "sync"], help="lucid's compile modes to time (a cold "
+                        "sync run of the tiny GPT takes minutes)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latency.json")
     args = parser.parse_args(argv)
     jax = _jax_available()
     results = {}
     for row in args.only or STEPS:
-        r = results[row] = bench_row(row, STEPS[row], jax)
-        line = (f"{row:9s} {r['steps']} steps, whole process (s): "
-                f"lucid async cold {r['lucid_async_cold_s']:.1f} warm {r['lucid_async_warm_s']:.1f}"
-                f" | sync cold {r['lucid_sync_cold_s']:.1f} warm {r['lucid_sync_warm_s']:.1f}")
+        r = results[row] = bench_row(row, STEPS[row], jax, args.modes)
+        line = f"{row:9s} {r['steps']} steps, whole process (s): lucid"
+        for mode in args.modes:
+            line += (f" | {mode} cold {r[f'lucid_{mode}_cold_s']:.1f} "
+                     f"warm {r[f'lucid_{mode}_warm_s']:.1f}")
         if "jax_s" in r:
             line += f" | jax.jit {r['jax_s']:.1f}"
         print(line, flush=True)
+        if "async" not in args.modes:
+            continue
         if row == "seed_mlp" and "jax_s" in r:
             ratio = r["lucid_async_cold_s"] / r["jax_s"]
             print(f"          async cold / jax.jit {ratio:.2f}x (target <= 1.5x)", flush=True)

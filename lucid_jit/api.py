@@ -438,6 +438,12 @@ class CompiledModule(Module):
     def forward(self, *args, **kwargs):
         return self._compiled_forward(*args, **kwargs)
 
+    def precompile(self, *args, **kwargs) -> CompiledModule:
+        """Compile the forward (and its backward) for these example inputs without running it
+        (see CompiledFunction.precompile)."""
+        self._compiled_forward.precompile(*args, **kwargs)
+        return self
+
     def __getattr__(self, name):
         return getattr(object.__getattribute__(self, "_orig_mod"), name)
 

@@ -111,6 +111,43 @@ def test_precompile_compiles_without_running_and_the_first_call_is_native():
     assert lucid_jit.cache_info()["numba_compiles"] == compiles
 
 
+def test_a_precompiled_module_runs_its_forward_natively_at_once():
+    model = _net(8)
+    compiled = lucid.compile(model, mode="async")
+    x = lucid.randn(3, 7)
+    assert compiled.precompile(x) is compiled
+    compiles = lucid_jit.cache_info()["numba_compiles"]
+    out = compiled(x)
+    forward = _programs(compiled._compiled_forward)[0]
+    assert forward.tier == "native"
+    assert lucid_jit.cache_info()["numba_compiles"] == compiles
+    np.testing.assert_allclose(out.numpy(), _net(8)(x).numpy(), rtol=RTOL, atol=1e-6)
+    # (the backward was compiled for C-ordered inputs; the forward saves a transposed weight
+    # for it, so its first call may compile that layout: it still runs natively and right)
+    out.sum().backward()
+    eager = _net(8)
+    eager(x).sum().backward()
+    for p, pe in zip(model.parameters(), eager.parameters(), strict=True):
+        np.testing.assert_allclose(p.grad.numpy(), pe.grad.numpy(), rtol=RTOL, atol=1e-6)
+    assert {p.tier for p in _programs(compiled._compiled_forward)} == {"native"}
+
+
+def test_the_worker_compiles_the_layouts_the_call_has():
+    """A compiled forward under autograd: its backward's inputs include a transposed (F-order)
+    weight and a read-only view; the worker mimics them, so the native call compiles nothing."""
+    model = _net(9)
+    compiled = lucid.compile(model, mode="async")
+    x = lucid.randn(3, 7)
+    for _ in range(3):
+        compiled(x).sum().backward()
+    _wait(compiled._compiled_forward)
+    compiles = lucid_jit.cache_info()["numba_compiles"]
+    for _ in range(3):  # the first loads the worker's code from the disk cache
+        compiled(x).sum().backward()
+    assert {p.tier for p in _programs(compiled._compiled_forward)} == {"native"}
+    assert lucid_jit.cache_info()["numba_compiles"] == compiles
+
+
 def test_an_unknown_mode_is_an_error(monkeypatch):
     with pytest.raises(ValueError, match="mode must be one of async, sync, not 'fast'"):
         lucid.compile(lambda x: x + 1, mode="fast")

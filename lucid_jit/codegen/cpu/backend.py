@@ -105,7 +105,7 @@ class Program:
         from lucid_jit.codegen import loader
 
         if self.mode == "async" and self.calls < self.NATIVE_AFTER:
-            if not self._background_ready():
+            if not self._background_ready(arrays):
                 self.tier = "interpreter"
                 return self._interpret(arrays)
             self.calls = self.NATIVE_AFTER - 1  # ready: the native tier loads from the cache
@@ -119,7 +119,7 @@ class Program:
                                "native" if native else "python", announce):
             return self._first_calls(arrays)
 
-    def _background_ready(self) -> bool:
+    def _background_ready(self, arrays) -> bool:
         """Async mode: whether the native tier can run without compiling here. Submits the
         compile on the first call; a job that failed (or could not start) means compiling in the
         foreground, as the sync mode does."""
@@ -132,7 +132,7 @@ class Program:
             self._waited += 1
             if self._waited < self.NATIVE_AFTER:  # not called often enough to compile yet
                 return False
-            self._job = background.submit(self.job())
+            self._job = background.submit(self.job(arrays))
             if self._job is None:
                 self.mode = "sync"
                 return True
@@ -157,13 +157,16 @@ class Program:
                       f"compiling, {record.seconds:.2f} s in the worker's queue and compile")
         return True
 
-    def job(self):
-        """What a worker needs to compile this program's native tier (background.py)."""
+    def job(self, arrays=None):
+        """What a worker needs to compile this program's native tier (background.py); the
+        zeros it runs on mimic `arrays`' layouts (a call's inputs), else C order."""
         from lucid_jit.codegen import loader
-        from lucid_jit.codegen.cpu.background import Job
+        from lucid_jit.codegen.cpu.background import Job, input_spec
 
+        arrays = arrays if arrays is not None else [None] * len(self.graph.inputs)
         return Job(self.text, dict(self.emitted.kernel_texts),
-                   [(tuple(v.shape), v.dtype.str) for v in self.graph.inputs],
+                   [input_spec(a, v.shape, v.dtype)
+                    for a, v in zip(arrays, self.graph.inputs, strict=True)],
                    self.D, self.K, self.H, self.C,
                    [(tuple(shape), np.dtype(dtype).str) for shape, dtype in self.emitted.pool],
                    self.emitted.arena_bytes, str(loader.cache_dir()), loader.secret_key())

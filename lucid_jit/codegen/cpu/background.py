@@ -44,7 +44,9 @@ class Job:
 
     text: str
     kernel_texts: dict[str, str]
-    inputs: list[tuple[tuple[int, ...], str]]  # (shape, dtype) of each graph input
+    # per graph input: (shape, dtype, strides or None for C order, writeable): numba compiles
+    # one signature per layout (C, F, any) and writeability, so the zeros mimic the real ones
+    inputs: list[tuple]
     D: np.ndarray
     K: np.ndarray
     H: tuple
@@ -63,7 +65,7 @@ def compile_native(job: Job) -> list[tuple[str, float]]:
     first = len(compiletime.functions_since(0))
     loader.register_kernels(job.kernel_texts)
     module = loader.load(job.text)
-    args = [np.zeros(shape, np.dtype(dtype)) for shape, dtype in job.inputs]
+    args = [_zeros_like(*spec) for spec in job.inputs]
     pool = tuple(np.zeros(shape, np.dtype(dtype)) for shape, dtype in job.pool)
     arena = np.zeros(job.arena_bytes + 64, np.uint8)
     start = -arena.ctypes.data % 64
@@ -71,6 +73,30 @@ def compile_native(job: Job) -> list[tuple[str, float]]:
         module.run(args, job.D, job.K, job.H, job.C, module.NATIVE, pool,
                    arena[start:start + job.arena_bytes])
     return compiletime.functions_since(first)
+
+
+def _zeros_like(shape, dtype, strides, writeable) -> np.ndarray:
+    """Zeros with this shape, dtype, strides and writeability (C order when strides is None)."""
+    dtype = np.dtype(dtype)
+    if strides is None:
+        arr = np.zeros(shape, dtype)
+    else:
+        lo = sum(min(0, (n - 1) * st) for n, st in zip(shape, strides, strict=True) if n)
+        hi = sum(max(0, (n - 1) * st) for n, st in zip(shape, strides, strict=True) if n)
+        extent = 0 if 0 in shape else hi - lo + dtype.itemsize
+        buffer = np.zeros(extent + dtype.itemsize, np.uint8)
+        arr = np.ndarray(shape, dtype, buffer=buffer, offset=-lo, strides=strides)
+    arr.flags.writeable = writeable
+    return arr
+
+
+def input_spec(arr, shape, dtype) -> tuple:
+    """What `_zeros_like` needs to mimic `arr` (an input of a call), or a C-ordered writeable
+    input of this shape and dtype where there is no call to look at."""
+    if arr is None or not isinstance(arr, np.ndarray):
+        return (tuple(shape), np.dtype(dtype).str, None, True)
+    strides = None if arr.flags.c_contiguous else tuple(arr.strides)
+    return (tuple(arr.shape), arr.dtype.str, strides, bool(arr.flags.writeable))
 
 
 def _work(blob: bytes) -> list[tuple[str, float]]:
