@@ -148,6 +148,28 @@ def test_the_worker_compiles_the_layouts_the_call_has():
     assert lucid_jit.cache_info()["numba_compiles"] == compiles
 
 
+def test_random_draws_are_eagers_on_the_interpreter_and_on_the_native_tier():
+    import lucid.nn.functional as F
+
+    w = lucid.randn(16, 16)
+
+    def f(x):
+        return F.dropout((x @ w).relu(), 0.5, training=True).sum(dim=1)
+
+    compiled = lucid.compile(f, mode="async")
+    x = lucid.randn(4, 16)
+    tiers = []
+    for i in range(6):
+        if i == 4:
+            _wait(compiled)
+        lucid.manual_seed(100 + i)
+        expected = f(x)
+        lucid.manual_seed(100 + i)
+        assert_close(compiled(x), expected, f"call {i}")
+        tiers.append(_programs(compiled)[0].tier)
+    assert tiers[0] == "interpreter" and tiers[-1] == "native", tiers
+
+
 def test_an_unknown_mode_is_an_error(monkeypatch):
     with pytest.raises(ValueError, match="mode must be one of async, sync, not 'fast'"):
         lucid.compile(lambda x: x + 1, mode="fast")
