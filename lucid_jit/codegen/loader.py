@@ -270,18 +270,19 @@ def load(text: str, prefix: str = "m"):
                 _drop_numba_files(path)
             if path is None or not os.access(path.parent, os.W_OK):
                 path = cache_dir() / name
-            _write_file(path, text)
+            write_atomic(path, text.encode())
         mod = _import(f"{prefix}_{digest}", path, text)
         _LOADED[digest] = mod
         return mod
 
 
-def _write_file(path: Path, text: str) -> None:
-    """Write under a fresh exclusive name (0600; nothing planted is followed), then rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".py")
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` as `path`: under a fresh exclusive name in its directory (0600; nothing
+    planted is followed), then renamed over it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         try:

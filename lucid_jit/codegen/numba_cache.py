@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import os
 import pickle
-import tempfile
+from pathlib import Path
 
 import numba
 from numba.core import caching
@@ -89,18 +89,10 @@ class _SignedFiles(caching.IndexDataCacheFile):
         return payload
 
     def _write(self, path: str, payload: bytes) -> None:
-        blob = _MAGIC + self._tag(os.path.basename(path), payload) + payload
-        fd, tmp = tempfile.mkstemp(dir=self._cache_path, prefix=".tmp-")  # O_EXCL, mode 0600
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(blob)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        from lucid_jit.codegen import loader
+
+        loader.write_atomic(Path(path), _MAGIC + self._tag(os.path.basename(path), payload)
+                            + payload)
 
     def _load_index(self):
         payload = self._read(self._index_path)
