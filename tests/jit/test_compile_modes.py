@@ -30,8 +30,8 @@ def _programs(compiled):
 
 def _wait(compiled) -> None:
     for program in _programs(compiled):
-        if program._job is not None:
-            program._job.result(timeout=600)
+        for job in program._jobs:
+            job.result(timeout=600)
 
 
 def _net(seed: int):
@@ -63,7 +63,7 @@ def test_an_async_training_step_runs_at_once_and_goes_native_when_its_code_is_re
             assert lucid_jit.cache_info()["numba_compiles"] == compiles_before
     assert set(tiers[1]) == {"interpreter"}
     assert set(tiers[-1]) == {"native"}, tiers
-    compiled = [p for p in _programs(steps["async"]) if p._job is not None]
+    compiled = [p for p in _programs(steps["async"]) if p._jobs]
     assert compiled
     # what the worker compiled, per function, is in the program's records and in explain
     (record,) = [r for r in compiled[0].compile_records if r.tier == "native (worker)"]
@@ -168,6 +168,36 @@ def test_random_draws_are_eagers_on_the_interpreter_and_on_the_native_tier():
         assert_close(compiled(x), expected, f"call {i}")
         tiers.append(_programs(compiled)[0].tier)
     assert tiers[0] == "interpreter" and tiers[-1] == "native", tiers
+
+
+def test_workers_share_a_large_programs_segments_and_compile_what_the_call_loads():
+    """A step longer than SEGMENT_NODES is several njit functions: each worker compiles its
+    share (the others stand in as zeros of their outputs), and the calls then compile nothing."""
+    from lucid_jit.codegen.cpu import background
+
+    def deep(seed):
+        lucid.manual_seed(seed)
+        return nn.Sequential(*[m for _ in range(4) for m in (nn.Linear(9, 9), nn.Tanh())],
+                             nn.Linear(9, 2))
+
+    models = {mode: deep(21) for mode in ("eager", "async")}
+    opts = {mode: Adam(m.parameters(), lr=0.02) for mode, m in models.items()}
+    steps = {"eager": train_step(models["eager"], opts["eager"], nn.MSELoss()),
+             "async": lucid.compile(train_step(models["async"], opts["async"], nn.MSELoss()),
+                                    mode="async")}
+    batches = [(lucid.randn(6, 9), lucid.randn(6, 2)) for _ in range(8)]
+    for i, (x, y) in enumerate(batches):
+        if i == 4:
+            _wait(steps["async"])
+            compiles = lucid_jit.cache_info()["numba_compiles"]
+        assert_close(steps["async"](x, y), steps["eager"](x, y), f"step {i}: loss")
+    (program,) = _programs(steps["async"])
+    assert program.emitted.segments >= 2
+    assert len(program._jobs) == min(background.workers(), program.emitted.segments)
+    assert program.tier == "native"
+    assert lucid_jit.cache_info()["numba_compiles"] == compiles
+    for p, pe in zip(models["async"].parameters(), models["eager"].parameters(), strict=True):
+        assert_close(p, pe, "parameter")
 
 
 def test_an_unknown_mode_is_an_error(monkeypatch):

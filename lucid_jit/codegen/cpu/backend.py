@@ -3,6 +3,7 @@ constant tables, host ops, tiers), built when an entry is prepared."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import warnings
@@ -60,7 +61,7 @@ class Program:
         # output index -> the input whose array the native code computes it into
         self.inplace_map = {k: (inplace or {})[k] for k in self.emitted.inplace}
         self.mode = mode
-        self._job = None  # the background compile (async mode), once submitted
+        self._jobs: list = []  # the background compile (async mode): a future per worker
         self._waited = 0  # async mode: calls run on the interpreter so far
         self.pool = OutputPool(self.emitted.pool, np.empty)
         # Arenas for the intermediates (cpu/arena.py): one per concurrent call, made once.
@@ -126,31 +127,38 @@ class Program:
         from lucid_jit.codegen import loader
         from lucid_jit.codegen.cpu import background
 
-        if self._job is None:
+        if not self._jobs:
             if loader.native_cached(self.text):
                 return True
             self._waited += 1
             if self._waited < self.NATIVE_AFTER:  # not called often enough to compile yet
                 return False
-            self._job = background.submit(self.job(arrays))
-            if self._job is None:
-                self.mode = "sync"
-                return True
+            # the segments dealt out to the workers, so each compiles a share at once
+            n = min(background.workers(), max(1, self.emitted.segments))
+            job = self.job(arrays)
+            for i in range(n):
+                future = background.submit(dataclasses.replace(
+                    job, segments=None if n == 1 else tuple(range(i, self.emitted.segments, n))))
+                if future is None:
+                    self.mode = "sync"
+                    return True
+                self._jobs.append(future)
             functions, lines = self.native_size()
             log.write("compile", f"{self.name} {self.part}: compiling the native tier in the "
-                      f"background ({functions} njit functions, {lines} lines); calls run the "
-                      "interpreter meanwhile")
+                      f"background ({functions} njit functions, {lines} lines, {n} "
+                      f"worker{'s' if n != 1 else ''}); calls run the interpreter meanwhile")
             return False
-        if not self._job.done():
+        if not all(job.done() for job in self._jobs):
             return False
-        if self._job.exception() is not None:
+        failed = [job.exception() for job in self._jobs if job.exception() is not None]
+        if failed:
             log.write("compile", f"{self.name} {self.part}: the background compile failed "
-                      f"({self._job.exception()!r}); compiling here")
+                      f"({failed[0]!r}); compiling here")
             self.mode = "sync"
         else:
-            functions = self._job.result()
+            functions = [f for job in self._jobs for f in job.result()]
             record = compiletime.CompileRecord(
-                self.part, 0, "native (worker)", self._job.seconds,
+                self.part, 0, "native (worker)", max(job.seconds for job in self._jobs),
                 sum(t for _, t in functions), len(functions), tuple(functions))
             self.compile_records.append(record)
             log.write("compile", f"{self.name} {record.describe()}: {record.numba_seconds:.2f} s "
@@ -169,7 +177,9 @@ class Program:
                     for a, v in zip(arrays, self.graph.inputs, strict=True)],
                    self.D, self.K, self.H, self.C,
                    [(tuple(shape), np.dtype(dtype).str) for shape, dtype in self.emitted.pool],
-                   self.emitted.arena_bytes, str(loader.cache_dir()), loader.secret_key())
+                   self.emitted.arena_bytes, str(loader.cache_dir()), loader.secret_key(),
+                   returns=list(self.emitted.segment_returns),
+                   C_specs=[input_spec(c, c.shape, c.dtype) for c in self.C])
 
     def compile_ahead(self) -> None:
         """Compile the native tier now, in this process, without real inputs (precompile)."""

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,11 @@ class Job:
     arena_bytes: int
     cache_dir: str
     key: bytes
+    # the segments to compile (None: all); the others run as stand-ins returning zeros of
+    # their values' shapes, so several workers can compile one program's segments at once
+    segments: tuple[int, ...] | None = None
+    returns: list = field(default_factory=list)  # per segment: (shape, dtype, layout) returned
+    C_specs: list = field(default_factory=list)  # the constant arrays' layouts (input_spec)
 
 
 def compile_native(job: Job) -> list[tuple[str, float]]:
@@ -69,10 +74,39 @@ def compile_native(job: Job) -> list[tuple[str, float]]:
     pool = tuple(np.zeros(shape, np.dtype(dtype)) for shape, dtype in job.pool)
     arena = np.zeros(job.arena_bytes + 64, np.uint8)
     start = -arena.ctypes.data % 64
+    # (pickling does not keep NumPy's writeable flag, and numba types read-only arrays apart)
+    constants = tuple(_zeros_like(*spec) for spec in job.C_specs) if job.C_specs else job.C
+    segments = tuple(
+        native if job.segments is None or k in job.segments else _stand_in(job.returns[k])
+        for k, native in enumerate(module.NATIVE))
     with np.errstate(all="ignore"):
-        module.run(args, job.D, job.K, job.H, job.C, module.NATIVE, pool,
+        module.run(args, job.D, job.K, job.H, constants, segments, pool,
                    arena[start:start + job.arena_bytes])
     return compiletime.functions_since(first)
+
+
+def _stand_in(returns):
+    """A segment another worker compiles: zeros of what it returns, in the layouts it returns
+    them (C, F, or strided: "A")."""
+    def segment(*args):
+        if not returns:
+            return None
+        return tuple(_zeros_in_layout(shape, dtype, layout) for shape, dtype, layout in returns)
+    return segment
+
+
+def _zeros_in_layout(shape, dtype, layout: str) -> np.ndarray:
+    dtype = np.dtype(dtype)
+    if layout == "F":
+        return np.asfortranarray(np.zeros(shape, dtype))
+    if layout == "A" and shape:
+        return np.zeros((*shape[:-1], 2 * shape[-1]), dtype)[..., ::2]
+    return np.zeros(shape, dtype)
+
+
+def workers() -> int:
+    """How many worker processes compile at once."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def _zeros_like(shape, dtype, strides, writeable) -> np.ndarray:
@@ -171,7 +205,7 @@ _WORKERS: list[_Worker] = []
 def _start() -> None:
     with _LOCK:
         if not _WORKERS:
-            for _ in range(max(1, min(4, os.cpu_count() or 1))):
+            for _ in range(workers()):
                 _WORKERS.append(_Worker(_JOBS))
             atexit.register(_stop)
 

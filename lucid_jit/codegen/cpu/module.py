@@ -45,6 +45,12 @@ from lucid_jit.ir.graph import CONST, FUSED, Graph, Node, Value
 
 # Large elementwise loops run on numba's thread pool unless LUCID_JIT_PARALLEL=0.
 PARALLEL = os.environ.get("LUCID_JIT_PARALLEL", "1") not in ("0", "")
+# A run of native nodes longer than this is split into segments of at most this many, each its
+# own njit function. numba's compile time grows faster than a function's size: the CIFAR Net's
+# training step as one 1265-line function compiled in 67 s, as eight segments in 39 s in all,
+# while a call per segment costs a few microseconds. Small graphs (the seed MLP's whole step
+# is 14 nodes) stay one function. LUCID_JIT_SEGMENT_NODES=0: no limit.
+SEGMENT_NODES = int(os.environ.get("LUCID_JIT_SEGMENT_NODES", "16"))
 _MATH_IMPORT = ("from lucid_jit.codegen.cpu.vmath import (  # noqa: F401\n"
                 + textwrap.fill(", ".join(MATH_NAMES) + ",", 96, initial_indent="    ",
                                 subsequent_indent="    ") + "\n)\n")
@@ -78,6 +84,9 @@ class ModuleSource:
     pool: list = field(default_factory=list)  # (shape, dtype) of each buffer `run` takes in P
     arena_bytes: int = 0  # the size of the byte array `run` takes in A (intermediates)
     segments: int = 0
+    # per segment: (shape, dtype, layout) of each value it returns (a compile worker's
+    # stand-ins; numba compiles one signature per layout)
+    segment_returns: list = field(default_factory=list)
     kernel_texts: dict = field(default_factory=dict)
     kernels: int = 0
     native_nodes: int = 0
@@ -149,6 +158,7 @@ class ModuleEmitter:
         self.kernel_refs: list[tuple[str, str, str]] = []  # (name, digest, label)
         self.inline_blocks: list[list[str]] = []  # per kernel call site: its body, renamed
         self.pool: dict[int, str] = {}  # output value id -> the pool buffer's name
+        self.segment_returns: list[list[tuple]] = []
         self.arena: dict = {}  # value id -> its Slot in the arena (arena.py)
         self.arena_bytes = 0
         self.pool_avals: list[tuple] = []
@@ -209,7 +219,7 @@ class ModuleEmitter:
                   for n, nat in zip(g.nodes, placement, strict=True)]
         self.arena, self.arena_bytes = plan_arena(
             g, writes, set(self.inplace) | set(self.pool) | host_read)
-        # split into segments: maximal runs of native nodes
+        # split into segments: runs of native nodes (at most SEGMENT_NODES each)
         runs: list[tuple[bool, list[Node]]] = []
         for node, nat in zip(g.nodes, placement, strict=True):
             if node.op is CONST and node.outputs[0].size != 1:
@@ -217,7 +227,8 @@ class ModuleEmitter:
                 self.const_arrays.append(node.attrs["value"])
                 self.alloc[node.output.id] = None
                 continue
-            if runs and runs[-1][0] == nat and nat:
+            if runs and runs[-1][0] == nat and nat and (
+                    not SEGMENT_NODES or len(runs[-1][1]) < SEGMENT_NODES):
                 runs[-1][1].append(node)
             else:
                 runs.append((nat, [node]))
@@ -275,6 +286,7 @@ class ModuleEmitter:
                             pool=list(self.pool_avals),
                             arena_bytes=self.arena_bytes,
                             segments=n_seg,
+                            segment_returns=list(self.segment_returns),
                             kernels=len(self.kernel_refs),
                             kernel_texts=dict(self.kernel_texts),
                             native_nodes=sum(len(ns) for nat, ns in runs if nat),
@@ -386,6 +398,8 @@ class ModuleEmitter:
             if v.id in targets:  # a no-op unless the input was not contiguous (and so copied)
                 body.append(f"writeback({self.names[v.id]}_dst, {self.names[v.id]})")
         rets = [v for n in nodes for v in n.outputs if v.id in needed]
+        self.segment_returns.append([(tuple(v.shape), v.dtype.str, self.layout.get(v.id, "C"))
+                                     for v in rets])
         ret = _tuple(self.names[v.id] for v in rets)
         body.append(f"return {ret}")
         pooled = [self.pool[v.id] for n in nodes for v in n.outputs if v.id in self.pool]
