@@ -170,10 +170,12 @@ def test_random_draws_are_eagers_on_the_interpreter_and_on_the_native_tier():
     assert tiers[0] == "interpreter" and tiers[-1] == "native", tiers
 
 
-def test_workers_share_a_large_programs_segments_and_compile_what_the_call_loads():
+def test_workers_share_a_large_programs_segments_and_compile_what_the_call_loads(monkeypatch):
     """A step longer than SEGMENT_NODES is several njit functions: each worker compiles its
     share (the others stand in as zeros of their outputs), and the calls then compile nothing."""
-    from lucid_jit.codegen.cpu import background
+    from lucid_jit.codegen.cpu import background, module
+
+    monkeypatch.setattr(module, "SEGMENT_NODES", 6)
 
     def deep(seed):
         lucid.manual_seed(seed)

@@ -45,12 +45,12 @@ from lucid_jit.ir.graph import CONST, FUSED, Graph, Node, Value
 
 # Large elementwise loops run on numba's thread pool unless LUCID_JIT_PARALLEL=0.
 PARALLEL = os.environ.get("LUCID_JIT_PARALLEL", "1") not in ("0", "")
-# A run of native nodes longer than this is split into segments of at most this many, each its
-# own njit function. numba's compile time grows faster than a function's size: the CIFAR Net's
-# training step as one 1265-line function compiled in 67 s, as eight segments in 39 s in all,
-# while a call per segment costs a few microseconds. Small graphs (the seed MLP's whole step
-# is 14 nodes) stay one function. LUCID_JIT_SEGMENT_NODES=0: no limit.
-SEGMENT_NODES = int(os.environ.get("LUCID_JIT_SEGMENT_NODES", "16"))
+# LUCID_JIT_SEGMENT_NODES=N splits a run of native nodes longer than N into segments of at most
+# N nodes, each its own njit function (async workers then compile them in parallel). numba's
+# compile time grows faster than a function's size: the CIFAR Net's training step as one
+# 1265-line function compiled in 67 s, as eight segments in 39 s in all. But the split step ran
+# 2.4x slower (29.6 against 12.1 ms, not yet profiled), so it is off by default (0: no limit).
+SEGMENT_NODES = int(os.environ.get("LUCID_JIT_SEGMENT_NODES", "0"))
 _MATH_IMPORT = ("from lucid_jit.codegen.cpu.vmath import (  # noqa: F401\n"
                 + textwrap.fill(", ".join(MATH_NAMES) + ",", 96, initial_indent="    ",
                                 subsequent_indent="    ") + "\n)\n")
@@ -219,7 +219,7 @@ class ModuleEmitter:
                   for n, nat in zip(g.nodes, placement, strict=True)]
         self.arena, self.arena_bytes = plan_arena(
             g, writes, set(self.inplace) | set(self.pool) | host_read)
-        # split into segments: runs of native nodes (at most SEGMENT_NODES each)
+        # split into segments: maximal runs of native nodes (at most SEGMENT_NODES each, if set)
         runs: list[tuple[bool, list[Node]]] = []
         for node, nat in zip(g.nodes, placement, strict=True):
             if node.op is CONST and node.outputs[0].size != 1:
