@@ -348,10 +348,40 @@ def purge(text: str, kernel_texts=()):
 
 
 def native_cached(text: str) -> bool:
-    """Whether numba's cache holds compiled segments of this graph module (a second process)."""
-    path = _find(f"m_{text_hash(text)}.py")
-    return path is not None and any(
-        (path.parent / "__pycache__").glob(f"{path.stem}.native_segment*.nbi"))
+    """Whether numba's cache holds the native tier of this graph module (a second process, or
+    a worker's compile): every native segment, and the kernels of the segments that run from
+    Python in that tier (module.py's heavy kernels)."""
+    segments, kernels = _native_needs(text)
+    if segments:
+        path = _find(f"m_{text_hash(text)}.py")
+        if path is None or not all(_has_index(path, name) for name in segments):
+            return False
+    for digest in kernels:
+        path = _find(f"k_{digest}.py")
+        if path is None or not _has_index(path, "kernel"):
+            return False
+    return True
+
+
+def _has_index(path: Path, function: str) -> bool:
+    return any((path.parent / "__pycache__").glob(f"{path.stem}.{function}-*.nbi"))
+
+
+def _native_needs(text: str) -> tuple[list[str], list[str]]:
+    """(native segment names, kernel digests called from the Python segments) of the native
+    tier of a graph module's text."""
+    table = re.search(r"^NATIVE = \((.*)\)$", text, re.M)
+    entries = [e.strip() for e in table.group(1).split(",") if e.strip()] if table else []
+    digests = dict(re.findall(r"^(k\d+) = kernel\('([0-9a-f]+)'\)", text, re.M))
+    kernels: list[str] = []
+    for name in entries:
+        if name.startswith("native_"):
+            continue
+        body = re.search(rf"^def {name}\(.*?(?=^\S)", text, re.M | re.S)
+        for k in re.findall(r"\b(k\d+)\(", body.group(0) if body else ""):
+            if digests.get(k) and digests[k] not in kernels:
+                kernels.append(digests[k])
+    return [e for e in entries if e.startswith("native_")], kernels
 
 
 def _drop_numba_files(path: Path) -> None:

@@ -317,3 +317,97 @@ def test_a_training_step_at_a_new_batch_size_compiles_nothing():
     assert _program(compiled).tier == "native"
     texts = {e.backend.program(e.forward).text for e in compiled.entries[1:]}
     assert len(texts) == 1
+
+
+# ----------------------------------------------------------------------------- heavy nodes
+
+
+def _two_layers(x, w1, w2):
+    h = (x @ w1).tanh()
+    h = h - h.mean(dim=1, keepdim=True)  # light kernels between the matmuls
+    h = h / (h * h).sum(dim=1, keepdim=True).sqrt()
+    return (h @ w2).relu().sum(dim=1)
+
+
+def _two_layers_numpy(x, w1, w2):
+    h = np.tanh(x @ w1)
+    h = h - h.mean(axis=1, keepdims=True)
+    h = h / np.sqrt((h * h).sum(axis=1, keepdims=True))
+    return np.maximum(h @ w2, 0).sum(axis=1)
+
+
+def test_heavy_nodes_run_from_python_between_native_segments(monkeypatch):
+    """Matmuls made heavy: the native tier calls their kernels from a Python segment and
+    compiles only the light stretches; values, gradients and the cache check are unchanged."""
+    from lucid_jit.codegen.cpu import module, plan
+
+    monkeypatch.setattr(module, "_HEAVY_CHOICES", {})
+    monkeypatch.setattr(module, "heavy", plan._has_matmul)
+    rng = np.random.default_rng(3)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in ((9, 5), (5, 7), (7, 3))]
+    x, w1, w2 = (lucid.tensor(a) for a in arrays)
+    w1.requires_grad_(True)
+    compiled = lucid.compile(_two_layers)
+    for _ in range(Program.NATIVE_AFTER + 1):
+        out = compiled(x, w1, w2)
+        np.testing.assert_allclose(out.numpy(), _two_layers_numpy(*arrays), rtol=1e-5, atol=1e-5)
+        out.sum().backward()
+        got, w1.grad = w1.grad.numpy(), None
+        x64, w64, w2_64 = (a.astype(np.float64) for a in arrays)
+        want = _finite_difference(lambda w: _two_layers_numpy(x64, w, w2_64).sum(), w64)
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
+    program = _program(compiled)
+    assert program.tier == "native"
+    native = program.module.NATIVE
+    python = [f for f in native if not hasattr(f, "signatures")]
+    assert python and len(python) < len(native), native  # both kinds of segment
+    assert all(f.__name__.startswith("segment") for f in python)
+    assert "heavy kernels" in program.text
+    assert loader.native_cached(program.text)
+
+
+def _finite_difference(f, w, eps=1e-6):
+    grad = np.zeros_like(w)
+    for i in np.ndindex(w.shape):
+        up, down = w.copy(), w.copy()
+        up[i] += eps
+        down[i] -= eps
+        grad[i] = (f(up) - f(down)) / (2 * eps)
+    return grad
+
+
+def test_a_heavy_choice_stays_with_the_graph_at_a_new_batch_size(monkeypatch):
+    """Heaviness depends on sizes, the module text must not: a batch size that would tip the
+    matmuls back to light makes the same text, and compiles nothing."""
+    from lucid_jit.codegen.cpu import module, plan
+
+    monkeypatch.setattr(module, "_HEAVY_CHOICES", {})
+    monkeypatch.setattr(module, "heavy",
+                        lambda n: plan._has_matmul(n) and n.outputs[0].shape[0] >= 8)
+    w1, w2 = lucid.randn(5, 7), lucid.randn(7, 3)
+    compiled = lucid.compile(_two_layers)
+    for _ in range(Program.NATIVE_AFTER + 1):
+        compiled(lucid.randn(9, 5), w1, w2)
+    before = lucid_jit.cache_info()["numba_compiles"]
+    for _ in range(Program.NATIVE_AFTER + 1):
+        x = lucid.randn(4, 5)
+        np.testing.assert_allclose(compiled(x, w1, w2).numpy(),
+                                   _two_layers_numpy(x.numpy(), w1.numpy(), w2.numpy()),
+                                   rtol=1e-5, atol=1e-5)
+    first, second = (e.backend.program(e.forward) for e in compiled.entries)
+    assert first.text == second.text and "heavy kernels" in first.text
+    assert lucid_jit.cache_info()["numba_compiles"] == before
+
+
+def test_the_cost_model_keeps_small_steps_native_and_splits_large_matmuls():
+    from lucid import ops
+    from lucid_jit.codegen.cpu import plan
+    from lucid_jit.ir.graph import Node, Value
+
+    def matmul(m, k, n):
+        a, b = Value((m, k), np.dtype(np.float32)), Value((k, n), np.dtype(np.float32))
+        return Node(ops.matmul, [a, b], [Value((m, n), np.dtype(np.float32))], {})
+
+    assert not plan.heavy(matmul(32, 64, 128))  # the seed MLP's first layer: ~30 us
+    assert plan.heavy(matmul(512, 512, 512))  # ~13 ms
+    assert 0 < plan.work_ns(matmul(32, 64, 128)) < plan.work_ns(matmul(64, 64, 128))

@@ -2,13 +2,15 @@
 byte array the Program makes once per entry (and size) and passes to every call, instead of a
 fresh allocation per value per call.
 
-Placement is by liveness: a value lives from the node that writes it to the last node that
-reads it or a view of it (reshapes and transposes are views of the same bytes); two values
-whose lives overlap never share bytes (a permute that a copy kernel makes is a value of its own), and others reuse them. Values that leave the call (graph
-outputs, or what an output is a view of), values written into an input (in place) and pooled
-outputs are not in the arena. Offsets are 64-byte aligned; a value is a typed, reshaped view
-of its bytes (`A[start:stop].view(dtype).reshape(shape)`), with start and stop read from the
-graph's size table, so the module text does not depend on the sizes.
+Placement is by liveness: a value lives from the node that writes it to the last node that reads it
+or a view of it (reshapes and transposes are views of the same bytes); two values whose lives
+overlap never share bytes (a permute that a copy kernel makes is a value of its own), and others
+reuse them. Values that leave the call (graph outputs, or what an output is a view of), values
+written into an input (in place) and pooled outputs are not in the arena, nor are single elements
+(`np.empty` compiles faster than a view of the arena, and costs as little to run). Offsets are
+64-byte aligned; a value is a typed, reshaped view of its bytes (`A_f4[start:stop].reshape(shape)`,
+`A_f4` the arena viewed once per segment as the dtype's elements), with start and stop read from
+the graph's size table, so the module text does not depend on the sizes.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def plan_arena(g: Graph, writes: list[bool], excluded: set[int]) -> tuple[dict[i
         if not w:
             continue
         for v in n.outputs:
-            if v.id in escaping or v.id in excluded or v.size == 0:
+            if v.id in escaping or v.id in excluded or v.size <= 1:
                 continue
             candidates.append((v, index[id(n)], last.get(v.id, index[id(n)])))
     placed: list[tuple[int, int, int, int]] = []  # (start, end byte, first, last)

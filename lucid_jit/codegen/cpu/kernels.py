@@ -188,6 +188,8 @@ class KernelSource(BodyMath):
         views: dict[tuple, str] = {}
 
         def view_of(arr, shape) -> str:
+            if not L:  # a 0-d loop: the 0-d array itself
+                return arr
             key = (arr, grid.pattern(shape))
             if key not in views:
                 views[key] = f"{arr}_{len(views)}"

@@ -2,12 +2,15 @@
 
     run(args, D, K, H, C) -> list of the graph's outputs
 
-A segment is one njit function running a maximal stretch of nodes numba can compute: it allocates
+A segment is one njit function running a stretch of nodes numba can compute: it allocates
 buffers, calls kernels (one per fused group or plain op, see kernels.py), reshapes and transposes
-as views, and returns what later code needs. A graph with nothing else (the usual case: a whole
-training step) is one segment, so a call is one native call. Nodes numba cannot run (random draws,
-which must use lucid's generator; gathers and scatters with index attrs; convolutions) run between
-segments through their eager implementation `H[k]`.
+as views, and returns what later code needs. A small graph (a small model's whole training step)
+is one segment, so a call is one native call. Heavy nodes, whose work dwarfs a Python call's
+overhead (plan.heavy: large matmuls and loops), run from a segment kept as Python in the native
+tier too, calling their kernels; only the lighter stretches between them become native
+functions, which keeps a large model's native compile short. Nodes numba cannot run (random
+draws, which must use lucid's generator; gathers and scatters with index attrs; convolutions)
+run between segments through their eager implementation `H[k]`.
 
 Nothing shape-specific is in the source. Every size is read from the int64 table `D` and every
 scalar constant from the float64 table `K` (converted to its dtype where it is used), non-scalar
@@ -35,6 +38,7 @@ from lucid_jit.codegen.cpu.plan import (
     VIEWS,
     _has_matmul,
     copies,
+    heavy,
     plan_inplace,
     plan_pool,
     view,
@@ -45,11 +49,11 @@ from lucid_jit.ir.graph import CONST, FUSED, Graph, Node, Value
 
 # Large elementwise loops run on numba's thread pool unless LUCID_JIT_PARALLEL=0.
 PARALLEL = os.environ.get("LUCID_JIT_PARALLEL", "1") not in ("0", "")
-# LUCID_JIT_SEGMENT_NODES=N splits a run of native nodes longer than N into segments of at most
-# N nodes, each its own njit function (async workers then compile them in parallel). numba's
-# compile time grows faster than a function's size: the CIFAR Net's training step as one
-# 1265-line function compiled in 67 s, as eight segments in 39 s in all. But the split step ran
-# 2.4x slower (29.6 against 12.1 ms, not yet profiled), so it is off by default (0: no limit).
+# A run of native nodes is cut into segments at its heavy nodes (plan.heavy: those run from
+# Python), and LUCID_JIT_SEGMENT_NODES=N cuts the native pieces left longer than N nodes (0: no
+# limit). numba's compile time grows faster than a function's size, and async workers compile
+# a program's segments in parallel; a value passed from one segment to the next keeps the layout
+# it had (a transposed view stays a view, as in one function).
 SEGMENT_NODES = int(os.environ.get("LUCID_JIT_SEGMENT_NODES", "0"))
 _MATH_IMPORT = ("from lucid_jit.codegen.cpu.vmath import (  # noqa: F401\n"
                 + textwrap.fill(", ".join(MATH_NAMES) + ",", 96, initial_indent="    ",
@@ -164,6 +168,9 @@ class ModuleEmitter:
         self.pool_avals: list[tuple] = []
         self.names: dict[int, str] = {}
         self.layout: dict[int, str] = {}  # value id -> "C", "F" or "A" (inside segments)
+        self.native_values: set[int] = set()  # value ids computed in segments emitted so far
+        self.arena_views: dict[str, str] = {}  # the segment's typed views of the arena
+        self.python_segments: list[int] = []  # segments run from Python in the native tier
         self.alloc: dict[int, int | None] = {}  # value id -> root buffer's value id (None: input)
         self.draws: Draws | None = None  # the graph's random draws (their counters: `R`)
 
@@ -227,11 +234,11 @@ class ModuleEmitter:
                 self.const_arrays.append(node.attrs["value"])
                 self.alloc[node.output.id] = None
                 continue
-            if runs and runs[-1][0] == nat and nat and (
-                    not SEGMENT_NODES or len(runs[-1][1]) < SEGMENT_NODES):
+            if runs and runs[-1][0] == nat and nat:
                 runs[-1][1].append(node)
             else:
                 runs.append((nat, [node]))
+        runs, compiled = _pieces(runs, _heavy_nodes(g))
         needed_later = self._needed_after(runs)
         for v_id in self.inplace:  # written into its input: the caller has it already
             read_later = [k for k, (_, nodes) in enumerate(runs)
@@ -244,7 +251,9 @@ class ModuleEmitter:
         n_seg = 0
         for k, (nat, nodes) in enumerate(runs):
             if nat:
-                src, call = self._segment(n_seg, nodes, needed_later[k])
+                src, call = self._segment(n_seg, nodes, needed_later[k], compiled[k])
+                if not compiled[k]:
+                    self.python_segments.append(n_seg)
                 seg_sources.append(src)
                 run_lines.append(call)
                 n_seg += 1
@@ -272,7 +281,7 @@ class ModuleEmitter:
                         for name, digest, label in self.kernel_refs]
         tables = [
             f"PYTHON = ({''.join(f'segment{k}, ' for k in range(n_seg))})",
-            f"NATIVE = ({''.join(f'native_segment{k}, ' for k in range(n_seg))})",
+            f"NATIVE = ({''.join(f'segment{k}, ' if k in self.python_segments else f'native_segment{k}, ' for k in range(n_seg))})",
         ]
         text = (HEADER + "\n".join(kernel_lines) + "\n\n\n"
                 + "\n\n\n".join(seg_sources) + "\n\n\n" + "\n".join(tables) + "\n\n\n"
@@ -373,7 +382,7 @@ class ModuleEmitter:
 
     # ------------------------------------------------------------------ segments
 
-    def _segment(self, index: int, nodes: list[Node], needed: set[int]):
+    def _segment(self, index: int, nodes: list[Node], needed: set[int], compiled: bool = True):
         defined = {v.id for n in nodes for v in n.outputs}
         params: list[Value] = []
         seen = set()
@@ -384,19 +393,26 @@ class ModuleEmitter:
                     params.append(v)
         body: list[str] = []
         self.any_parallel = False
+        self.arena_views = {}
         targets = {x.id for v_id, x in self.inplace.items() if v_id in defined}
         for v in params:
             nm = self.names[v.id]
             if v.id in targets:
                 body.append(f"{nm}_dst = {nm}")
+            elif v.id in self.native_values:
+                # returned by an earlier segment, in the layout it had there (self.layout): a
+                # transposed view stays one (a copy here would be a strided transpose of it)
+                continue
             if v.ndim:
                 body.append(f"{nm} = np.ascontiguousarray({nm})")
             self.layout[v.id] = "C"
         for node in nodes:
             body += self._node(node)
+        body[:0] = list(self.arena_views.values())
         for v in params:
             if v.id in targets:  # a no-op unless the input was not contiguous (and so copied)
                 body.append(f"writeback({self.names[v.id]}_dst, {self.names[v.id]})")
+        self.native_values |= defined
         rets = [v for n in nodes for v in n.outputs if v.id in needed]
         self.segment_returns.append([(tuple(v.shape), v.dtype.str, self.layout.get(v.id, "C"))
                                      for v in rets])
@@ -410,6 +426,9 @@ class ModuleEmitter:
         # (any_parallel was reset before this segment's nodes were emitted)
         pnames = [self.names[v.id] for v in params] + pooled + ["D", "K"]
         src = [f"def segment{index}({', '.join(pnames)}):"] + ["    " + ln for ln in body]
+        if not compiled:  # run from Python in both tiers: its kernels are heavy (plan.heavy)
+            src[0] += "  # (heavy kernels: run as Python in the native tier too)"
+            return "\n".join(src), self._segment_call(index, pnames, rets)
         native = []
         for ln in body:
             if "  #@" in ln:
@@ -420,10 +439,12 @@ class ModuleEmitter:
                 f"def native_segment{index}({', '.join(pnames)}):",
                 f'    """segment{index} as one native function: its kernels inlined."""']
         src += ["    " + ln for ln in native]
+        return "\n".join(src), self._segment_call(index, pnames, rets)
+
+    def _segment_call(self, index: int, pnames: list[str], rets: list[Value]) -> str:
         lhs = ", ".join(self.names[v.id] for v in rets)
         call = f"S[{index}]({', '.join(pnames)})"
-        call = f"({lhs},) = {call}" if rets else call
-        return "\n".join(src), call
+        return f"({lhs},) = {call}" if rets else call
 
     def _decorator(self, parallel: bool) -> str:
         fm = "True" if self.fastmath else "False"
@@ -541,10 +562,21 @@ class ModuleEmitter:
             return [f"{self.name(v)} = {self.pool[v.id]}  # from the pool"]
         slot = self.arena.get(v.id)
         if slot is not None:
-            start, stop = self.dim(slot.start), self.dim(slot.start + slot.nbytes)
-            return [f"{self.name(v)} = A[{start}:{stop}].view({np_type(v.dtype)})"
+            size = v.dtype.itemsize  # (offsets are aligned to every itemsize)
+            start = self.dim(slot.start // size)
+            stop = self.dim((slot.start + slot.nbytes) // size)
+            typed = self.arena_view(v.dtype)
+            return [f"{self.name(v)} = {typed}[{start}:{stop}]"
                     f".reshape({self.shape(v.shape)})  # in the arena"]
         return [f"{self.name(v)} = np.empty({self.shape(v.shape)}, {np_type(v.dtype)})"]
+
+    def arena_view(self, dtype) -> str:
+        """The name of the arena as a 1-d array of `dtype`, made once per segment (one typed
+        view per value costs numba seconds of compiling in a segment with many of them)."""
+        name = f"A_{dtype.str[1:]}"
+        if name not in self.arena_views:
+            self.arena_views[name] = f"{name} = A.view({np_type(dtype)})"
+        return name
 
     def _register(self, lines: list[str], parallel: bool, label: str) -> str:
         """The name of the kernel with this text (its function `{name}`): a module of its own,
@@ -577,6 +609,66 @@ class ModuleEmitter:
         """A 2-d matmul operand: BLAS takes C or F order as it is; anything else is copied."""
         nm = self.names[v.id]
         return nm if self.layout.get(v.id, "C") in "CF" else f"np.ascontiguousarray({nm})"
+
+
+# The heavy nodes chosen for a graph's structure, kept for the process: a new batch size of the
+# same graph makes the same module text (sizes are not in it), so it compiles nothing, even
+# where the new sizes would have tipped a node across plan.HEAVY_NS. (A choice only moves work
+# between Python and native code; any choice computes the same values.)
+_HEAVY_CHOICES: dict[tuple, tuple[bool, ...]] = {}
+
+
+def _heavy_nodes(g: Graph) -> set[int]:
+    """ids of g's heavy nodes: for its structure, the choice first made in this process."""
+    key = tuple((n.op.name, n.attrs.get("name") if n.op is FUSED else None, len(n.inputs),
+                 tuple((v.ndim, v.dtype.str) for v in n.outputs)) for n in g.nodes)
+    key += tuple((v.ndim, v.dtype.str) for v in g.inputs)
+    flags = _HEAVY_CHOICES.get(key)
+    if flags is None:
+        flags = _HEAVY_CHOICES.setdefault(key, tuple(heavy(n) for n in g.nodes))
+    return {id(n) for n, f in zip(g.nodes, flags, strict=True) if f}
+
+
+def _pieces(runs, heavy_nodes: set[int]):
+    """The runs of native nodes cut into segments: each heavy node (plan.heavy) runs from Python,
+    with its neighbours when they are too few to be worth a native function of their own (fewer
+    than two kernels), and the rest are native segments of at most SEGMENT_NODES nodes (a run
+    with no heavy node is native whatever its size). (runs, compiled:
+    per run, whether it is a native segment)."""
+    out: list[tuple[bool, list[Node]]] = []
+    compiled: list[bool] = []
+
+    def add(nat: bool, nodes: list[Node], native_fn: bool) -> None:
+        if nat and out and out[-1][0] and not native_fn and not compiled[-1]:
+            out[-1][1].extend(nodes)  # consecutive Python pieces: one segment
+            return
+        out.append((nat, list(nodes)))
+        compiled.append(native_fn)
+
+    for nat, nodes in runs:
+        if not nat:
+            add(False, nodes, False)
+            continue
+        light: list[Node] = []
+        split = any(id(n) in heavy_nodes for n in nodes)
+
+        def flush() -> None:
+            if not split or sum(not view(n) for n in light) >= 2:
+                step = SEGMENT_NODES or len(light)
+                for i in range(0, len(light), step):
+                    add(True, light[i:i + step], True)
+            elif light:
+                add(True, light, False)
+            light.clear()
+
+        for node in nodes:
+            if id(node) in heavy_nodes:
+                flush()
+                add(True, [node], False)
+            else:
+                light.append(node)
+        flush()
+    return out, compiled
 
 
 def emit_module(graph: Graph, *, fastmath: bool = False,

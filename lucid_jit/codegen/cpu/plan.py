@@ -4,6 +4,8 @@ output pool."""
 
 from __future__ import annotations
 
+import os
+
 from lucid import ops
 from lucid_jit.codegen.body import plan_phases
 from lucid_jit.ir.graph import CONST, FUSED, Graph, Node, Value
@@ -127,3 +129,48 @@ def _reads_only_where_it_writes(node: Node, x: Value, v: Value, phases) -> bool:
                 if src is not None and src.op is ops.broadcast_to:
                     stack.extend(src.inputs)
     return True
+
+
+# What a node is worth compiling into a native segment. A kernel called from the Python code of
+# a segment costs ~5-8 us more per call than inside a native one (numba's dispatch of its
+# arrays, the Python lines around it); a node estimated at `HEAVY_NS` or more therefore runs
+# from Python (at most a few percent slower), and only runs of lighter nodes are compiled into
+# native segments. numba compiles a native segment's inlined kernels again, at ~50-100 ms per
+# loop nest, so this keeps a large model's native tier to the nodes where it pays.
+HEAVY_NS = float(os.environ.get("LUCID_JIT_HEAVY_NS", "100000"))
+# The estimate (float32 on one core of this class of machine): the bytes a kernel reads and
+# writes at ~20 GB/s, ~0.1 ns per element and op in its loops (~1 ns for a transcendental), and
+# BLAS at ~20 GFLOP/s.
+_NS_PER_BYTE = 0.05
+_NS_PER_OP = 0.1
+_NS_PER_TRANSCENDENTAL = 1.0
+_NS_PER_FLOP = 0.05
+_TRANSCENDENTAL = {"exp", "log", "tanh", "sigmoid", "erf", "gelu", "pow", "sin", "cos",
+                   "log1p", "expm1", "softplus", "sqrt", "rsqrt"}
+
+
+def work_ns(node: Node) -> float:
+    """A rough estimate of the node's run time in ns: its members' loops and matmuls, and the
+    bytes of its operands and results."""
+    if view(node) or node.op is CONST:
+        return 0.0
+    members = node.body.nodes if node.op is FUSED else [node]
+    values = {v.id: v for v in list(node.inputs) + list(node.outputs)}
+    traffic = sum(v.size * v.dtype.itemsize for v in values.values()) * _NS_PER_BYTE
+    return traffic + sum(_compute_ns(n) for n in members)
+
+
+def _compute_ns(node: Node) -> float:
+    if view(node) or node.op is CONST:
+        return 0.0
+    if node.op is ops.matmul:
+        a = node.inputs[0]
+        return 2.0 * node.output.size * (a.shape[-1] if a.ndim else 1) * _NS_PER_FLOP
+    size = max([v.size for v in node.outputs] + [v.size for v in node.inputs[:1]] + [1])
+    per = _NS_PER_TRANSCENDENTAL if node.op.name in _TRANSCENDENTAL else _NS_PER_OP
+    return size * per
+
+
+def heavy(node: Node) -> bool:
+    """Whether the node runs from Python between native segments (see HEAVY_NS)."""
+    return work_ns(node) >= HEAVY_NS
