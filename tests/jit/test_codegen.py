@@ -354,7 +354,8 @@ def test_heavy_nodes_run_from_python_between_native_segments(monkeypatch):
         out.sum().backward()
         got, w1.grad = w1.grad.numpy(), None
         x64, w64, w2_64 = (a.astype(np.float64) for a in arrays)
-        want = _finite_difference(lambda w: _two_layers_numpy(x64, w, w2_64).sum(), w64)
+        want = _finite_difference(
+            lambda w, x64=x64, w2_64=w2_64: _two_layers_numpy(x64, w, w2_64).sum(), w64)
         np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
     program = _program(compiled)
     assert program.tier == "native"

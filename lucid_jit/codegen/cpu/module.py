@@ -281,7 +281,9 @@ class ModuleEmitter:
                         for name, digest, label in self.kernel_refs]
         tables = [
             f"PYTHON = ({''.join(f'segment{k}, ' for k in range(n_seg))})",
-            f"NATIVE = ({''.join(f'segment{k}, ' if k in self.python_segments else f'native_segment{k}, ' for k in range(n_seg))})",
+            "NATIVE = ({})".format("".join(
+                f"segment{k}, " if k in self.python_segments else f"native_segment{k}, "
+                for k in range(n_seg))),
         ]
         text = (HEADER + "\n".join(kernel_lines) + "\n\n\n"
                 + "\n\n\n".join(seg_sources) + "\n\n\n" + "\n".join(tables) + "\n\n\n"
@@ -633,42 +635,38 @@ def _pieces(runs, heavy_nodes: set[int]):
     """The runs of native nodes cut into segments: each heavy node (plan.heavy) runs from Python,
     with its neighbours when they are too few to be worth a native function of their own (fewer
     than two kernels), and the rest are native segments of at most SEGMENT_NODES nodes (a run
-    with no heavy node is native whatever its size). (runs, compiled:
-    per run, whether it is a native segment)."""
+    with no heavy node is native whatever its size). (runs, compiled: per run, whether it is a
+    native segment)."""
     out: list[tuple[bool, list[Node]]] = []
     compiled: list[bool] = []
-
-    def add(nat: bool, nodes: list[Node], native_fn: bool) -> None:
-        if nat and out and out[-1][0] and not native_fn and not compiled[-1]:
-            out[-1][1].extend(nodes)  # consecutive Python pieces: one segment
-            return
-        out.append((nat, list(nodes)))
-        compiled.append(native_fn)
-
     for nat, nodes in runs:
         if not nat:
-            add(False, nodes, False)
+            _add(out, compiled, False, nodes, False)
             continue
-        light: list[Node] = []
         split = any(id(n) in heavy_nodes for n in nodes)
-
-        def flush() -> None:
+        light: list[Node] = []
+        for node in nodes + [None]:  # (None: the end of the run)
+            if node is not None and id(node) not in heavy_nodes:
+                light.append(node)
+                continue
             if not split or sum(not view(n) for n in light) >= 2:
                 step = SEGMENT_NODES or len(light)
                 for i in range(0, len(light), step):
-                    add(True, light[i:i + step], True)
+                    _add(out, compiled, True, light[i:i + step], True)
             elif light:
-                add(True, light, False)
-            light.clear()
-
-        for node in nodes:
-            if id(node) in heavy_nodes:
-                flush()
-                add(True, [node], False)
-            else:
-                light.append(node)
-        flush()
+                _add(out, compiled, True, light, False)
+            light = []
+            if node is not None:
+                _add(out, compiled, True, [node], False)
     return out, compiled
+
+
+def _add(out, compiled, nat: bool, nodes: list[Node], native_fn: bool) -> None:
+    if nat and out and out[-1][0] and not native_fn and not compiled[-1]:
+        out[-1][1].extend(nodes)  # consecutive Python pieces: one segment
+        return
+    out.append((nat, list(nodes)))
+    compiled.append(native_fn)
 
 
 def emit_module(graph: Graph, *, fastmath: bool = False,
