@@ -30,7 +30,7 @@ import networkx as nx
 from lucid import ops
 from lucid_jit import log
 from lucid_jit.ir.graph import CONST, FUSED, Graph, Node, Value
-from lucid_jit.passes.fusion_log import FusedGroup, FusionLog, _unfused_edges
+from lucid_jit.passes.fusion_log import FusedGroup, FusionLog
 
 REDUCTIONS = (ops.sum, ops.max)
 
@@ -273,7 +273,7 @@ def finish(plan: Plan, pass_name: str) -> Graph:
     for key, reason in plan.reasons.items():
         reasons.setdefault(key, reason)
     groups = (previous.groups if previous else ()) + tuple(made)
-    entry = FusionLog(groups, tuple(_unfused_edges(result, reasons)), reasons)
+    entry = FusionLog(groups, result, reasons)
     if result is plan.graph:  # nothing fused: the same graph, its log annotated (not rebuilt)
         result.log = entry
     else:

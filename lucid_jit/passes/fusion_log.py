@@ -4,8 +4,9 @@ and for each edge left between two fusible-looking kernels, why (`fusion_report(
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from lucid import ops
 from lucid_jit.ir.graph import FUSED, Graph, Node, Value
@@ -36,13 +37,20 @@ class UnfusedEdge:
         return f"{self.producer} -> {self.consumer} [{self.aval}]: {self.reason}"
 
 
-@dataclass(frozen=True)
 class FusionLog:
-    """The fusion decisions behind a graph: every group made so far, and the edges left."""
+    """The fusion decisions behind a graph: every group made so far, and the edges left
+    (`unfused`: worked out when first read, by `explain` or the fusion log; a retrace for a new
+    batch size never reads them)."""
 
-    groups: tuple[FusedGroup, ...]
-    unfused: tuple[UnfusedEdge, ...]
-    reasons: Mapping[tuple[int, int], str] = field(default_factory=dict, repr=False)
+    def __init__(self, groups: tuple[FusedGroup, ...], graph: Graph,
+                 reasons: Mapping[tuple[int, int], str]) -> None:
+        self.groups = groups
+        self.reasons = reasons
+        self._graph = graph
+
+    @functools.cached_property
+    def unfused(self) -> tuple[UnfusedEdge, ...]:
+        return tuple(_unfused_edges(self._graph, self.reasons))
 
     def lines(self) -> list[str]:
         return [str(g) for g in self.groups] + [f"unfused {e}" for e in self.unfused]
