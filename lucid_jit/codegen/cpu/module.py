@@ -170,7 +170,7 @@ class ModuleEmitter:
         self.layout: dict[int, str] = {}  # value id -> "C", "F" or "A" (inside segments)
         self.native_values: set[int] = set()  # value ids computed in segments emitted so far
         self.arena_views: dict[str, str] = {}  # the segment's typed views of the arena
-        self.python_segments: list[int] = []  # segments run from Python in the native tier
+        self.python_segments: set[int] = set()  # segments run from Python in the native tier
         self.alloc: dict[int, int | None] = {}  # value id -> root buffer's value id (None: input)
         self.draws: Draws | None = None  # the graph's random draws (their counters: `R`)
 
@@ -253,7 +253,7 @@ class ModuleEmitter:
             if nat:
                 src, call = self._segment(n_seg, nodes, needed_later[k], compiled[k])
                 if not compiled[k]:
-                    self.python_segments.append(n_seg)
+                    self.python_segments.add(n_seg)
                 seg_sources.append(src)
                 run_lines.append(call)
                 n_seg += 1

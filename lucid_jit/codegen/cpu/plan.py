@@ -145,8 +145,8 @@ _NS_PER_BYTE = 0.05
 _NS_PER_OP = 0.1
 _NS_PER_TRANSCENDENTAL = 1.0
 _NS_PER_FLOP = 0.05
-_TRANSCENDENTAL = {"exp", "log", "tanh", "sigmoid", "erf", "gelu", "pow", "sin", "cos",
-                   "log1p", "expm1", "softplus", "sqrt", "rsqrt"}
+_TRANSCENDENTAL = {op.name for op in (ops.exp, ops.log, ops.tanh, ops.sigmoid, ops.erf, ops.pow,
+                                       ops.sin, ops.cos, ops.log1p, ops.sqrt)}
 
 
 def work_ns(node: Node) -> float:
