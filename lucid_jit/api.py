@@ -15,7 +15,9 @@ autograd loop over the forward trace.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import os
 import threading
 import time
@@ -151,7 +153,8 @@ class CompiledFunction:
             entry = next((e for e in self.cache.get(key, ()) if e.check(flat) is not None),
                          None)
             if entry is None:
-                entry = self._trace(key, spec, flat, args, kwargs)
+                with _gc_paused():
+                    entry = self._trace(key, spec, flat, args, kwargs)
                 self.cache.setdefault(key, []).append(entry)
                 self.entries.append(entry)
             self.last_entry = entry
@@ -201,7 +204,8 @@ class CompiledFunction:
         if reasons is not None and log.enabled("recompiles"):
             log.write("recompiles", f"{self.name}: retracing (entry {len(self.entries)}) "
                       "because\n    " + "\n    ".join(reasons))
-        entry = self._trace(key, spec, flat, args, kwargs)
+        with _gc_paused():
+            entry = self._trace(key, spec, flat, args, kwargs)
         if reasons is not None:  # recorded once the trace gave an entry: recompile i -> entry i+1
             self.recompiles.append((self.name, reasons))
         self.cache.setdefault(key, []).append(entry)
@@ -402,6 +406,23 @@ class CompiledFunction:
             return (f"# backend {entry.backend.name!r} generates no code; it interprets the "
                     "graph (see .ir())")
         return program.source()
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """No cyclic garbage collection while a call is traced and its code emitted. A trace builds
+    tens of thousands of objects that mostly live on in the entry; a full collection triggered
+    among them scans every object of the process (numba's included: ~50 ms), and would land on
+    the call that retraces. Collection resumes after, in its usual rhythm. The numba compile a
+    first call may run is not covered: it makes cyclic garbage by the megabyte."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _device_of_call(flat, reach) -> str:

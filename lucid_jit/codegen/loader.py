@@ -43,6 +43,9 @@ from pathlib import Path
 CODEGEN_VERSION = "3"
 _LOCK = threading.RLock()
 _LOADED: dict[str, object] = {}  # text hash -> module
+# (LUCID_JIT_CACHE_DIR, text hash) of graph modules whose native tier was found complete in
+# numba's cache (it stays so: only purge and clear remove numba's files, and they forget it).
+_NATIVE_CACHED: set[tuple] = set()
 _MARKER = ".lucid_jit"  # in each directory the cache made
 _KEY_DIR = re.compile(r"^v\d+-[0-9a-f]{16}$")
 
@@ -340,6 +343,7 @@ def purge(text: str, kernel_texts=()):
         for t, prefix in [(text, "m")] + [(k, "k") for k in kernel_texts]:
             digest = text_hash(t)
             _LOADED.pop(digest, None)
+            _NATIVE_CACHED.difference_update({p for p in _NATIVE_CACHED if p[1] == digest})
             sys.modules.pop(module_name(digest, prefix), None)
             path = _find(f"{prefix}_{digest}.py")
             if path is not None:
@@ -351,15 +355,20 @@ def native_cached(text: str) -> bool:
     """Whether numba's cache holds the native tier of this graph module (a second process, or
     a worker's compile): every native segment, and the kernels of the segments that run from
     Python in that tier (module.py's heavy kernels)."""
+    key = text_hash(text)
+    place = (os.environ.get("LUCID_JIT_CACHE_DIR"), key)
+    if place in _NATIVE_CACHED:
+        return True
     segments, kernels = _native_needs(text)
     if segments:
-        path = _find(f"m_{text_hash(text)}.py")
+        path = _find(f"m_{key}.py")
         if path is None or not all(_has_index(path, name) for name in segments):
             return False
     for digest in kernels:
         path = _find(f"k_{digest}.py")
         if path is None or not _has_index(path, "kernel"):
             return False
+    _NATIVE_CACHED.add(place)
     return True
 
 
@@ -430,6 +439,7 @@ def clear() -> None:
             for prefix in "mkc":
                 sys.modules.pop(module_name(digest, prefix), None)
         _LOADED.clear()
+        _NATIVE_CACHED.clear()
         roots = [cache_root()] + [p.parent for p in _PRIVATE]
         for root in roots:
             try:

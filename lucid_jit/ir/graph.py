@@ -165,6 +165,25 @@ class Graph:
             self._users = out
         return self._users
 
+    def structure(self) -> tuple:
+        """A hashable key equal for two graphs exactly when they compute the same thing the
+        same way: ops, attrs (constants by their bytes), wiring, shapes and dtypes, fused bodies
+        alike; value ids and names play no part."""
+        index: dict[int, int] = {}
+        parts: list = []
+        for v in self.inputs:
+            index[v.id] = len(index)
+            parts.append((v.shape, v.dtype.str))
+        for node in self.nodes:
+            ins = tuple([index[v.id] for v in node.inputs])
+            for v in node.outputs:
+                index[v.id] = len(index)
+            parts.append((node.op, ins, node.attr_key() if node.attrs else (),
+                          tuple([(v.shape, v.dtype.str) for v in node.outputs]),
+                          node.body.structure() if node.body is not None else None))
+        parts.append(tuple([index[v.id] for v in self.outputs]))
+        return tuple(parts)
+
     def count(self) -> dict[str, int]:
         """Node count per op name (fused bodies not included)."""
         counts: dict[str, int] = {}

@@ -22,27 +22,37 @@ def rewrite(graph: Graph, rule: Rule) -> Graph:
     subst: dict[int, Value] = {}
     defs: dict[int, Node] = {}
     nodes: list[Node] = []
+    changed = False
     for old in graph.nodes:
-        inputs = rename(old.inputs, subst)
-        node = old if inputs == old.inputs else Node(old.op, inputs, old.outputs, old.attrs,
-                                                     old.body)
+        node = old
+        if subst:
+            inputs = tuple([subst.get(v.id, v) for v in old.inputs])
+            if inputs != old.inputs:
+                node = Node(old.op, inputs, old.outputs, old.attrs, old.body)
         result = rule(node, defs)
+        if result is None:
+            changed |= node is not old
+            nodes.append(node)
+            for v in node.outputs:
+                defs[v.id] = node
+            continue
+        changed = True
         if isinstance(result, list):  # several nodes: the last one stands for the old node
             for extra in result[:-1]:
                 nodes.append(extra)
-                defs.update((v.id, extra) for v in extra.outputs)
+                for v in extra.outputs:
+                    defs[v.id] = extra
             result = result[-1]
-        if result is None or isinstance(result, Node):
-            new = node if result is None else result
-            subst.update((o.id, n) for o, n in zip(old.outputs, new.outputs, strict=True)
-                         if o is not n)
-            nodes.append(new)
-            defs.update((v.id, new) for v in new.outputs)
+        if isinstance(result, Node):
+            for o, n in zip(old.outputs, result.outputs, strict=True):
+                if o is not n:
+                    subst[o.id] = n
+            nodes.append(result)
+            for v in result.outputs:
+                defs[v.id] = result
         else:
             values = (result,) if isinstance(result, Value) else tuple(result)
             subst.update((o.id, v) for o, v in zip(old.outputs, values, strict=True))
-    outputs = rename(graph.outputs, subst)
-    if outputs == graph.outputs and len(nodes) == len(graph.nodes) and \
-            all(a is b for a, b in zip(nodes, graph.nodes, strict=True)):
+    if not changed:
         return graph
-    return graph.replace(nodes=nodes, outputs=outputs)
+    return graph.replace(nodes=nodes, outputs=rename(graph.outputs, subst))

@@ -3,8 +3,8 @@ rules, building fused nodes, and the log of decisions.
 
 A `Plan` starts with every node alone and a pass merges clusters of nodes. A merge is refused when
 the merged cluster would not be convex (a path leaves it and comes back: the kernel would wait on
-itself). The plan keeps the dataflow as a networkx DiGraph with each cluster contracted to one
-vertex, so a merge is legal exactly when contracting keeps that graph acyclic. Groups made by an
+itself). The plan keeps the dataflow as a DAG (successor and predecessor sets) with each cluster
+contracted to one vertex, so a merge is legal exactly when contracting keeps that graph acyclic. Groups made by an
 earlier pass are single fused nodes by then, so no pass can make a cycle, alone or with another.
 
 Free nodes cost nothing inside a loop: `full` fills, one-element `const`s and `broadcast_to` (a
@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Mapping
-
-import networkx as nx
 
 from lucid import ops
 from lucid_jit import log
@@ -83,16 +81,20 @@ class Plan:
         self.reasons: dict[tuple[int, int], str] = {}
         # Free nodes are left out of the dataflow graph: a broadcast's source feeds its readers
         # directly (it can never close a cycle a direct edge would not).
-        self.dag = nx.DiGraph()
+        # The contracted dataflow: cluster -> the clusters it feeds / that feed it.
+        self.succ: dict[int, set[int]] = {}
+        self.pred: dict[int, set[int]] = {}
         for i, node in enumerate(graph.nodes):
             if i in self.free:
                 continue
             self.rep[i] = i
             self.members[i] = [i]
-            self.dag.add_node(i)
+            preds = self.pred[i] = set()
+            self.succ[i] = set()
             for v in node.inputs:
                 for p in self._sources(v):
-                    self.dag.add_edge(p, i)
+                    preds.add(p)
+                    self.succ[p].add(i)
 
     def _sources(self, v: Value) -> list[int]:
         p = self.producer.get(v.id)
@@ -151,13 +153,17 @@ class Plan:
                 self.reject(value, consumer, "would create a cycle (a path leaves the group "
                                              "and comes back)")
             return False
-        for p in list(self.dag.predecessors(rb)):
+        succ, pred = self.succ, self.pred
+        for p in pred.pop(rb):
+            succ[p].discard(rb)
             if p != ra:
-                self.dag.add_edge(p, ra)
-        for s in list(self.dag.successors(rb)):
+                succ[p].add(ra)
+                pred[ra].add(p)
+        for s in succ.pop(rb):
+            pred[s].discard(rb)
             if s != ra:
-                self.dag.add_edge(ra, s)
-        self.dag.remove_node(rb)
+                pred[s].add(ra)
+                succ[ra].add(s)
         self.rep[rb] = ra
         self.members[ra].extend(self.members.pop(rb))
         kind = self.kind.pop(rb, None)
@@ -167,10 +173,11 @@ class Plan:
 
     def _reaches(self, src: int, dst: int) -> bool:
         """Whether a path of two or more edges leads from cluster src to cluster dst."""
-        stack = [s for s in self.dag.successors(src) if s != dst]
+        succ = self.succ
+        stack = [s for s in succ[src] if s != dst]
         seen = set(stack)
         while stack:
-            for s in self.dag.successors(stack.pop()):
+            for s in succ[stack.pop()]:
                 if s == dst:
                     return True
                 if s not in seen:
@@ -334,24 +341,35 @@ def _emit(plan: Plan) -> tuple[Graph, list[FusedGroup]]:
 
     # Order: a topological order of the kernels, each as close to its first node as it can be.
     unit_of: dict[int, int] = {}
-    dag = nx.DiGraph()
     position: dict[int, int] = {}
     for i in top:
-        dag.add_node(i)
         position[i] = i
         unit_of.update((v.id, i) for v in nodes[i].outputs)
     for rep, node in fused.items():
-        dag.add_node(n + rep)
         position[n + rep] = groups[rep][0][0]
         unit_of.update((v.id, n + rep) for v in node.outputs)
-    for unit in list(dag.nodes):
+    feeds: dict[int, set[int]] = {unit: set() for unit in position}
+    waiting = dict.fromkeys(position, 0)
+    for unit in position:
         inputs = nodes[unit].inputs if unit < n else fused[unit - n].inputs
         for v in inputs:
             src = unit_of.get(v.id)
-            if src is not None and src != unit:
-                dag.add_edge(src, unit)
-    order = nx.lexicographical_topological_sort(dag, key=position.__getitem__)
-    new_nodes = [nodes[u] if u < n else fused[u - n] for u in order]
+            if src is not None and src != unit and unit not in feeds[src]:
+                feeds[src].add(unit)
+                waiting[unit] += 1
+    # Kahn's algorithm, always taking the ready unit with the smallest position.
+    ready = [(position[u], u) for u, k in waiting.items() if k == 0]
+    heapq.heapify(ready)
+    new_nodes = []
+    while ready:
+        _, u = heapq.heappop(ready)
+        new_nodes.append(nodes[u] if u < n else fused[u - n])
+        for s in feeds[u]:
+            waiting[s] -= 1
+            if not waiting[s]:
+                heapq.heappush(ready, (position[s], s))
+    if len(new_nodes) != len(position):
+        raise AssertionError("fusion made a cycle between kernels")
     return plan.graph.replace(nodes=new_nodes), made
 
 

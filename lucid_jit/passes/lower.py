@@ -22,6 +22,8 @@ from lucid_jit.passes.registry import register
 
 @register("lower_conv")
 def lower_conv(graph: Graph) -> Graph:
+    if not any(node.op is ops.conv2d for node in graph.nodes):
+        return graph
     return rewrite(graph, lambda node, defs: lower_conv2d(node) if node.op is ops.conv2d
                    and node.body is None else None)
 

@@ -32,6 +32,26 @@ from lucid_jit.codegen.cpu.lowering import MATH
 from lucid_jit.ir.graph import Graph, Value
 
 
+# Kernel sources made in this process, by what they depend on (the body's structure with its
+# shapes, the in-place outputs, whether parallel loops are allowed): a graph traced again (a new
+# batch size) re-emits the kernels whose shapes did not change (an optimizer's update) from here.
+_MADE: dict[tuple, KernelSource] = {}
+_MADE_MAX = 4096
+
+
+def kernel_source(body: Graph, same: dict[int, int] | None = None, *,
+                  parallel: bool = False) -> KernelSource:
+    """`KernelSource(body, same, parallel=...)`, shared with an earlier one made alike."""
+    key = (body.structure(), tuple(sorted((same or {}).items())), parallel)
+    made = _MADE.get(key)
+    if made is None:
+        made = KernelSource(body, same, parallel=parallel)
+        if len(_MADE) >= _MADE_MAX:
+            _MADE.clear()
+        _MADE[key] = made
+    return made
+
+
 class KernelSource(BodyMath):
     """Builds one kernel's source. `extents` lists, per phase, the iteration shape the caller
     passes (as ints, in order); `consts` the scalar constants (value, dtype) it passes after the

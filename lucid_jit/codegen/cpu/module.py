@@ -32,7 +32,7 @@ from lucid_jit.codegen.body import _tuple, np_type, supported_body, typed
 from lucid_jit.codegen.cpu import ops as cpu_ops
 from lucid_jit.codegen.cpu.arena import plan_arena
 from lucid_jit.codegen.cpu.inline import inline_body
-from lucid_jit.codegen.cpu.kernels import KernelSource
+from lucid_jit.codegen.cpu.kernels import kernel_source
 from lucid_jit.codegen.cpu.lowering import LOWERING, MATH_NAMES
 from lucid_jit.codegen.cpu.plan import (
     VIEWS,
@@ -511,7 +511,7 @@ class ModuleEmitter:
                 j = next((j for j, x in enumerate(inputs) if x.id == self.inplace[v.id].id), None)
                 if j is not None:
                     same[k] = j
-        ks = KernelSource(body, same, parallel=self.parallel)
+        ks = kernel_source(body, same, parallel=self.parallel)
         self.any_parallel |= ks.parallel
         name = self._register(ks.lines, ks.parallel, label)
         code = []
