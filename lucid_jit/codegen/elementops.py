@@ -396,7 +396,8 @@ def unfold_kernel(node: Node) -> ElementKernel:
             f"kj = {r} % {kw}",
             f"iy = j2 * {sh} + ki * {dh} - {ph}",
             f"x0 = kj * {dw} - {pw}",
-            f"ob = ({r} * p1 + {b}) * nl + j2 * ow" if knl else f"ob = ({b} * p1 + {r}) * nl + j2 * ow",
+            (f"ob = ({r} * p1 + {b}) * nl + j2 * ow" if knl
+             else f"ob = ({b} * p1 + {r}) * nl + j2 * ow"),
             f"ab = (({b} * nc + c) * h + iy) * w + x0",
             "lo = 0",
             "hi = 0",

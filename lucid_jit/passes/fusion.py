@@ -4,8 +4,9 @@ rules, building fused nodes, and the log of decisions.
 A `Plan` starts with every node alone and a pass merges clusters of nodes. A merge is refused when
 the merged cluster would not be convex (a path leaves it and comes back: the kernel would wait on
 itself). The plan keeps the dataflow as a DAG (successor and predecessor sets) with each cluster
-contracted to one vertex, so a merge is legal exactly when contracting keeps that graph acyclic. Groups made by an
-earlier pass are single fused nodes by then, so no pass can make a cycle, alone or with another.
+contracted to one vertex, so a merge is legal exactly when contracting keeps that graph acyclic.
+Groups made by an earlier pass are single fused nodes by then, so no pass can make a cycle, alone
+or with another.
 
 Free nodes cost nothing inside a loop: `full` fills, one-element `const`s and `broadcast_to` (a
 stride-0 read of its source, which stays outside). They are never merged; each group takes the

@@ -31,7 +31,6 @@ from lucid_jit.codegen.body import (
 from lucid_jit.codegen.cpu.lowering import MATH
 from lucid_jit.ir.graph import Graph, Value
 
-
 # Kernel sources made in this process, by what they depend on (the body's structure with its
 # shapes, the in-place outputs, whether parallel loops are allowed): a graph traced again (a new
 # batch size) re-emits the kernels whose shapes did not change (an optimizer's update) from here.
