@@ -466,4 +466,5 @@ def _made_by_cache(path: Path) -> bool:
         return False
     if _MARKER in names:
         return True
-    return all(re.match(r"^(?:[mkc]_[0-9a-f]{24}\.py|__pycache__|.*\.tmp)$", n) for n in names)
+    return all(re.match(r"^(?:[mkc]_[0-9a-f]{24}\.(?:py|\d+\.lock)|__pycache__|.*\.tmp)$", n)
+               for n in names)

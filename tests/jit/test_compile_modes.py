@@ -5,6 +5,8 @@ compiles ahead without running anything. Every path gives eager's results."""
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pytest
 
@@ -208,3 +210,84 @@ def test_an_unknown_mode_is_an_error(monkeypatch):
     monkeypatch.setenv("LUCID_JIT_MODE", "eager")
     with pytest.raises(ValueError, match="LUCID_JIT_MODE"):
         lucid.compile(lambda x: x + 1)
+
+
+_EXITS_EARLY = textwrap.dedent("""
+    import sys, time
+    import lucid, lucid.nn as nn
+    import lucid_jit
+    from lucid.optim import Adam
+    from tests.models import train_step
+
+    lucid.manual_seed(5)
+    model = nn.Sequential(nn.Linear(6, 11), nn.Tanh(), nn.Linear(11, 2))
+    step = lucid.compile(train_step(model, Adam(model.parameters(), lr=0.01), nn.MSELoss()),
+                         mode="async")
+    x, y = lucid.randn(4, 6), lucid.randn(4, 2)
+    before = lucid_jit.cache_info()["numba_compiles"]
+    for _ in range(int(sys.argv[1])):
+        step(x, y).item()
+    entry = step.last_entry
+    program = entry.backend.program(entry.forward)
+    if sys.argv[1] == "3":  # the job is with a worker: exit while it compiles
+        assert program._jobs
+        while not all(job.running() or job.done() for job in program._jobs):
+            time.sleep(0.02)
+        time.sleep(0.3)
+        print("EXITING", all(not job.done() for job in program._jobs), flush=True)
+    else:
+        print("TIER", program.tier, lucid_jit.cache_info()["numba_compiles"] - before)
+""")
+
+
+def test_a_compile_in_flight_at_exit_finishes_and_the_next_process_runs_native(tmp_path):
+    """A process that exits while a worker compiles its step leaves the worker to finish that
+    job; the next process finds the native code on disk and runs native from its first call,
+    compiling nothing."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    script = tmp_path / "exits_early.py"
+    script.write_text(_EXITS_EARLY)
+    env = dict(os.environ, LUCID_JIT_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(root),
+               LUCID_JIT_NATIVE_AFTER="2")
+
+    def run(calls: str) -> str:
+        done = subprocess.run([sys.executable, str(script), calls], cwd=root, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    assert "EXITING True" in run("3")
+    deadline = time.monotonic() + 240
+    while not list((tmp_path / "cache").rglob("m_*.native_segment0-*.nbi")):
+        assert time.monotonic() < deadline, "the worker did not finish its job after the exit"
+        time.sleep(0.5)
+    assert "TIER native 0" in run("2")  # the second call: the graph A compiled
+
+
+def test_one_process_at_a_time_compiles_a_segment(tmp_path):
+    """The lock a worker compiles each segment under: a second holder waits for the first."""
+    import threading
+    import time
+
+    from lucid_jit.codegen.cpu.background import _locked
+
+    lock, order = tmp_path / "m_0.0.lock", []
+
+    def second():
+        with _locked(lock):
+            order.append("second")
+
+    with _locked(lock):
+        thread = threading.Thread(target=second)
+        thread.start()
+        time.sleep(0.3)
+        order.append("first")
+    thread.join(timeout=30)
+    assert order == ["first", "second"]
+    assert (lock.stat().st_mode & 0o777) == 0o600

@@ -13,15 +13,23 @@ Workers are separate Python processes running `python -m lucid_jit.codegen.cpu.b
 (never forks of the caller, whose threads and locks do not survive a fork, and never
 multiprocessing's spawn, which would import the user's main script again). There is one per core,
 at most four, so both cores of a small machine compile while the caller keeps running; they start
-on first need, take pickled jobs on stdin and answer on stdout, and are killed at exit (a compile
-still running is abandoned, not awaited). A job that fails, or a process that cannot start
-workers, compiles in the foreground as the "sync" mode does.
+on first need, take pickled jobs on stdin and answer on stdout. A job that fails, or a process that
+cannot start workers, compiles in the foreground as the "sync" mode does.
+
+The caller's exit never waits for a worker. Jobs still queued are dropped; a job a worker has
+started is finished, after the caller is gone, so that the next process finds that code on disk
+(a short script run twice runs native the second time). A worker left so exits when its job is
+done, or after FINISH_AFTER_EXIT_S (`LUCID_JIT_FINISH_AFTER_EXIT_S`; 0 ends it at the caller's
+exit, as a kill would). Each native segment is compiled under a lock file beside its module, so a
+second process that needs the same code while a worker of an earlier one still compiles it waits
+for that compile and loads the result, instead of compiling it again alongside.
 """
 
 from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import contextlib
 import os
 import pickle
 import queue
@@ -36,6 +44,9 @@ from pathlib import Path
 import numpy as np
 
 _LOCK = threading.Lock()
+
+# How long a worker may go on with a job it started after its caller exited (seconds).
+FINISH_AFTER_EXIT_S = float(os.environ.get("LUCID_JIT_FINISH_AFTER_EXIT_S", "120"))
 
 
 @dataclass
@@ -76,13 +87,44 @@ def compile_native(job: Job) -> list[tuple[str, float]]:
     start = -arena.ctypes.data % 64
     # (pickling does not keep NumPy's writeable flag, and numba types read-only arrays apart)
     constants = tuple(_zeros_like(*spec) for spec in job.C_specs) if job.C_specs else job.C
+    digest = loader.text_hash(job.text)
     segments = tuple(
-        native if job.segments is None or k in job.segments else _stand_in(job.returns[k])
+        (_one_at_a_time(native, loader.cache_dir() / f"m_{digest}.{k}.lock")
+         if native.__name__.startswith("native_") else native)
+        if job.segments is None or k in job.segments else _stand_in(job.returns[k])
         for k, native in enumerate(module.NATIVE))
     with np.errstate(all="ignore"):
         module.run(args, job.D, job.K, job.H, constants, segments, pool,
                    arena[start:start + job.arena_bytes])
     return compiletime.functions_since(first)
+
+
+def _one_at_a_time(segment, lock: Path):
+    """`segment`, its first call (numba's compile, or its load from the disk cache) made under
+    an exclusive lock on `lock`: of several processes compiling the same segment, one compiles
+    and the others wait and load its code."""
+    def call(*args):
+        with _locked(lock):
+            return segment(*args)
+    return call
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive `flock` on the file `path` (made 0600, never through a symlink); without
+    one (no fcntl, a read-only cache) the body runs unlocked."""
+    try:
+        import fcntl
+
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # (releases the lock)
 
 
 def _stand_in(returns):
@@ -159,6 +201,7 @@ class _Worker:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=None if verbose else subprocess.DEVNULL, env=env)
         self.jobs = jobs
+        self.sending = threading.Lock()  # held while a job is written to the worker's pipe
         threading.Thread(target=self._feed, daemon=True, name="lucid_jit compile").start()
 
     def _feed(self) -> None:
@@ -170,7 +213,8 @@ class _Worker:
             if not future.set_running_or_notify_cancel():
                 continue
             try:
-                _send(self.process.stdin, blob)
+                with self.sending:
+                    _send(self.process.stdin, blob)
                 ok, value = pickle.loads(_receive(self.process.stdout))  # noqa: S301
             except Exception as exc:  # noqa: BLE001 (the worker died: this job fails)
                 future.set_exception(RuntimeError(f"compile worker failed: {exc!r}"))
@@ -211,10 +255,25 @@ def _start() -> None:
 
 
 def _stop() -> None:
-    """At exit: end the workers now (a compile in flight is abandoned)."""
+    """At exit: drop the queued jobs and close the workers' input. An idle worker ends at once;
+    one in the middle of a job finishes it (bounded by FINISH_AFTER_EXIT_S), then ends."""
+    while True:
+        try:
+            item = _JOBS.get_nowait()
+        except queue.Empty:
+            break
+        if item is not None:
+            item[1].cancel()
     for worker in _WORKERS:
         try:
-            worker.process.kill()
+            if FINISH_AFTER_EXIT_S > 0:
+                # a job half written to the pipe (a worker still starting reads it soon): a
+                # moment to finish writing it, or the worker would get half a job
+                if worker.sending.acquire(timeout=2.0):
+                    worker.sending.release()
+                worker.process.stdin.close()
+            else:
+                worker.process.kill()
         except OSError:
             pass
     for _ in _WORKERS:
@@ -239,9 +298,12 @@ def submit(job: Job) -> concurrent.futures.Future | None:
 
 
 def _serve() -> None:
-    """The worker's loop: a job in, (ok, its compiles or the error) out, until stdin ends."""
+    """The worker's loop: a job in, (ok, its compiles or the error) out, until stdin ends or
+    the caller is gone."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # (nothing but answers on the pipe)
+    threading.Thread(target=_watch_caller, args=(os.getppid(),), daemon=True,
+                     name="lucid_jit caller watch").start()
     while True:
         try:
             blob = _receive(stdin)
@@ -251,7 +313,19 @@ def _serve() -> None:
             answer = (True, _work(blob))
         except Exception as exc:  # noqa: BLE001 (reported to the parent, which compiles itself)
             answer = (False, f"{type(exc).__name__}: {exc}")
-        _send(stdout, pickle.dumps(answer))
+        try:
+            _send(stdout, pickle.dumps(answer))
+        except OSError:  # the caller exited meanwhile: the code is on disk, nobody to tell
+            return
+
+
+def _watch_caller(caller: int) -> None:
+    """End this worker FINISH_AFTER_EXIT_S after its caller is gone (a job still compiling
+    then is abandoned)."""
+    while os.getppid() == caller:
+        time.sleep(0.5)
+    time.sleep(max(0.0, FINISH_AFTER_EXIT_S))
+    os._exit(0)
 
 
 if __name__ == "__main__":
