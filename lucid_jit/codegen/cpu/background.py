@@ -12,8 +12,8 @@ loads it from disk and runs native from there on.
 Workers are separate Python processes running `python -m lucid_jit.codegen.cpu.background`
 (never forks of the caller, whose threads and locks do not survive a fork, and never
 multiprocessing's spawn, which would import the user's main script again). There is one per core,
-at most four, so both cores of a small machine compile while the caller keeps running; they start
-on first need, take pickled jobs on stdin and answer on stdout. A job that fails, or a process that
+at most four, at a lower priority than the caller (WORKER_NICENESS), so the cores of a small
+machine compile while the caller keeps running first; they start on first need, take pickled jobs on stdin and answer on stdout. A job that fails, or a process that
 cannot start workers, compiles in the foreground as the "sync" mode does.
 
 The caller's exit never waits for a worker. Jobs still queued are dropped; a job a worker has
@@ -45,6 +45,9 @@ import numpy as np
 
 _LOCK = threading.Lock()
 
+# Workers run at a lower scheduling priority (nice +10): where cores are few, the caller's calls
+# (on the interpreter meanwhile) get the CPU first and the compile takes what is left.
+WORKER_NICENESS = 10
 # How long a worker may go on with a job it started after its caller exited (seconds).
 FINISH_AFTER_EXIT_S = float(os.environ.get("LUCID_JIT_FINISH_AFTER_EXIT_S", "120"))
 
@@ -302,6 +305,10 @@ def _serve() -> None:
     the caller is gone."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # (nothing but answers on the pipe)
+    try:  # background work: the caller's own calls come first on a busy machine
+        os.nice(WORKER_NICENESS)
+    except (AttributeError, OSError):
+        pass
     threading.Thread(target=_watch_caller, args=(os.getppid(),), daemon=True,
                      name="lucid_jit caller watch").start()
     while True:
