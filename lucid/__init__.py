@@ -40,7 +40,9 @@ for _name in _functions.METHODS:
     globals()[_name] = _functions.method_function(_name)
 
 
-from lucid import cuda, nn, optim  # noqa: E402  (they build on Tensor)
+from lucid import cuda, nn, optim, utils  # noqa: E402  (they build on Tensor)
+from lucid.random import Generator, randperm  # noqa: E402
+from lucid.serialization import load, save  # noqa: E402
 
 
 def compile(fn=None, *, backend: str = "cpu", fullgraph: bool = False,  # noqa: A001

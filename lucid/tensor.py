@@ -73,6 +73,13 @@ class Tensor:
         t._version = [0]
         return t
 
+    def __reduce_ex__(self, protocol):
+        """Pickled (lucid.save, a DataLoader worker's queue) as its values, dtype, shape,
+        requires_grad, device and class; never its gradient or history."""
+        from lucid.serialization import reduce_tensor
+
+        return reduce_tensor(self)
+
     # ------------------------------------------------------------------ properties
 
     @property

@@ -1,7 +1,8 @@
 """lucid.optim: optimizers built from Tensor ops."""
 
+from lucid.optim import lr_scheduler
 from lucid.optim.adam import Adam, AdamW
 from lucid.optim.optimizer import Optimizer
 from lucid.optim.sgd import SGD
 
-__all__ = ["SGD", "Adam", "AdamW", "Optimizer"]
+__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "lr_scheduler"]

@@ -13,8 +13,10 @@ Workers are separate Python processes running `python -m lucid_jit.codegen.cpu.b
 (never forks of the caller, whose threads and locks do not survive a fork, and never
 multiprocessing's spawn, which would import the user's main script again). There is one per core,
 at most four, at a lower priority than the caller (WORKER_NICENESS), so the cores of a small
-machine compile while the caller keeps running first; they start on first need, take pickled jobs on stdin and answer on stdout. A job that fails, or a process that
-cannot start workers, compiles in the foreground as the "sync" mode does.
+machine compile while the caller keeps running first; they start on first need, take pickled jobs
+on stdin and answer on stdout. A job that fails, or a process that cannot start workers, compiles
+in the foreground as the "sync" mode does. A forked child (a data-loading worker) starts workers
+of its own if it needs any: the parent's are not its to use.
 
 The caller's exit never waits for a worker. Jobs still queued are dropped; a job a worker has
 started is finished, after the caller is gone, so that the next process finds that code on disk
@@ -281,6 +283,18 @@ def _stop() -> None:
             pass
     for _ in _WORKERS:
         _JOBS.put(None)
+
+
+def _forget_in_child() -> None:
+    """After a fork: the parent's workers and queue belong to the parent."""
+    global _JOBS, _LOCK
+    _WORKERS.clear()
+    _JOBS = queue.Queue()
+    _LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def submit(job: Job) -> concurrent.futures.Future | None:
