@@ -81,9 +81,9 @@ _LOAD_DEVICE: list = []  # the map_location of the load in progress (a stack: lo
 
 def reduce_tensor(t) -> tuple:
     """What pickles a tensor (`Tensor.__reduce_ex__`)."""
-    arr = np.ascontiguousarray(t.numpy())
+    arr = t.numpy()
     name = "Parameter" if type(t).__name__ == "Parameter" else "Tensor"
-    return (_rebuild_tensor, (name, arr.tobytes(), arr.dtype.str, tuple(arr.shape),
+    return (_rebuild_tensor, (name, arr.tobytes(order="C"), arr.dtype.str, tuple(arr.shape),
                               bool(t.requires_grad), t.device))
 
 

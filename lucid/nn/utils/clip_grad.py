@@ -32,8 +32,9 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
             total = norms[0] if len(norms) == 1 else lucid.stack(norms).max()
         else:
             norms = [(g.abs() ** norm_type).sum() for g in grads]
-            total = (norms[0] if len(norms) == 1 else lucid.stack(norms).sum()) ** (1.0 / norm_type)
-        if error_if_nonfinite and not bool(total.isfinite()):
+            total = norms[0] if len(norms) == 1 else lucid.stack(norms).sum()
+            total = total ** (1.0 / norm_type)
+        if error_if_nonfinite and not math.isfinite(total.item()):
             raise RuntimeError(f"The total norm of order {norm_type} for gradients from "
                                "`parameters` is non-finite, so it cannot be clipped. To disable "
                                "this error and scale the gradients by the non-finite norm "
