@@ -8,8 +8,8 @@ backwards (fold and matmul), written in lucid ops so it also records while traci
 unfold's columns and fold's input have a `layout`: "nkl" (the default, torch's F.unfold: (N,
 C*kh*kw, L)) or "knl" ((C*kh*kw, N, L)). conv2d uses "knl": its columns are then one (K, N*L)
 matrix, so the forward product and both gradients are single GEMMs (per group) over all images,
-and the backward reads the forward's columns with no transposing copy. avg_pool2d is no primitive: the functional
-layer composes it from unfold and a sum.
+and the backward reads the forward's columns with no transposing copy. avg_pool2d is no
+primitive: the functional layer composes it from unfold and a sum.
 """
 
 from __future__ import annotations

@@ -14,8 +14,7 @@ import math
 import numpy as np
 
 from lucid import device, dtypes
-from lucid.ops import rules
-from lucid.ops import philox
+from lucid.ops import philox, rules
 from lucid.ops.registry import Aval, DTypeError, ShapeError, defop, op_error
 
 GENERATOR = philox.Generator()  # the process-wide generator (like torch's default one)

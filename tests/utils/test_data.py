@@ -307,7 +307,7 @@ def test_a_loader_with_workers_feeds_a_compiled_step():
     eager = train_step(models["e"], opts["e"], nn.MSELoss())
     compiled = lucid.compile(train_step(models["c"], opts["c"], nn.MSELoss()), mode="sync")
     ds = TensorDataset(x, y)
-    for epoch in range(3):
+    for _epoch in range(3):
         for (xb, yb), (xw, yw) in zip(DataLoader(ds, batch_size=16),
                                       DataLoader(ds, batch_size=16, num_workers=2), strict=True):
             np.testing.assert_array_equal(xb.numpy(), xw.numpy())
