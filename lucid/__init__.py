@@ -41,8 +41,14 @@ for _name in _functions.METHODS:
 
 
 from lucid import cuda, nn, optim, utils  # noqa: E402  (they build on Tensor)
+from lucid import methods as _methods  # noqa: E402  (Tensor methods written in lucid ops)
+from lucid.einsum import einsum  # noqa: E402
+from lucid.methods import Size, allclose, equal, from_numpy, is_tensor, isclose, numel  # noqa: E402
 from lucid.random import Generator, randperm  # noqa: E402
 from lucid.serialization import load, save  # noqa: E402
+
+for _name in _methods.FUNCTIONS:
+    globals()[_name] = _functions.method_function(_name)
 
 
 def compile(fn=None, *, backend: str = "cpu", fullgraph: bool = False,  # noqa: A001

@@ -503,6 +503,53 @@ PRIMITIVES: tuple[OpInfo, ...] = (
 )
 
 
+def _ref_sdpa(q, k, v, is_causal=False):
+    scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+    if is_causal:
+        keep = np.tril(np.ones(scores.shape[-2:], bool))
+        scores = np.where(keep, scores, -np.inf)
+    return _ref_softmax(scores, -1) @ v
+
+
+def _sdpa_samples(rng, dtype):
+    u = lambda *s: _uniform(rng, s, (-1, 1), dtype)
+    yield Sample((u(2, 3, 4), u(2, 5, 4), u(2, 5, 3)))
+    yield Sample((u(2, 4, 4), u(2, 4, 4), u(2, 4, 2)), {"is_causal": True})
+
+
+def _masked_fill_samples(rng, dtype):
+    yield Sample((_uniform(rng, (3, 4), (-2, 2), dtype), rng.uniform(size=(3, 4)) > 0.5))
+    yield Sample((_uniform(rng, (2, 3), (-2, 2), dtype), rng.uniform(size=(3,)) > 0.5))
+
+
+def _take_samples(rng, dtype):
+    x = _uniform(rng, (3, 4), (-2, 2), dtype)
+    yield Sample((x, np.array([[0, 3], [2, 2], [1, 0]])), {"dim": 1})
+    yield Sample((x, np.array([[2, 0, 1, 1]])), {"dim": 0})
+
+
+def _index_select_samples(rng, dtype):
+    yield Sample((_uniform(rng, (3, 4), (-2, 2), dtype), np.array([2, 0, 2])), {"dim": 1})
+
+
+def _einsum_samples(rng, dtype):
+    u = lambda *s: _uniform(rng, s, (-1, 1), dtype)
+    yield Sample((u(2, 3, 4), u(2, 4, 5)), {"equation": "bij,bjk->bik"})
+    yield Sample((u(3, 4), u(3, 4)), {"equation": "ij,ij->i"})
+    yield Sample((u(2, 3), u(3, 4), u(4,)), {"equation": "ij,jk,k->i"})
+
+
+def _nonfinite_samples(rng, dtype):
+    x = _uniform(rng, (3, 4), (-2, 2), dtype)
+    x[0, 1], x[2, 3], x[1, 0] = np.inf, np.nan, -np.inf
+    yield Sample((x,))
+
+
+def _ref_normalize(x, p=2.0, dim=1, eps=1e-12):
+    n = np.sum(np.abs(x) ** p, axis=dim, keepdims=True) ** (1 / p)
+    return x / np.maximum(n, eps)
+
+
 COMPOSITES: tuple[OpInfo, ...] = (
     OpInfo("Tensor.mean", lambda x, **a: x.mean(**a), lambda x, dim=None, keepdim=False:
            np.mean(x, axis=dim, keepdims=keepdim),
@@ -532,6 +579,51 @@ COMPOSITES: tuple[OpInfo, ...] = (
            lambda x: x[2, None, ..., 1:3], specs=(S((4, 5, 6)),)),
     OpInfo("Tensor.__getitem__[gather]", lambda x, i: x[i, 1:], lambda x, i: x[i, 1:],
            sample_fn=_gather_samples),
+    OpInfo("Tensor.repeat", lambda x, reps: x.repeat(*reps), lambda x, reps: np.tile(x, reps),
+           specs=(S((3, 4), reps=(2, 1, 3)), S((2,), reps=(3,)))),
+    OpInfo("Tensor.repeat_interleave", lambda x, **a: x.repeat_interleave(**a),
+           lambda x, repeats, dim=None: np.repeat(x, repeats, axis=dim),
+           specs=(S((3, 4), repeats=2, dim=1), S((2, 3), repeats=3))),
+    OpInfo("Tensor.split", lambda x, sizes, dim: x.split(sizes, dim)[1],
+           lambda x, sizes, dim: np.split(x, np.cumsum(sizes)[:-1], axis=dim)[1],
+           specs=(S((3, 5), sizes=[1, 3, 1], dim=1),)),
+    OpInfo("Tensor.flip", lambda x, dims: x.flip(dims), lambda x, dims: np.flip(x, dims),
+           specs=(S((2, 3, 4), dims=(0, 2)),)),
+    OpInfo("Tensor.roll", lambda x, shifts, dims: x.roll(shifts, dims),
+           lambda x, shifts, dims: np.roll(x, shifts, dims),
+           specs=(S((3, 4), shifts=(1, -2), dims=(0, 1)),)),
+    OpInfo("Tensor.masked_fill", lambda x, m: x.masked_fill(m, 0.5),
+           lambda x, m: np.where(m, np.asarray(0.5, x.dtype), x),
+           sample_fn=_masked_fill_samples),
+    OpInfo("Tensor.tril", lambda x, **a: x.tril(**a), lambda x, diagonal=0: np.tril(x, diagonal),
+           specs=(S((3, 4)), S((2, 4, 3), diagonal=-1))),
+    OpInfo("Tensor.triu", lambda x, **a: x.triu(**a), lambda x, diagonal=0: np.triu(x, diagonal),
+           specs=(S((4, 3), diagonal=1),)),
+    OpInfo("Tensor.logsumexp", lambda x, **a: x.logsumexp(**a),
+           lambda x, dim, keepdim=False: special.logsumexp(x, axis=dim, keepdims=keepdim),
+           specs=(S((3, 4), dim=1), S((2, 3, 4), dim=(0, 2), keepdim=True))),
+    OpInfo("Tensor.norm", lambda x, **a: x.norm(**a),
+           lambda x, p=2, dim=None, keepdim=False: np.sum(np.abs(x) ** p, axis=dim,
+                                                          keepdims=keepdim) ** (1 / p),
+           signed=True, domain=(0.2, 2.0), specs=(S((3, 4), dim=1), S((3, 4), p=3))),
+    OpInfo("Tensor.gather", lambda x, i, dim: x.gather(dim, i),
+           lambda x, i, dim: np.take_along_axis(x, i, axis=dim), sample_fn=_take_samples),
+    OpInfo("Tensor.index_select", lambda x, i, dim: x.index_select(dim, i),
+           lambda x, i, dim: np.take(x, i, axis=dim), sample_fn=_index_select_samples),
+    OpInfo("Tensor.diagonal", lambda x, **a: x.diagonal(**a),
+           lambda x, offset=0: np.diagonal(x, offset).copy(),
+           specs=(S((3, 4), offset=1), S((4, 3), offset=-1))),
+    OpInfo("Tensor.outer", lambda x, y: x.outer(y), np.outer, specs=(S((3,), (4,)),)),
+    OpInfo("Tensor.isfinite", lambda x: x.isfinite(), np.isfinite,
+           sample_fn=_nonfinite_samples, differentiable=False),
+    OpInfo("lucid.einsum", lambda *xs, equation: lucid.einsum(equation, *xs),
+           lambda *xs, equation: np.einsum(equation, *xs), sample_fn=_einsum_samples,
+           atol=1e-5),
+    OpInfo("F.scaled_dot_product_attention",
+           lambda q, k, v, **a: lucid.nn.functional.scaled_dot_product_attention(q, k, v, **a),
+           _ref_sdpa, sample_fn=_sdpa_samples, atol=1e-5),
+    OpInfo("F.normalize", lambda x, **a: lucid.nn.functional.normalize(x, **a), _ref_normalize,
+           signed=True, domain=(0.2, 2.0), specs=(S((3, 4)), S((2, 5), p=1.0, dim=0))),
 )
 
 

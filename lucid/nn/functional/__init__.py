@@ -14,6 +14,11 @@ from lucid.nn.functional.activation import (  # noqa: F401
     softplus,
     tanh,
 )
+from lucid.nn.functional.attention import (  # noqa: F401
+    normalize,
+    one_hot,
+    scaled_dot_product_attention,
+)
 from lucid.nn.functional.conv import (  # noqa: F401
     avg_pool2d,
     conv2d,

@@ -1,0 +1,690 @@
+"""Tensor methods and lucid functions written in lucid's own ops (composites): PyTorch's names,
+defaults and errors. Each is a few primitives (where, comparisons, sum, matmul, getitem,
+reshape, broadcast_to), so under `lucid.compile` the compiler sees through them and fuses what
+follows; none reads a tensor's values unless its result depends on them (`one_hot` without
+`num_classes`, `allclose`).
+
+Installed on `Tensor` when lucid is imported; `lucid.<name>(t, ...)` forms are in FUNCTIONS.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from lucid import dtypes
+from lucid.ops.registry import CURRENT_TRACER, DTypeError, ShapeError, op_error
+from lucid.tensor import Tensor
+
+_INSTALLED: dict[str, object] = {}
+
+
+def method(fn):
+    """Install `fn` as a Tensor method of the same name."""
+    _INSTALLED[fn.__name__] = fn
+    setattr(Tensor, fn.__name__, fn)
+    return fn
+
+
+def _dim(t: Tensor, dim: int, what: str) -> int:
+    n = max(t.ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(f"{what}: dimension out of range (expected to be in range of "
+                         f"[{-n}, {n - 1}], but got {dim})")
+    return dim % n
+
+
+def _const(array: np.ndarray, like: Tensor) -> Tensor:
+    """A constant on `like`'s device (under a trace: a constant of the graph)."""
+    return Tensor(array, device=like.device)
+
+
+# ----------------------------------------------------------------------------- about a tensor
+
+
+@method
+def dim(self) -> int:
+    return self.ndim
+
+
+@method
+def nelement(self) -> int:
+    return self.numel()
+
+
+@method
+def element_size(self) -> int:
+    return self.dtype.itemsize
+
+
+@method
+def is_floating_point(self) -> bool:
+    return dtypes.is_floating(self.dtype)
+
+
+@method
+def is_contiguous(self) -> bool:
+    data = self.data
+    return bool(data.flags.c_contiguous) if isinstance(data, np.ndarray) else True
+
+
+_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
+               "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor",
+               "int8": "CharTensor", "uint8": "ByteTensor", "bool": "BoolTensor"}
+
+
+@method
+def type(self, dtype=None):  # noqa: A001 (PyTorch's name)
+    """The type's name ("lucid.FloatTensor") without an argument; with one, a cast to it."""
+    if dtype is None:
+        prefix = "lucid.cuda." if self.device == "cuda" else "lucid."
+        return prefix + _TYPE_NAMES.get(self.dtype.name, self.dtype.name)
+    return self.cast(dtypes.as_dtype(dtype))
+
+
+# ----------------------------------------------------------------------------- shapes
+
+
+@method
+def t(self) -> Tensor:
+    if self.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
+                           f"{self.ndim}D")
+    return self if self.ndim < 2 else self.transpose(0, 1)
+
+
+Tensor.mT = property(lambda self: self.transpose(-2, -1), doc="The last two dims swapped.")
+
+
+@method
+def contiguous(self) -> Tensor:
+    """Self when its elements are in C order already, else a C-ordered copy."""
+    if self.is_contiguous():
+        return self
+    out = self.clone()
+    if isinstance(out.data, np.ndarray):  # (the copy keeps the layout; the values are its own)
+        out.data = np.ascontiguousarray(out.data)
+    return out
+
+
+@method
+def view_as(self, other: Tensor) -> Tensor:
+    return self.reshape(other.shape)
+
+
+@method
+def reshape_as(self, other: Tensor) -> Tensor:
+    return self.reshape(other.shape)
+
+
+@method
+def unflatten(self, dim: int, sizes: Sequence[int]) -> Tensor:
+    d = _dim(self, dim, "unflatten")
+    return self.reshape(*self.shape[:d], *sizes, *self.shape[d + 1:])
+
+
+@method
+def narrow(self, dim: int, start: int, length: int) -> Tensor:
+    d = _dim(self, dim, "narrow")
+    if start < 0:
+        start += self.shape[d]
+    if not (0 <= start and start + length <= self.shape[d]) or length < 0:
+        raise IndexError(f"narrow(): start ({start}) + length ({length}) exceeds dimension "
+                         f"size ({self.shape[d]}).")
+    return self[(slice(None),) * d + (slice(start, start + length),)]
+
+
+@method
+def repeat(self, *sizes) -> Tensor:
+    """The tensor tiled `sizes[i]` times along each dim (PyTorch's repeat, NumPy's tile): a
+    reshape, a broadcast and a reshape."""
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = tuple(sizes[0])
+    sizes = tuple(int(s) for s in sizes)
+    if len(sizes) < self.ndim:
+        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number "
+                           "of dimensions of tensor")
+    x = self.reshape((1,) * (len(sizes) - self.ndim) + self.shape)
+    inter = tuple(v for d in x.shape for v in (1, d))
+    wide = tuple(v for r, d in zip(sizes, x.shape, strict=True) for v in (r, d))
+    return x.reshape(inter).broadcast_to(wide).reshape(
+        tuple(r * d for r, d in zip(sizes, x.shape, strict=True)))
+
+
+@method
+def repeat_interleave(self, repeats: int, dim: int | None = None) -> Tensor:
+    """Each element repeated `repeats` times along `dim` (of the flattened tensor without one):
+    an unsqueeze, a broadcast and a reshape."""
+    if isinstance(repeats, Tensor):
+        if repeats.numel() != 1:
+            raise NotImplementedError("repeat_interleave: lucid takes one repeat count (an int)")
+        repeats = int(repeats.item())
+    if repeats < 0:
+        raise RuntimeError("repeats can not be negative")
+    x = self.reshape(-1) if dim is None else self
+    d = 0 if dim is None else _dim(x, dim, "repeat_interleave")
+    shape = x.shape
+    wide = shape[:d + 1] + (repeats,) + shape[d + 1:]
+    return x.unsqueeze(d + 1).broadcast_to(wide).reshape(
+        shape[:d] + (shape[d] * repeats,) + shape[d + 1:])
+
+
+@method
+def split(self, split_size_or_sections, dim: int = 0) -> tuple[Tensor, ...]:
+    d = _dim(self, dim, "split")
+    n = self.shape[d]
+    if isinstance(split_size_or_sections, int):
+        size = split_size_or_sections
+        if size <= 0 and n:
+            raise ValueError(f"split expects split_size be non-negative, but got "
+                             f"split_size={size}")
+        sizes = [min(size, n - i) for i in range(0, n, size)] if n else [0]
+    else:
+        sizes = [int(s) for s in split_size_or_sections]
+        if sum(sizes) != n:
+            raise ValueError(f"split_with_sizes expects split_sizes to sum exactly to {n} "
+                             f"(input tensor's size at dimension {d}), but got "
+                             f"split_sizes={sizes}")
+    out, start = [], 0
+    for s in sizes:
+        out.append(self[(slice(None),) * d + (slice(start, start + s),)])
+        start += s
+    return tuple(out)
+
+
+@method
+def chunk(self, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
+    if chunks <= 0:
+        raise RuntimeError("chunk expects `chunks` to be greater than 0, got: " + str(chunks))
+    n = self.shape[_dim(self, dim, "chunk")]
+    return self.split(max(1, -(-n // chunks)), dim)
+
+
+@method
+def flip(self, dims) -> Tensor:
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    index = [slice(None)] * self.ndim
+    for d in dims:
+        index[_dim(self, d, "flip")] = slice(None, None, -1)
+    return self[tuple(index)]
+
+
+@method
+def roll(self, shifts, dims=None) -> Tensor:
+    if dims is None:
+        return self.reshape(-1).roll(shifts, 0).reshape(self.shape)
+    shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    if len(shifts) != len(dims):
+        raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:"
+                           f"{len(dims)}")
+    from lucid.functions import cat
+
+    x = self
+    for s, d in zip(shifts, dims, strict=True):
+        d = _dim(x, d, "roll")
+        n = x.shape[d]
+        s = s % n if n else 0
+        if s:
+            pre = (slice(None),) * d
+            x = cat([x[pre + (slice(n - s, n),)], x[pre + (slice(0, n - s),)]], d)
+    return x
+
+
+# ----------------------------------------------------------------------------- comparisons, logic
+
+
+for _name, _sym in (("eq", "__eq__"), ("ne", "__ne__"), ("lt", "__lt__"), ("le", "__le__"),
+                    ("gt", "__gt__"), ("ge", "__ge__")):
+    setattr(Tensor, _name, getattr(Tensor, _sym))
+    _INSTALLED[_name] = getattr(Tensor, _sym)
+Tensor.greater, Tensor.less = Tensor.gt, Tensor.lt
+
+
+def _as_bool(t: Tensor) -> Tensor:
+    return t if t.dtype == dtypes.bool_ else t != 0
+
+
+@method
+def logical_not(self) -> Tensor:
+    return _as_bool(self) == False  # noqa: E712 (an elementwise comparison)
+
+
+@method
+def logical_and(self, other) -> Tensor:
+    from lucid.functions import where
+
+    return where(_as_bool(self), _as_bool(_lift(self, other)), False)
+
+
+@method
+def logical_or(self, other) -> Tensor:
+    from lucid.functions import where
+
+    return where(_as_bool(self), True, _as_bool(_lift(self, other)))
+
+
+@method
+def logical_xor(self, other) -> Tensor:
+    return _as_bool(self) != _as_bool(_lift(self, other))
+
+
+def _lift(self: Tensor, other) -> Tensor:
+    return other if isinstance(other, Tensor) else self._lift(other)
+
+
+def _bool_only(op: str):
+    def fn(self, other=None):
+        if self.dtype != dtypes.bool_ or (other is not None and isinstance(other, Tensor)
+                                          and other.dtype != dtypes.bool_):
+            raise op_error(op, [self.aval], "lucid has bitwise operators on bool tensors only "
+                                            "(logical and, or, xor, not)", DTypeError)
+        return {"__and__": Tensor.logical_and, "__or__": Tensor.logical_or,
+                "__xor__": Tensor.logical_xor}[op](self, other) if other is not None \
+            else self.logical_not()
+    fn.__name__ = op
+    return fn
+
+
+Tensor.__and__, Tensor.__or__, Tensor.__xor__ = (_bool_only("__and__"), _bool_only("__or__"),
+                                                 _bool_only("__xor__"))
+Tensor.__rand__, Tensor.__ror__, Tensor.__rxor__ = Tensor.__and__, Tensor.__or__, Tensor.__xor__
+Tensor.__invert__ = _bool_only("__invert__")
+
+
+@method
+def isnan(self) -> Tensor:
+    if not dtypes.is_floating(self.dtype):
+        return self != self  # all False, of this shape
+    return self != self
+
+
+@method
+def isinf(self) -> Tensor:
+    if not dtypes.is_floating(self.dtype):
+        return self != self
+    return self.abs() == math.inf
+
+
+@method
+def isfinite(self) -> Tensor:
+    if not dtypes.is_floating(self.dtype):
+        return self == self
+    from lucid.functions import where
+
+    return where(self == self, self.abs() != math.inf, False)
+
+
+@method
+def any(self, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
+    return _as_bool(self).cast(dtypes.int64).sum(dim, keepdim) > 0
+
+
+@method
+def all(self, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
+    return self.logical_not().cast(dtypes.int64).sum(dim, keepdim) == 0
+
+
+@method
+def masked_fill(self, mask, value) -> Tensor:
+    from lucid.functions import where
+
+    if not isinstance(mask, Tensor) or mask.dtype != dtypes.bool_:
+        raise op_error("masked_fill", [self.aval], "expects a bool tensor as the mask",
+                       DTypeError)
+    if isinstance(value, Tensor) and value.ndim != 0:
+        raise RuntimeError(f"masked_fill only supports a 0-dimensional value tensor, but got "
+                           f"tensor with {value.ndim} dimension(s).")
+    value = value.cast(self.dtype) if isinstance(value, Tensor) else self._lift(value, self.dtype)
+    return where(mask, value, self).broadcast_to(self.shape)
+
+
+@method
+def masked_fill_(self, mask, value) -> Tensor:
+    return self._inplace(lambda x: x.masked_fill(mask, value))
+
+
+# ----------------------------------------------------------------------------- math
+
+
+@method
+def square(self) -> Tensor:
+    return self * self
+
+
+@method
+def rsqrt(self) -> Tensor:
+    return self._float_operand().sqrt().reciprocal()
+
+
+@method
+def lerp(self, end, weight) -> Tensor:
+    return self + weight * (end - self)
+
+
+@method
+def softmax(self, dim: int) -> Tensor:
+    from lucid.nn.functional import softmax
+
+    return softmax(self, dim)
+
+
+@method
+def log_softmax(self, dim: int) -> Tensor:
+    from lucid.nn.functional import log_softmax
+
+    return log_softmax(self, dim)
+
+
+@method
+def logsumexp(self, dim, keepdim: bool = False) -> Tensor:
+    """log(sum(exp(x))) over `dim`, shifted by the max so that it never overflows."""
+    from lucid.functions import where
+
+    x = self._float_operand()
+    m = x.amax(dim, keepdim=True).detach()
+    m = where(m.abs() != math.inf, m, 0.0)
+    out = (x - m).exp().sum(dim, keepdim=True).log() + m
+    if keepdim:
+        return out
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    for d in sorted((_dim(x, d, "logsumexp") for d in dims), reverse=True):
+        out = out.squeeze(d)
+    return out
+
+
+@method
+def norm(self, p="fro", dim=None, keepdim: bool = False) -> Tensor:
+    """The vector p-norm over `dim` (all elements by default): "fro" and 2 the Euclidean norm,
+    inf and -inf the largest and smallest magnitude, 0 the count of non-zeros."""
+    x = self._float_operand()
+    if p in ("fro", 2, 2.0):
+        return (x * x).sum(dim, keepdim).sqrt()
+    if p == 1:
+        return x.abs().sum(dim, keepdim)
+    if p == math.inf:
+        return x.abs().amax(dim, keepdim)
+    if p == -math.inf:
+        return x.abs().amin(dim, keepdim)
+    if p == 0:
+        return (x != 0).cast(x.dtype).sum(dim, keepdim)
+    if isinstance(p, str):
+        raise ValueError(f"norm: p must be a number or 'fro', got {p!r}")
+    return (x.abs() ** float(p)).sum(dim, keepdim) ** (1.0 / float(p))
+
+
+@method
+def std_mean(self, dim=None, keepdim: bool = False, unbiased: bool = True):
+    return self.std(dim, keepdim=keepdim, unbiased=unbiased), self.mean(dim, keepdim=keepdim)
+
+
+@method
+def var_mean(self, dim=None, keepdim: bool = False, unbiased: bool = True):
+    return self.var(dim, keepdim=keepdim, unbiased=unbiased), self.mean(dim, keepdim=keepdim)
+
+
+# ----------------------------------------------------------------------------- triangles, products
+
+
+def _triangle(t: Tensor, diagonal: int, lower: bool, what: str) -> Tensor:
+    from lucid.functions import where
+
+    if t.ndim < 2:
+        raise RuntimeError(f"{what}: input tensor must have at least 2 dimensions")
+    rows, cols = t.shape[-2:]
+    i = np.arange(rows)[:, None]
+    j = np.arange(cols)[None, :]
+    keep = (j - i <= diagonal) if lower else (j - i >= diagonal)
+    return where(_const(keep, t), t, Tensor._wrap(np.zeros((), t.dtype)))
+
+
+@method
+def tril(self, diagonal: int = 0) -> Tensor:
+    return _triangle(self, diagonal, True, "tril")
+
+
+@method
+def triu(self, diagonal: int = 0) -> Tensor:
+    return _triangle(self, diagonal, False, "triu")
+
+
+@method
+def tril_(self, diagonal: int = 0) -> Tensor:
+    return self._inplace(lambda x: x.tril(diagonal))
+
+
+@method
+def triu_(self, diagonal: int = 0) -> Tensor:
+    return self._inplace(lambda x: x.triu(diagonal))
+
+
+@method
+def mm(self, mat2: Tensor) -> Tensor:
+    if self.ndim != 2 or mat2.ndim != 2:
+        raise op_error("mm", [self.aval, mat2.aval], "both operands must be 2-d", ShapeError)
+    return self.matmul(mat2)
+
+
+@method
+def bmm(self, mat2: Tensor) -> Tensor:
+    if self.ndim != 3 or mat2.ndim != 3:
+        raise op_error("bmm", [self.aval, mat2.aval], "both operands must be 3-d", ShapeError)
+    if self.shape[0] != mat2.shape[0]:
+        raise op_error("bmm", [self.aval, mat2.aval], "the batch sizes differ", ShapeError)
+    return self.matmul(mat2)
+
+
+@method
+def outer(self, vec2: Tensor) -> Tensor:
+    if self.ndim != 1 or vec2.ndim != 1:
+        raise op_error("outer", [self.aval, vec2.aval], "both operands must be 1-d", ShapeError)
+    return self.reshape(-1, 1) * vec2.reshape(1, -1)
+
+
+@method
+def dot(self, other: Tensor) -> Tensor:
+    if self.ndim != 1 or other.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {self.ndim}D and {other.ndim}D "
+                           "tensors")
+    if self.shape != other.shape:
+        raise RuntimeError(f"inconsistent tensor size, expected tensor [{self.shape[0]}] and "
+                           f"src [{other.shape[0]}] to have the same number of elements, but "
+                           "got different.")
+    return (self * other).sum()
+
+
+@method
+def addmm(self, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:
+    product = mat1.mm(mat2)
+    return (product if alpha == 1 else alpha * product) + (self if beta == 1 else beta * self)
+
+
+@method
+def baddbmm(self, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:
+    product = batch1.bmm(batch2)
+    return (product if alpha == 1 else alpha * product) + (self if beta == 1 else beta * self)
+
+
+# ----------------------------------------------------------------------------- indexing
+
+
+def _index_tensor(index, what: str) -> Tensor:
+    if not isinstance(index, Tensor):
+        index = Tensor(np.asarray(index))
+    if index.dtype.kind not in "iu":
+        raise op_error(what, [index.aval], "index must be an integer tensor", DTypeError)
+    return index
+
+
+@method
+def index_select(self, dim: int, index) -> Tensor:
+    index = _index_tensor(index, "index_select")
+    if index.ndim > 1:
+        raise IndexError("index_select(): Index is supposed to be a vector")
+    d = _dim(self, dim, "index_select")
+    return self[(slice(None),) * d + (index.reshape(-1),)]
+
+
+@method
+def gather(self, dim: int, index) -> Tensor:
+    """out[i][j][k] = self[index[i][j][k]][j][k] (for dim 0; likewise for the others)."""
+    index = _index_tensor(index, "gather")
+    d = _dim(self, dim, "gather")
+    if index.ndim != self.ndim:
+        raise RuntimeError("Index tensor must have the same number of dimensions as input "
+                           "tensor")
+    for k, (n, m) in enumerate(zip(index.shape, self.shape, strict=True)):
+        if k != d and n > m:
+            raise RuntimeError(f"Size does not match at dimension {k} expected index "
+                               f"{list(index.shape)} to be smaller than self {list(self.shape)} "
+                               f"apart from dimension {d}")
+    key = []
+    for k in range(self.ndim):
+        if k == d:
+            key.append(index)
+        else:
+            shape = [1] * self.ndim
+            shape[k] = index.shape[k]
+            key.append(_const(np.arange(index.shape[k]).reshape(shape), self))
+    return self[tuple(key)]
+
+
+@method
+def diagonal(self, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+    a, b = _dim(self, dim1, "diagonal"), _dim(self, dim2, "diagonal")
+    if a == b:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    rest = [k for k in range(self.ndim) if k not in (a, b)]
+    x = self.permute(*rest, a, b)
+    rows, cols = x.shape[-2:]
+    n = max(0, min(rows, cols - offset) if offset >= 0 else min(rows + offset, cols))
+    i = np.arange(n) + max(0, -offset)
+    j = np.arange(n) + max(0, offset)
+    lead = (slice(None),) * len(rest)
+    return x[lead + (_const(i, x), _const(j, x))]
+
+
+@method
+def diag(self, diagonal: int = 0) -> Tensor:
+    """A 1-d tensor's square matrix with it on the `diagonal`-th diagonal; a 2-d tensor's
+    diagonal."""
+    from lucid.functions import where
+
+    if self.ndim == 2:
+        return self.diagonal(diagonal)
+    if self.ndim != 1:
+        raise RuntimeError("diag(): Supports 1D or 2D tensors. Got " + f"{self.ndim}D")
+    n = self.shape[0] + abs(diagonal)
+    i, j = np.arange(n)[:, None], np.arange(n)[None, :]
+    on = (j - i == diagonal)
+    # row i of a matrix with x on the diagonal reads x[min(i, j)] where it is on it
+    src = np.clip(np.minimum(i, j), 0, self.shape[0] - 1) * np.ones((1, n), np.int64)
+    values = self[_const(src.astype(np.int64), self)]
+    return where(_const(on, self), values, Tensor._wrap(np.zeros((), self.dtype)))
+
+
+# ----------------------------------------------------------------------------- new tensors
+
+
+def _new(self, make, size, dtype, device, requires_grad):
+    size = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
+    return make(size, dtype=dtype or self.dtype, device=device or self.device,
+                requires_grad=requires_grad)
+
+
+@method
+def new_zeros(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    import lucid
+
+    return _new(self, lambda s, **k: lucid.zeros(*s, **k), size, dtype, device, requires_grad)
+
+
+@method
+def new_ones(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    import lucid
+
+    return _new(self, lambda s, **k: lucid.ones(*s, **k), size, dtype, device, requires_grad)
+
+
+@method
+def new_empty(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    import lucid
+
+    return _new(self, lambda s, **k: lucid.empty(*s, **k), size, dtype, device, requires_grad)
+
+
+@method
+def new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    import lucid
+
+    return lucid.full(tuple(size), fill_value, dtype=dtype or self.dtype,
+                      device=device or self.device, requires_grad=requires_grad)
+
+
+@method
+def new_tensor(self, data, dtype=None, device=None, requires_grad=False) -> Tensor:
+    if isinstance(data, Tensor):
+        data = data.detach().numpy()
+    return Tensor(data, dtype=dtype or self.dtype, device=device or self.device,
+                  requires_grad=requires_grad)
+
+
+# ----------------------------------------------------------------------------- lucid functions
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing `array`'s memory (writes to one show in the other)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
+    if CURRENT_TRACER.get() is not None:
+        return Tensor(array)
+    return Tensor._share(array)
+
+
+class Size(tuple):
+    """A shape (PyTorch's torch.Size): a tuple of ints."""
+
+    def numel(self) -> int:
+        return math.prod(self)
+
+    def __repr__(self) -> str:
+        return f"lucid.Size({list(self)})"
+
+
+def is_tensor(obj) -> bool:
+    return isinstance(obj, Tensor)
+
+
+def numel(t: Tensor) -> int:
+    return t.numel()
+
+
+def isclose(a, b, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> Tensor:
+    from lucid.functions import _as_tensor, where
+
+    a = _as_tensor(a)
+    b = _as_tensor(b, a)
+    close = (a - b).abs() <= atol + rtol * b.abs()
+    close = where(a == b, True, close)  # (equal infinities)
+    if equal_nan:
+        close = where(a.isnan().logical_and(b.isnan()), True, close)
+    return close
+
+
+def allclose(a, b, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
+    return bool(isclose(a, b, rtol, atol, equal_nan).all())
+
+
+def equal(a: Tensor, b: Tensor) -> bool:
+    """Same shape and the same elements."""
+    return a.shape == b.shape and bool((a == b).all())
+
+
+FUNCTIONS = ("tril", "triu", "mm", "bmm", "outer", "dot", "logsumexp", "softmax", "log_softmax",
+             "norm", "split", "chunk", "masked_fill", "gather", "index_select", "flip", "roll",
+             "isnan", "isinf", "isfinite", "logical_not", "logical_and", "logical_or",
+             "logical_xor", "square", "rsqrt", "lerp", "addmm", "baddbmm", "diag", "diagonal",
+             "narrow", "std_mean", "var_mean", "any", "all", "eq", "ne", "lt", "le", "gt", "ge",
+             "unflatten", "repeat_interleave")

@@ -1,0 +1,166 @@
+"""Tensor methods and lucid functions written as composites (lucid/methods.py, lucid/einsum.py,
+nn/functional/attention.py): PyTorch's semantics and errors, against NumPy. Values and gradients
+of the differentiable ones are in the OpInfo table (tests/opinfo.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lucid
+import lucid.nn.functional as F
+
+
+def test_shape_and_type_helpers():
+    x = lucid.randn(3, 4)
+    assert x.dim() == 2 and x.nelement() == 12 and x.element_size() == 4
+    assert x.type() == "lucid.FloatTensor" and x.type(lucid.float64).dtype == np.float64
+    assert x.is_floating_point() and not lucid.arange(3).is_floating_point()
+    assert x.t().shape == (4, 3) and lucid.ones(3).t().shape == (3,)
+    with pytest.raises(RuntimeError, match="t\\(\\) expects a tensor with <= 2 dimensions"):
+        lucid.ones(2, 2, 2).t()
+    assert x.mT.shape == (4, 3)
+    y = x.t()
+    assert not y.is_contiguous() and y.contiguous().is_contiguous()
+    np.testing.assert_array_equal(y.contiguous().numpy(), y.numpy())
+    assert x.contiguous() is x
+    assert x.view_as(lucid.zeros(12)).shape == (12,)
+    assert x.unflatten(1, (2, 2)).shape == (3, 2, 2)
+    np.testing.assert_array_equal(x.narrow(1, 1, 2).numpy(), x.numpy()[:, 1:3])
+    assert [t.shape for t in x.split(3, 1)] == [(3, 3), (3, 1)]
+    assert [t.shape for t in x.chunk(3, 1)] == [(3, 2), (3, 2)]
+    with pytest.raises(ValueError, match="split_with_sizes expects split_sizes to sum exactly"):
+        x.split([1, 1], 1)
+    z = x.new_zeros(2, 5)
+    assert z.shape == (2, 5) and z.dtype == np.float32 and not z.numpy().any()
+    assert x.new_full((2,), 7).tolist() == [7.0, 7.0] and x.new_ones((1,)).tolist() == [1.0]
+    assert x.new_tensor([1, 2]).dtype == np.float32
+
+
+def test_comparisons_logic_and_reductions():
+    a = lucid.tensor([1.0, 2.0, 3.0])
+    assert a.eq(2).tolist() == [False, True, False] and a.ge(2).tolist() == [False, True, True]
+    m, n = a > 1, a < 3
+    assert (m & n).tolist() == [False, True, False] and (m | n).tolist() == [True] * 3
+    assert (~m).tolist() == [True, False, False] and (m ^ n).tolist() == [True, False, True]
+    with pytest.raises(lucid.DTypeError, match="bool tensors only"):
+        lucid.arange(3) & lucid.arange(3)
+    assert a.any().item() and not (a > 5).any().item() and (a > 0).all().item()
+    assert lucid.tensor([[0, 1], [0, 0]]).any(1).tolist() == [True, False]
+    v = lucid.tensor([1.0, float("nan"), float("inf"), -float("inf")])
+    assert v.isnan().tolist() == [False, True, False, False]
+    assert v.isinf().tolist() == [False, False, True, True]
+    assert lucid.arange(3).isfinite().tolist() == [True] * 3
+    assert lucid.allclose(a, a + 1e-7) and not lucid.allclose(a, a + 1e-3)
+    assert lucid.isclose(v, v, equal_nan=True).tolist() == [True] * 4
+    assert lucid.equal(a, a.clone()) and not lucid.equal(a, a[:2])
+
+
+def test_from_numpy_shares_memory_and_size_is_a_tuple():
+    arr = np.zeros(3, np.float32)
+    t = lucid.from_numpy(arr)
+    arr[1] = 5
+    assert t.tolist() == [0.0, 5.0, 0.0]
+    assert lucid.Size([2, 3]) == (2, 3) and lucid.Size((2, 3)).numel() == 6
+    assert lucid.is_tensor(t) and not lucid.is_tensor(arr) and lucid.numel(t) == 3
+
+
+def test_products_check_their_operands():
+    with pytest.raises(lucid.ShapeError, match="mm: .*both operands must be 2-d"):
+        lucid.mm(lucid.ones(3), lucid.ones(3, 2))
+    with pytest.raises(lucid.ShapeError, match="bmm: .*batch sizes differ"):
+        lucid.bmm(lucid.ones(2, 3, 4), lucid.ones(3, 4, 5))
+    with pytest.raises(RuntimeError, match="1D tensors expected"):
+        lucid.ones(2, 2).dot(lucid.ones(2))
+    a, b = lucid.randn(3, 4), lucid.randn(4, 2)
+    np.testing.assert_allclose(lucid.ones(3, 2).addmm(a, b, beta=0.5, alpha=2).numpy(),
+                               0.5 + 2 * a.numpy() @ b.numpy(), rtol=1e-5)
+
+
+def test_einsum_errors():
+    with pytest.raises(ValueError, match="operand terms"):
+        lucid.einsum("ij,jk->ik", lucid.ones(2, 2))
+    with pytest.raises(ValueError, match="subscripts for an operand of"):
+        lucid.einsum("ijk->i", lucid.ones(2, 2))
+    with pytest.raises(NotImplementedError, match="repeated subscript"):
+        lucid.einsum("ii->i", lucid.ones(2, 2))
+    with pytest.raises(lucid.ShapeError, match="subscript 'j' has sizes 3 and 4"):
+        lucid.einsum("ij,jk->ik", lucid.ones(2, 3), lucid.ones(4, 2))
+
+
+def _ref_attention(q, k, v, keep=None, add=None):
+    s = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+    if keep is not None:
+        s = np.where(keep, s, -np.inf)
+    if add is not None:
+        s = s + add
+    e = np.exp(s - s.max(-1, keepdims=True))
+    return (e / e.sum(-1, keepdims=True)) @ v
+
+
+def test_attention_masks_scale_and_dropout():
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal(s).astype(np.float32) for s in ((2, 4, 3, 8), (2, 4, 5, 8),
+                                                                     (2, 4, 5, 6)))
+    keep = rng.uniform(size=(3, 5)) > 0.3
+    keep[:, 0] = True
+    T = lucid.tensor  # noqa: N806
+    out = F.scaled_dot_product_attention(T(q), T(k), T(v), attn_mask=T(keep))
+    np.testing.assert_allclose(out.numpy(), _ref_attention(q, k, v, keep=keep), rtol=1e-5,
+                               atol=1e-6)
+    add = rng.standard_normal((3, 5)).astype(np.float32)
+    out = F.scaled_dot_product_attention(T(q), T(k), T(v), attn_mask=T(add))
+    np.testing.assert_allclose(out.numpy(), _ref_attention(q, k, v, add=add), rtol=1e-5,
+                               atol=1e-6)
+    out = F.scaled_dot_product_attention(T(q), T(k), T(v), scale=0.5)
+    np.testing.assert_allclose(out.numpy(), _ref_attention(q * 0.5 * np.sqrt(8), k, v),
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(RuntimeError, match="Explicit attn_mask should not be set"):
+        F.scaled_dot_product_attention(T(q), T(k), T(v), attn_mask=T(keep), is_causal=True)
+    lucid.manual_seed(0)
+    dropped = F.scaled_dot_product_attention(T(q), T(k), T(v), dropout_p=0.5)
+    assert dropped.shape == (2, 4, 3, 6)
+    # grouped-query attention: 4 query heads share 2 key/value heads
+    kg, vg = k[:, :2], v[:, :2]
+    out = F.scaled_dot_product_attention(T(q), T(kg), T(vg), enable_gqa=True)
+    np.testing.assert_allclose(out.numpy(), _ref_attention(q, np.repeat(kg, 2, 1),
+                                                           np.repeat(vg, 2, 1)),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_one_hot_and_normalize():
+    assert F.one_hot(lucid.tensor([0, 2]), 3).tolist() == [[1, 0, 0], [0, 0, 1]]
+    assert F.one_hot(lucid.tensor([[1], [3]])).shape == (2, 1, 4)
+    with pytest.raises(lucid.DTypeError, match="one_hot is only applicable to index tensor"):
+        F.one_hot(lucid.tensor([0.0]), 2)
+    x = lucid.zeros(2, 3)
+    assert not F.normalize(x).isnan().any().item()
+
+
+def test_a_compiled_transformer_block_matches_eager():
+    """Causal attention, masked_fill, logsumexp, einsum and split inside one compiled step."""
+    lucid.manual_seed(3)
+    w = lucid.randn(8, 24, requires_grad=True)
+
+    def block(x):
+        q, k, v = (x @ w).split(8, -1)
+        q = q.reshape(2, 5, 2, 4).transpose(1, 2)
+        k = k.reshape(2, 5, 2, 4).transpose(1, 2)
+        v = v.reshape(2, 5, 2, 4).transpose(1, 2)
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        scores = lucid.einsum("bhqd,bhkd->bhqk", q, k).masked_fill(
+            lucid.ones(5, 5).triu(1) > 0, -1e9)
+        return a.sum() + scores.logsumexp(-1).sum()
+
+    compiled = lucid.compile(block, mode="sync", fullgraph=True)
+    for _ in range(2):
+        x = lucid.randn(2, 5, 8)
+        out_e = block(x)
+        out_e.backward()
+        ge = w.grad.numpy().copy()
+        w.grad = None
+        out_c = compiled(x)
+        out_c.backward()
+        np.testing.assert_allclose(out_c.item(), out_e.item(), rtol=1e-5)
+        np.testing.assert_allclose(w.grad.numpy(), ge, rtol=1e-4, atol=1e-5)
+        w.grad = None
