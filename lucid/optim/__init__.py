@@ -2,7 +2,9 @@
 
 from lucid.optim import lr_scheduler
 from lucid.optim.adam import Adam, AdamW
+from lucid.optim.adaptive import Adadelta, Adagrad, Adamax, NAdam, RAdam, RMSprop
 from lucid.optim.optimizer import Optimizer
 from lucid.optim.sgd import SGD
 
-__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "lr_scheduler"]
+__all__ = ["SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "NAdam", "Optimizer",
+           "RAdam", "RMSprop", "lr_scheduler"]
