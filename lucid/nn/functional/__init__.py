@@ -22,12 +22,13 @@ from lucid.nn.functional.attention import (  # noqa: F401
 from lucid.nn.functional.conv import (  # noqa: F401
     avg_pool2d,
     conv2d,
+    conv_transpose2d,
     fold,
     max_pool2d,
     pad,
     unfold,
 )
-from lucid.nn.functional.dropout import dropout  # noqa: F401
+from lucid.nn.functional.dropout import dropout, dropout2d  # noqa: F401
 from lucid.nn.functional.embedding import embedding  # noqa: F401
 from lucid.nn.functional.linear import linear  # noqa: F401
 from lucid.nn.functional.loss import (  # noqa: F401
@@ -38,4 +39,5 @@ from lucid.nn.functional.loss import (  # noqa: F401
     mse_loss,
     nll_loss,
 )
-from lucid.nn.functional.normalization import batch_norm, layer_norm  # noqa: F401
+from lucid.nn.functional.normalization import batch_norm, group_norm, layer_norm  # noqa: F401
+from lucid.nn.functional.resize import adaptive_avg_pool2d, interpolate  # noqa: F401

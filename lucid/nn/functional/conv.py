@@ -227,3 +227,38 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float = 0.0) -> Tenso
     for k in range(len(pad) // 2):
         pairs[input.ndim - 1 - k] = (int(pad[2 * k]), int(pad[2 * k + 1]))
     return ops.pad(input, pads=tuple(pairs), value=float(value))
+
+
+@tensor_args
+def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1,
+                     padding=0, output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+    """The transposed convolution (the gradient of conv2d with respect to its input): weight is
+    (C_in, C_out/groups, kh, kw). Each input pixel's channels times the weight give a kh x kw
+    patch per output channel (one matmul), and `fold` sums the patches into place."""
+    same_dtype("conv_transpose2d", input, weight=weight, bias=bias)
+    x, unbatched = _batched("conv_transpose2d", input, weight)
+    stride = _pair(stride, "conv_transpose2d", "stride")
+    padding = _pair(padding, "conv_transpose2d", "padding")
+    dilation = _pair(dilation, "conv_transpose2d", "dilation")
+    output_padding = _pair(output_padding, "conv_transpose2d", "output_padding")
+    n, c_in, h, w = x.shape
+    if weight.ndim != 4 or weight.shape[0] != c_in or c_in % groups:
+        raise op_error("conv_transpose2d", [x.aval, weight.aval],
+                       f"weight must be (C_in={c_in}, C_out/groups, kh, kw) with C_in divisible "
+                       f"by groups={groups}", ShapeError)
+    if any(op >= max(s, d) for op, s, d in zip(output_padding, stride, dilation, strict=True)):
+        raise op_error("conv_transpose2d", [x.aval], "output padding must be smaller than "
+                       "either stride or dilation", ShapeError)
+    c_out_g, kh, kw = weight.shape[1:]
+    out_h = (h - 1) * stride[0] - 2 * padding[0] + dilation[0] * (kh - 1) + output_padding[0] + 1
+    out_w = (w - 1) * stride[1] - 2 * padding[1] + dilation[1] * (kw - 1) + output_padding[1] + 1
+    c_in_g = c_in // groups
+    xs = x.reshape(n, groups, c_in_g, h * w)
+    ws = weight.reshape(groups, c_in_g, c_out_g * kh * kw)
+    cols = ws.transpose(1, 2).unsqueeze(0).matmul(xs)  # (n, groups, c_out_g*kh*kw, h*w)
+    cols = cols.reshape(n, groups * c_out_g * kh * kw, h * w)
+    out = ops.fold(cols, output_size=(out_h, out_w), kernel=(kh, kw), stride=stride,
+                   padding=padding, dilation=dilation)
+    if bias is not None:
+        out = out + bias.reshape(1, -1, 1, 1)
+    return _unbatch(out, unbatched)

@@ -35,3 +35,25 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
         return x * (keep.cast(x.dtype) * (1.0 / (1.0 - p)))
 
     return input._inplace(apply) if inplace else apply(input)
+
+
+@tensor_args
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True,
+              inplace: bool = False) -> Tensor:
+    """Zero whole channels: (N, C, H, W) or (C, H, W) inputs lose each channel with
+    probability p, and the rest are scaled by 1 / (1 - p)."""
+    p = _check_p("dropout2d", p)
+    if input.ndim not in (3, 4):
+        raise op_error("dropout2d", [input.aval], "expects a 3-d (C, H, W) or 4-d (N, C, H, W) "
+                       "input")
+    if not training or p == 0.0:
+        return input
+
+    def apply(x: Tensor) -> Tensor:
+        if p == 1.0:
+            return x * 0.0
+        mask_shape = x.shape[:-2] + (1, 1)
+        u = device.like(x, ops.uniform(shape=mask_shape, low=0.0, high=1.0, dtype=x.dtype))
+        return x * ((u >= p).cast(x.dtype) * (1.0 / (1.0 - p)))
+
+    return input._inplace(apply) if inplace else apply(input)

@@ -90,3 +90,28 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
     if bias is not None:
         out = out + bias
     return out
+
+
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalize (N, C, ...) over each group of C / num_groups channels and the spatial dims
+    (biased variance), then scale and shift per channel."""
+    if input.ndim < 2:
+        raise op_error("group_norm", [input.aval], "expects an input of at least 2 dims (N, C)",
+                       ShapeError)
+    n, c = input.shape[:2]
+    if c % num_groups:
+        raise op_error("group_norm", [input.aval], f"Expected number of channels in input to "
+                       f"be divisible by num_groups, but got input of shape {input.shape} and "
+                       f"num_groups={num_groups}", ShapeError)
+    same_dtype("group_norm", input, weight=weight, bias=bias)
+    x = input.reshape(n, num_groups, -1)
+    centered = x - x.mean(2, keepdim=True)
+    var = (centered * centered).mean(2, keepdim=True)
+    out = (centered / (var + eps).sqrt()).reshape(input.shape)
+    affine = (1, c) + (1,) * (input.ndim - 2)
+    if weight is not None:
+        out = out * weight.reshape(affine)
+    if bias is not None:
+        out = out + bias.reshape(affine)
+    return out
