@@ -19,6 +19,8 @@ from lucid.nn.modules.container import (  # noqa: F401
     ParameterList,
     Sequential,
 )
+from lucid.nn.modules.conv import Conv2d  # noqa: F401
+from lucid.nn.modules.dropout import Dropout  # noqa: F401
 from lucid.nn.modules.layers2 import (  # noqa: F401
     AdaptiveAvgPool2d,
     ConvTranspose2d,
@@ -27,8 +29,6 @@ from lucid.nn.modules.layers2 import (  # noqa: F401
     Unflatten,
     Upsample,
 )
-from lucid.nn.modules.conv import Conv2d  # noqa: F401
-from lucid.nn.modules.dropout import Dropout  # noqa: F401
 from lucid.nn.modules.linear import Flatten, Identity, Linear  # noqa: F401
 from lucid.nn.modules.loss import (  # noqa: F401
     BCELoss,
@@ -42,9 +42,9 @@ from lucid.nn.modules.module import Module, Parameter
 from lucid.nn.modules.normalization import BatchNorm1d, BatchNorm2d, LayerNorm  # noqa: F401
 from lucid.nn.modules.pooling import AvgPool2d, MaxPool2d  # noqa: F401
 from lucid.nn.modules.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401
+from lucid.nn.modules.sparse import Embedding  # noqa: F401
 from lucid.nn.modules.transformer import (  # noqa: F401
     MultiheadAttention,
     TransformerEncoder,
     TransformerEncoderLayer,
 )
-from lucid.nn.modules.sparse import Embedding  # noqa: F401
