@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python examples/train_mlp.py
+	$(BIN)/python examples/demo.py
 
 # The CUDA tests run as their own invocation under numba's CUDA simulator (the variable must be
 # set before numba is first imported). With a GPU: `.venv/bin/python -m pytest tests/cuda -m cuda`.

@@ -3,7 +3,14 @@
 from lucid import dtypes
 from lucid import functions as _functions
 from lucid.arguments import ArgumentError
-from lucid.autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
+from lucid.autograd import (
+    enable_grad,
+    grad,
+    inference_mode,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from lucid.dtypes import bool_, float32, float64, int32, int64
 from lucid.factories import (
     arange,
@@ -43,7 +50,17 @@ for _name in _functions.METHODS:
 from lucid import cuda, nn, optim, utils  # noqa: E402  (they build on Tensor)
 from lucid import methods as _methods  # noqa: E402  (Tensor methods written in lucid ops)
 from lucid.einsum import einsum  # noqa: E402
-from lucid.methods import Size, allclose, equal, from_numpy, is_tensor, isclose, numel  # noqa: E402
+from lucid.methods import (  # noqa: E402
+    Size,
+    allclose,
+    equal,
+    from_numpy,
+    get_num_threads,
+    is_tensor,
+    isclose,
+    numel,
+    set_num_threads,
+)
 from lucid.random import Generator, randperm  # noqa: E402
 from lucid.serialization import load, save  # noqa: E402
 

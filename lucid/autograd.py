@@ -53,6 +53,13 @@ class enable_grad(_GradMode):  # noqa: N801
     enabled = True
 
 
+class inference_mode(_GradMode):  # noqa: N801
+    """no_grad under PyTorch's other name (`inference_mode(False)` leaves grad mode on)."""
+
+    def __init__(self, mode: bool = True) -> None:
+        self.enabled = not mode
+
+
 def is_grad_enabled() -> bool:
     return GRAD_ENABLED.get()
 
@@ -118,6 +125,19 @@ def _seed(root, gradient):
     return gradient
 
 
+# Tensor.register_hook: id(tensor) -> its hooks, called in order with the tensor's gradient
+# when backward computes it (a hook may return a replacement); entries go with their tensors.
+HOOKS: dict[int, list] = {}
+
+
+def _run_hooks(t, g):
+    for hook in list(HOOKS.get(id(t), ())):
+        result = hook(g)
+        if result is not None:
+            g = result
+    return g
+
+
 def run_backward(roots, seeds, *, inputs=None, retain_graph=False, create_graph=False):
     """The chain rule. Accumulates into leaves' .grad, or returns grads of `inputs` if given."""
     for root in roots:
@@ -136,6 +156,8 @@ def run_backward(roots, seeds, *, inputs=None, retain_graph=False, create_graph=
             g = grads.pop(id(t), None)
             if g is None:
                 continue
+            if HOOKS and id(t) in HOOKS:
+                g = _run_hooks(t, g)
             if wanted is not None and id(t) in wanted:
                 found[wanted[id(t)]] = g
                 if t._ctx is None:

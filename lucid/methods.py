@@ -425,6 +425,82 @@ def var_mean(self, dim=None, keepdim: bool = False, unbiased: bool = True):
     return self.var(dim, keepdim=keepdim, unbiased=unbiased), self.mean(dim, keepdim=keepdim)
 
 
+# ----------------------------------------------------------------------------- rounding, division
+
+
+def _trunc(x: Tensor) -> Tensor:
+    """x rounded toward zero (through int64: exact for |x| < 2**63; inf and nan kept)."""
+    from lucid.functions import where
+
+    small = x.abs() < 2.0 ** 62  # (False for inf and nan: they pass through)
+    t = where(small, x, 0.0).cast(dtypes.int64).cast(x.dtype)
+    return where(small, t, x)
+
+
+@method
+def trunc(self) -> Tensor:
+    return self if not dtypes.is_floating(self.dtype) else _trunc(self)
+
+
+@method
+def floor(self) -> Tensor:
+    if not dtypes.is_floating(self.dtype):
+        return self
+    t = _trunc(self)
+    return t - (self < t).cast(self.dtype)
+
+
+@method
+def ceil(self) -> Tensor:
+    if not dtypes.is_floating(self.dtype):
+        return self
+    t = _trunc(self)
+    return t + (self > t).cast(self.dtype)
+
+
+@method
+def frac(self) -> Tensor:
+    return self - self.trunc()
+
+
+@method
+def floor_divide(self, other) -> Tensor:
+    """Division rounded down (Python's and PyTorch's `//`): exact for integers below 2**53."""
+    other = _lift(self, other)
+    dtype = dtypes.promote(self.dtype, other.dtype)
+    if dtypes.is_floating(dtype):
+        return (self.cast(dtype) / other.cast(dtype)).floor()
+    a, b = self.cast(dtype), other.cast(dtype)
+    q = (a.cast(dtypes.float64) / b.cast(dtypes.float64)).cast(dtypes.int64).cast(dtype)
+    inexact = (q * b) != a
+    return q - (inexact.logical_and((a < 0) != (b < 0))).cast(dtype)
+
+
+@method
+def remainder(self, other) -> Tensor:
+    """a - (a // b) * b: the sign of the divisor (Python's and PyTorch's `%`)."""
+    other = _lift(self, other)
+    return self - self.floor_divide(other) * other
+
+
+@method
+def fmod(self, other) -> Tensor:
+    """a - trunc(a / b) * b: the sign of the dividend (C's fmod)."""
+    other = _lift(self, other)
+    dtype = dtypes.promote(self.dtype, other.dtype)
+    a, b = self.cast(dtype), other.cast(dtype)
+    if dtypes.is_floating(dtype):
+        return a - (a / b).trunc() * b
+    q = (a.cast(dtypes.float64) / b.cast(dtypes.float64)).cast(dtypes.int64).cast(dtype)
+    return a - q * b
+
+
+Tensor.__floordiv__ = Tensor.floor_divide
+Tensor.__rfloordiv__ = lambda self, other: self._lift(other).floor_divide(self)
+Tensor.__mod__ = Tensor.remainder
+Tensor.__rmod__ = lambda self, other: self._lift(other).remainder(self)
+
+
 # ----------------------------------------------------------------------------- triangles, products
 
 
@@ -631,6 +707,187 @@ def new_tensor(self, data, dtype=None, device=None, requires_grad=False) -> Tens
                   requires_grad=requires_grad)
 
 
+# ----------------------------------------------------------------------------- order statistics
+
+
+def _order_break(what: str) -> None:
+    tracer = CURRENT_TRACER.get()
+    if tracer is not None:
+        tracer.graph_break(f"{what} inside a compiled function (lucid sorts on the host: the "
+                           "function runs eagerly)")
+
+
+def _sort_indices(t: Tensor, dim: int, descending: bool, stable: bool) -> np.ndarray:
+    arr = t.numpy()
+    if descending:
+        # a stable descending order: sort the reversed axis ascending by negated keys
+        keys = -arr if arr.dtype.kind in "fi" else ~arr if arr.dtype == np.bool_ else -arr
+        return np.argsort(keys, axis=dim, kind="stable")
+    return np.argsort(arr, axis=dim, kind="stable" if stable else "quicksort")
+
+
+@method
+def sort(self, dim: int = -1, descending: bool = False, stable: bool = False):
+    """(values, indices) along dim. The indices are found on the host (no gradient); the values
+    are a gather of self by them, so gradients flow to the sorted elements."""
+    from lucid.tensor import MinMax
+
+    _order_break("sort")
+    if self.ndim == 0:
+        return MinMax(self, Tensor(np.zeros((), np.int64), device=self.device))
+    d = _dim(self, dim, "sort")
+    idx = Tensor(_sort_indices(self.detach(), d, descending, stable).astype(np.int64),
+                 device=self.device)
+    return MinMax(self.gather(d, idx), idx)
+
+
+@method
+def argsort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
+    return self.sort(dim, descending, stable).indices
+
+
+@method
+def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):  # noqa: A002
+    """The k largest (or smallest) elements along dim and their indices, largest first."""
+    from lucid.tensor import MinMax
+
+    d = _dim(self, dim, "topk")
+    n = self.shape[d] if self.ndim else 1
+    if not 0 <= k <= n:
+        raise RuntimeError(f"selected index k out of range (k={k}, size {n})")
+    values, indices = self.sort(d, descending=largest, stable=True)
+    key = (slice(None),) * d + (slice(0, k),)
+    return MinMax(values[key], indices[key])
+
+
+@method
+def cumsum(self, dim: int, dtype=None) -> Tensor:
+    """Running sums along dim, written as matrix products with a triangle of ones: blocks of
+    64 summed by one product, the blocks' totals by the same method one level up (so the work
+    grows as n log n, and the compiler sees matmuls)."""
+    x = self.cast(dtypes.as_dtype(dtype)) if dtype is not None else self
+    if not dtypes.is_floating(x.dtype):
+        return _cumsum_last(x.cast(dtypes.float64).transpose(_dim(x, dim, "cumsum"), -1)) \
+            .transpose(_dim(x, dim, "cumsum"), -1).cast(x.dtype if dtype is not None
+                                                        else dtypes.int64)
+    if x.ndim == 0:
+        return x
+    d = _dim(x, dim, "cumsum")
+    return _cumsum_last(x.transpose(d, -1)).transpose(d, -1)
+
+
+_BLOCK = 64
+
+
+def _cumsum_last(x: Tensor) -> Tensor:
+    n = x.shape[-1]
+    if n <= _BLOCK:
+        upper = Tensor(np.triu(np.ones((n, n), x.dtype)), device=x.device)
+        return x.matmul(upper)
+    m = -(-n // _BLOCK)
+    lead = x.shape[:-1]
+    padded = x if m * _BLOCK == n else _pad_last(x, m * _BLOCK - n)
+    blocks = padded.reshape(*lead, m, _BLOCK)
+    within = _cumsum_last(blocks)
+    totals = within[..., -1]
+    offsets = _cumsum_last(totals) - totals
+    out = (within + offsets.unsqueeze(-1)).reshape(*lead, m * _BLOCK)
+    return out[..., :n]
+
+
+def _pad_last(x: Tensor, extra: int) -> Tensor:
+    from lucid.functions import cat
+
+    return cat([x, Tensor(np.zeros(x.shape[:-1] + (extra,), x.dtype), device=x.device)], -1)
+
+
+@method
+def cumprod(self, dim: int) -> Tensor:
+    """Running products: exp of the running sum of logs for positive elements, with signs and
+    zeros counted apart (exact zeros stay zero)."""
+    from lucid.functions import where
+
+    x = self._float_operand()
+    zero = x == 0
+    negative = (x < 0).cast(dtypes.float64)
+    logs = where(zero, 1.0, x.abs()).log()
+    magnitude = logs.cumsum(dim).exp()
+    flips = negative.cumsum(dim)
+    sign = 1.0 - 2.0 * (flips - 2.0 * (flips * 0.5).floor())
+    seen_zero = zero.cast(dtypes.float64).cumsum(dim) > 0
+    return where(seen_zero, 0.0, magnitude * sign.cast(x.dtype))
+
+
+@method
+def multinomial(self, num_samples: int, replacement: bool = False, *, generator=None):
+    from lucid.random import multinomial
+
+    return multinomial(self, num_samples, replacement, generator=generator)
+
+
+# ----------------------------------------------------------------------------- threads
+
+_THREADS: list[int] = []
+
+
+def set_num_threads(n: int) -> None:
+    """The number of threads compiled code's parallel loops use (numba's; lucid's eager ops are
+    NumPy's and follow its BLAS's own setting)."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads expects a positive integer, got {n!r}")
+    _THREADS[:] = [n]
+    import sys
+
+    if "numba" in sys.modules:  # (lucid_jit applies it when it loads numba otherwise)
+        import numba
+
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+
+
+def get_num_threads() -> int:
+    import os
+    import sys
+
+    if "numba" in sys.modules:
+        import numba
+
+        return numba.get_num_threads()
+    return _THREADS[0] if _THREADS else (os.cpu_count() or 1)
+
+
+# ----------------------------------------------------------------------------- hooks
+
+
+class RemovableHandle:
+    """What register_hook returns: `remove()` unregisters the hook."""
+
+    def __init__(self, hooks: list, hook) -> None:
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+@method
+def register_hook(self, hook) -> RemovableHandle:
+    """Call hook(grad) each time backward computes this tensor's gradient; a tensor the hook
+    returns replaces the gradient (for what flows on, and what a leaf accumulates). In a
+    compiled function the hook runs while tracing: its tensor ops become part of the graph."""
+    import weakref
+
+    from lucid.autograd import HOOKS
+
+    if not self.requires_grad:
+        raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+    key = id(self)
+    if key not in HOOKS:
+        HOOKS[key] = []
+        weakref.finalize(self, HOOKS.pop, key, None)
+    HOOKS[key].append(hook)
+    return RemovableHandle(HOOKS[key], hook)
+
+
 # ----------------------------------------------------------------------------- lucid functions
 
 
@@ -687,4 +944,6 @@ FUNCTIONS = ("tril", "triu", "mm", "bmm", "outer", "dot", "logsumexp", "softmax"
              "isnan", "isinf", "isfinite", "logical_not", "logical_and", "logical_or",
              "logical_xor", "square", "rsqrt", "lerp", "addmm", "baddbmm", "diag", "diagonal",
              "narrow", "std_mean", "var_mean", "any", "all", "eq", "ne", "lt", "le", "gt", "ge",
-             "unflatten", "repeat_interleave")
+             "unflatten", "repeat_interleave", "floor", "ceil", "trunc", "frac",
+             "floor_divide", "remainder", "fmod", "sort", "argsort", "topk", "cumsum",
+             "cumprod", "multinomial")

@@ -90,3 +90,47 @@ def randperm(n: int, *, generator: Generator | None = None, dtype=None, device: 
     dtype = dtypes.as_dtype(dtype or dtypes.int64)
     perm = np.argsort(uniform_draws(int(n), generator, "randperm"), kind="stable")
     return Tensor(perm.astype(dtype), requires_grad=requires_grad, device=device)
+
+
+def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,
+                generator: Generator | None = None) -> Tensor:
+    """Indices drawn from the categorical distributions in input's rows (non-negative weights,
+    not necessarily normalized), with or without replacement; int64 of shape (rows,
+    num_samples) or (num_samples,). Draws come from `generator` (else lucid's)."""
+    if CURRENT_TRACER.get() is not None:
+        CURRENT_TRACER.get().graph_break("multinomial inside a compiled function (it samples on "
+                                         "the host: the function runs eagerly)")
+    w = np.asarray(input.detach().numpy(), np.float64)
+    if w.ndim not in (1, 2):
+        raise RuntimeError("prob_dist must be 1 or 2 dim")
+    rows = w.reshape(-1, w.shape[-1])
+    n = rows.shape[1]
+    if num_samples <= 0:
+        raise RuntimeError("cannot sample n_sample <= 0 samples")
+    if not replacement and num_samples > n:
+        raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without "
+                           "replacement")
+    if not np.isfinite(rows).all() or (rows < 0).any():
+        raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+    if (rows.sum(1) <= 0).any():
+        raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
+    u = uniform_draws(rows.shape[0] * (num_samples if replacement else n), generator,
+                      "multinomial")
+    if replacement:
+        cdf = np.cumsum(rows, 1)
+        u = u.reshape(rows.shape[0], num_samples) * cdf[:, -1:]
+        out = np.stack([np.searchsorted(c, uu, side="right") for c, uu in zip(cdf, u,
+                                                                              strict=True)])
+        out = np.minimum(out, n - 1)
+    else:
+        if num_samples > (rows > 0).sum(1).min():
+            raise RuntimeError("invalid multinomial distribution (with replacement=False, not "
+                               "enough non-negative category to sample)")
+        # the largest keys log(u) / w (Efraimidis and Spirakis, 2006): a weighted draw without
+        # replacement, in the order drawn
+        with np.errstate(divide="ignore"):
+            keys = np.where(rows > 0, np.log(np.maximum(u.reshape(rows.shape), 1e-300)) / rows,
+                            -np.inf)
+        out = np.argsort(-keys, axis=1, kind="stable")[:, :num_samples]
+    out = out.astype(np.int64)
+    return Tensor(out if w.ndim == 2 else out[0], device=input.device)

@@ -545,6 +545,19 @@ def _nonfinite_samples(rng, dtype):
     yield Sample((x,))
 
 
+def _int_division_samples(rng, dtype):
+    a = rng.integers(-50, 50, size=(3, 4))
+    b = rng.integers(1, 7, size=(3, 4)) * rng.choice([-1, 1], size=(3, 4))
+    yield Sample((a, b))
+    yield Sample((a, np.array(3)))
+
+
+def _rounding_samples(rng, dtype):
+    x = (rng.uniform(-4, 4, size=(3, 5)) * 4).round() / 4  # halves and exact integers too
+    x[0, :3] = [0.3, -0.3, 2.0]
+    yield Sample((x.astype(dtype),))
+
+
 def _ref_normalize(x, p=2.0, dim=1, eps=1e-12):
     n = np.sum(np.abs(x) ** p, axis=dim, keepdims=True) ** (1 / p)
     return x / np.maximum(n, eps)
@@ -624,6 +637,16 @@ COMPOSITES: tuple[OpInfo, ...] = (
            _ref_sdpa, sample_fn=_sdpa_samples, atol=1e-5),
     OpInfo("F.normalize", lambda x, **a: lucid.nn.functional.normalize(x, **a), _ref_normalize,
            signed=True, domain=(0.2, 2.0), specs=(S((3, 4)), S((2, 5), p=1.0, dim=0))),
+    OpInfo("Tensor.__floordiv__[int]", lambda a, b: a // b, np.floor_divide,
+           sample_fn=_int_division_samples, differentiable=False, keeps_float_dtype=False),
+    OpInfo("Tensor.__mod__[int]", lambda a, b: a % b, np.remainder,
+           sample_fn=_int_division_samples, differentiable=False, keeps_float_dtype=False),
+    OpInfo("Tensor.floor", lambda x: x.floor(), np.floor, sample_fn=_rounding_samples,
+           differentiable=False),
+    OpInfo("Tensor.ceil", lambda x: x.ceil(), np.ceil, sample_fn=_rounding_samples,
+           differentiable=False),
+    OpInfo("Tensor.cumsum", lambda x, dim: x.cumsum(dim), lambda x, dim: np.cumsum(x, dim),
+           specs=(S((3, 5), dim=1), S((2, 70, 2), dim=1), S((4,), dim=0)), atol=1e-5),
 )
 
 

@@ -164,3 +164,97 @@ def test_a_compiled_transformer_block_matches_eager():
         np.testing.assert_allclose(out_c.item(), out_e.item(), rtol=1e-5)
         np.testing.assert_allclose(w.grad.numpy(), ge, rtol=1e-4, atol=1e-5)
         w.grad = None
+
+
+def test_sort_topk_argsort_and_their_gradients():
+    x = np.random.default_rng(1).standard_normal((3, 6)).astype(np.float32)
+    t = lucid.tensor(x, requires_grad=True)
+    values, indices = t.sort(1, descending=True)
+    np.testing.assert_array_equal(indices.numpy(), np.argsort(-x, 1, kind="stable"))
+    np.testing.assert_array_equal(values.numpy(), -np.sort(-x, 1))
+    top = t.topk(2, dim=1)
+    np.testing.assert_array_equal(top.values.numpy(), -np.sort(-x, 1)[:, :2])
+    top.values.sum().backward()
+    expected = np.zeros_like(x)
+    np.put_along_axis(expected, np.argsort(-x, 1)[:, :2], 1.0, 1)
+    np.testing.assert_array_equal(t.grad.numpy(), expected)
+    assert lucid.argsort(lucid.tensor([3, 1, 2])).tolist() == [1, 2, 0]
+    low = lucid.tensor([5.0, 1.0, 4.0]).topk(2, largest=False)
+    assert low.values.tolist() == [1.0, 4.0] and low.indices.tolist() == [1, 2]
+    with pytest.raises(RuntimeError, match="selected index k out of range"):
+        t.topk(7)
+
+
+def test_sorting_in_a_compiled_function_runs_it_eagerly():
+    import warnings
+
+    f = lucid.compile(lambda x: x.sort().values * 2, mode="sync")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = f(lucid.tensor([3.0, 1.0, 2.0]))
+    assert out.tolist() == [2.0, 4.0, 6.0]
+    assert f.last_entry.kind == "eager"
+
+
+def test_cumprod_and_integer_cumsum():
+    x = np.array([[1.0, -2.0, 3.0, 0.0, 5.0], [0.5, -1.0, -1.0, 2.0, 3.0]], np.float32)
+    np.testing.assert_allclose(lucid.tensor(x).cumprod(1).numpy(), np.cumprod(x, 1), rtol=1e-6)
+    big = np.arange(300, dtype=np.int64)
+    t = lucid.tensor(big).cumsum(0)
+    assert t.dtype == np.int64 and t.tolist() == np.cumsum(big).tolist()
+
+
+def test_integer_division_follows_python():
+    a = lucid.tensor([7, -7, 7, -7])
+    b = lucid.tensor([2, 2, -2, -2])
+    assert (a // b).tolist() == [3, -4, -4, 3] and (a % b).tolist() == [1, 1, -1, -1]
+    assert lucid.fmod(a, b).tolist() == [1, -1, 1, -1] and (9 // lucid.tensor([2])).tolist() == [4]
+
+
+def test_hooks_see_and_replace_gradients():
+    w = lucid.randn(3, requires_grad=True)
+    seen = []
+    handle = w.register_hook(lambda g: seen.append(g.tolist()) or g * 2)
+    (w * 3).sum().backward()
+    assert seen == [[3.0] * 3] and w.grad.tolist() == [6.0] * 3
+    handle.remove()
+    w.grad = None
+    (w * 3).sum().backward()
+    assert w.grad.tolist() == [3.0] * 3 and len(seen) == 1
+    y = w * 2
+    y.register_hook(lambda g: g * 0)
+    w.grad = None
+    y.sum().backward()
+    assert w.grad.tolist() == [0.0] * 3
+    with pytest.raises(RuntimeError, match="doesn't require gradient"):
+        lucid.ones(2).register_hook(lambda g: g)
+
+
+def test_multinomial_draws_follow_the_weights_and_the_generator():
+    import collections
+
+    p = lucid.tensor([[0.1, 0.0, 0.9], [1.0, 1.0, 1.0]])
+    a = p.multinomial(6, replacement=True, generator=lucid.Generator().manual_seed(0))
+    b = p.multinomial(6, replacement=True, generator=lucid.Generator().manual_seed(0))
+    assert a.tolist() == b.tolist() and a.shape == (2, 6) and 1 not in a[0].tolist()
+    once = lucid.multinomial(lucid.tensor([1.0, 2.0, 3.0, 0.0]), 3)
+    assert sorted(once.tolist()) == [0, 1, 2]
+    counts = collections.Counter(lucid.multinomial(lucid.tensor([1.0, 3.0]), 4000, True).tolist())
+    assert 2.6 < counts[1] / counts[0] < 3.4
+    with pytest.raises(RuntimeError, match="not enough non-negative category"):
+        lucid.multinomial(p, 3)
+    with pytest.raises(RuntimeError, match="invalid multinomial distribution"):
+        lucid.multinomial(lucid.zeros(3), 1)
+
+
+def test_inference_mode_and_threads():
+    with lucid.inference_mode():
+        assert not lucid.is_grad_enabled()
+    with lucid.inference_mode(False):
+        assert lucid.is_grad_enabled()
+    before = lucid.get_num_threads()
+    lucid.set_num_threads(1)
+    assert lucid.get_num_threads() == 1
+    lucid.set_num_threads(before)
+    with pytest.raises(ValueError):
+        lucid.set_num_threads(0)

@@ -44,6 +44,12 @@ def prepare_cpu() -> None:
     load_blas()
     tune_malloc()
     load_tbb()
+    from lucid import methods
+
+    if methods._THREADS:  # lucid.set_num_threads before numba was loaded
+        import numba
+
+        numba.set_num_threads(min(methods._THREADS[0], numba.config.NUMBA_NUM_THREADS))
 
 
 def load_tbb() -> bool:
