@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
 
-def run_example(name: str, *args: str) -> str:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+def run_example(name: str, *args: str, **env_vars: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg", **env_vars}
     proc = subprocess.run([sys.executable, str(EXAMPLES / name), *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"{name} failed:\n{proc.stdout}\n{proc.stderr}"
@@ -23,7 +23,7 @@ def run_example(name: str, *args: str) -> str:
 
 
 @pytest.mark.parametrize("name", ["relu_basics.py", "train_mlp.py", "plot_activations.py",
-                                  "simple_cnn.py", "inspect_ir.py"])
+                                  "simple_cnn.py", "inspect_ir.py", "demo.py", "digits.py"])
 def test_example_has_a_docstring(name):
     source = (EXAMPLES / name).read_text()
     assert source.lstrip().startswith('"""'), f"{name} has no module docstring"
@@ -110,3 +110,25 @@ def test_inspect_ir_shows_the_graphs_a_report_a_graph_break_and_dot(tmp_path):
     assert (f"graph break at inspect_ir.py:{line}: item() needs a tensor's value" in out)
     assert "with fullgraph=True: GraphBreakError:" in out
     assert path.read_text().startswith("digraph forward {")
+
+
+def test_demo_trains_eagerly_and_compiled_alike_and_shows_the_fused_kernels():
+    out = run_example("demo.py", "3", "5")
+    lines = re.findall(r"^Epoch \[(\d)/3\]  eager loss (\S+)  compiled loss (\S+)$", out,
+                       flags=re.M)
+    assert [int(e) for e, _, _ in lines] == [1, 2, 3]
+    for _, eager, compiled in lines:
+        assert abs(float(eager) - float(compiled)) <= 1e-4 * max(1.0, float(eager))
+    assert re.search(r"compiled: +[\d.]+ us per step \([\d.]+x faster\)", out)
+    assert re.search(r"fused_\d+ \(matmul_epilogue\): matmul", out)
+
+
+def test_digits_trains_with_a_loader_a_schedule_and_a_checkpoint(tmp_path):
+    pytest.importorskip("sklearn")
+    # (the default compile mode, as a user runs it: no call waits for numba)
+    out = run_example("digits.py", "6", str(tmp_path), LUCID_JIT_MODE="async")
+    assert "checkpoint saved and reloaded at epoch 3" in out
+    acc = float(re.search(r"test accuracy: ([\d.]+)", out).group(1))
+    assert acc > 0.9, out
+    assert (tmp_path / "digits_loss.png").stat().st_size > 1000
+    assert (tmp_path / "digits_checkpoint.pt").exists()
