@@ -647,6 +647,23 @@ COMPOSITES: tuple[OpInfo, ...] = (
            differentiable=False),
     OpInfo("Tensor.cumsum", lambda x, dim: x.cumsum(dim), lambda x, dim: np.cumsum(x, dim),
            specs=(S((3, 5), dim=1), S((2, 70, 2), dim=1), S((4,), dim=0)), atol=1e-5),
+    OpInfo("F.smooth_l1_loss", lambda x, y, **a: lucid.nn.functional.smooth_l1_loss(x, y, **a),
+           lambda x, y, beta=1.0: np.mean(np.where(np.abs(x - y) < beta,
+                                                   0.5 * (x - y) ** 2 / beta,
+                                                   np.abs(x - y) - 0.5 * beta)),
+           specs=(S((3, 4), (3, 4)), S((5,), (5,), beta=0.5)), domain=(-3, 3)),
+    OpInfo("F.huber_loss", lambda x, y: lucid.nn.functional.huber_loss(x, y, delta=0.7),
+           lambda x, y: np.mean(np.where(np.abs(x - y) <= 0.7, 0.5 * (x - y) ** 2,
+                                         0.7 * (np.abs(x - y) - 0.35))),
+           specs=(S((3, 4), (3, 4)),), domain=(-3, 3)),
+    OpInfo("F.kl_div", lambda x, y: lucid.nn.functional.kl_div(x, y, reduction="batchmean"),
+           lambda x, y: np.sum(y * (np.log(y) - x)) / x.shape[0], domain=(0.1, 1.0),
+           specs=(S((3, 4), (3, 4)),)),
+    OpInfo("F.cosine_similarity", lambda x, y: lucid.nn.functional.cosine_similarity(x, y),
+           lambda x, y: (x * y).sum(1) / np.sqrt((x * x).sum(1) * (y * y).sum(1)),
+           specs=(S((3, 4), (3, 4)),)),
+    OpInfo("F.mish", lambda x: lucid.nn.functional.mish(x),
+           lambda x: x * np.tanh(np.log1p(np.exp(x))), specs=(S((3, 4)),)),
 )
 
 

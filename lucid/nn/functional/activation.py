@@ -145,3 +145,23 @@ def log_softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
     """x - log(sum(exp(x))) along dim (the log-sum-exp taken after subtracting the max)."""
     shifted, dim = _shifted("log_softmax", input, dim, dtype)
     return shifted - shifted.exp().sum(dim, keepdim=True).log()
+
+
+@tensor_args
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
+             inplace: bool = False) -> Tensor:
+    if min_val > max_val:
+        raise ValueError("min_val cannot be greater than max_val")
+    return input.clamp_(min_val, max_val) if inplace else input.clamp(min_val, max_val)
+
+
+@tensor_args
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:
+    return hardtanh(input, 0.0, 6.0, inplace)
+
+
+@tensor_args
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    """x tanh(softplus(x))."""
+    out = input * softplus(input).tanh()
+    return input.copy_(out) if inplace else out

@@ -229,3 +229,60 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     if reduction == "sum":
         return loss.sum()
     return loss.sum() / w.sum()
+
+
+@tensor_args
+def smooth_l1_loss(input: Tensor, target, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (d = input - target)."""
+    target = _as_target(target, input)
+    _warn_if_broadcast("smooth_l1_loss", input, target)
+    if beta < 0:
+        raise ValueError("smooth_l1_loss does not support negative values for beta.")
+    d = (input - target).abs()
+    loss = d if beta == 0 else where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta)
+    return _reduce("smooth_l1_loss", loss, reduction)
+
+
+@tensor_args
+def huber_loss(input: Tensor, target, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    """0.5 d^2 where |d| <= delta, else delta (|d| - 0.5 delta)."""
+    target = _as_target(target, input)
+    _warn_if_broadcast("huber_loss", input, target)
+    d = (input - target).abs()
+    loss = where(d <= delta, 0.5 * d * d, delta * (d - 0.5 * delta))
+    return _reduce("huber_loss", loss, reduction)
+
+
+@tensor_args
+def kl_div(input: Tensor, target, size_average=None, reduce=None, reduction: str = "mean",
+           log_target: bool = False) -> Tensor:
+    """KL(target || exp(input)) pointwise: target (log target - input), input being
+    log-probabilities; 'batchmean' divides the sum by the batch size (the true KL divergence)."""
+    target = _as_target(target, input)
+    if log_target:
+        loss = target.exp() * (target - input)
+    else:
+        safe = where(target > 0, target, 1.0)
+        loss = where(target > 0, target * (safe.log() - input), 0.0)
+    if reduction == "batchmean":
+        return loss.sum() / input.shape[0] if input.ndim else loss.sum()
+    if reduction == "mean":
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the "
+                      "support size.'batchmean' divides only by the batch size, and aligns with "
+                      "the KL div math definition.", UserWarning, stacklevel=2)
+    return _reduce("kl_div", loss, reduction)
+
+
+@tensor_args
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """x1 . x2 / max(|x1| |x2|, eps) along dim."""
+    dot = (x1 * x2).sum(dim)
+    norms = (x1 * x1).sum(dim) * (x2 * x2).sum(dim)
+    return dot / norms.clamp(min=eps * eps).sqrt()
+
+
+@tensor_args
+def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
+                      keepdim: bool = False) -> Tensor:
+    """The p-norm of x1 - x2 + eps over the last dim."""
+    return (x1 - x2 + eps).norm(p, -1, keepdim)

@@ -3,9 +3,12 @@
 from lucid.nn.modules.activation import (  # noqa: F401
     ELU,
     GELU,
+    Hardtanh,
     LeakyReLU,
     LogSoftmax,
+    Mish,
     ReLU,
+    ReLU6,
     Sigmoid,
     SiLU,
     Softmax,
@@ -33,10 +36,14 @@ from lucid.nn.modules.linear import Flatten, Identity, Linear  # noqa: F401
 from lucid.nn.modules.loss import (  # noqa: F401
     BCELoss,
     BCEWithLogitsLoss,
+    CosineSimilarity,
     CrossEntropyLoss,
+    HuberLoss,
+    KLDivLoss,
     L1Loss,
     MSELoss,
     NLLLoss,
+    SmoothL1Loss,
 )
 from lucid.nn.modules.module import Module, Parameter
 from lucid.nn.modules.normalization import BatchNorm1d, BatchNorm2d, LayerNorm  # noqa: F401
