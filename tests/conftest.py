@@ -15,6 +15,9 @@ os.environ.setdefault("LUCID_JIT_CACHE_DIR", tempfile.mkdtemp(prefix="lucid_jit_
 # Cold compiles are slow on a test machine: the one-time "long compile" warning would turn up in
 # whichever test compiles first (tests/jit/test_explain.py checks it on its own).
 os.environ.setdefault("LUCID_JIT_LONG_COMPILE_SECONDS", "1e9")
+# Compile workers started by async-mode tests stop when the run ends, instead of finishing a job
+# in the background (test_compile_modes.py sets it back for the test of that behaviour).
+os.environ.setdefault("LUCID_JIT_FINISH_AFTER_EXIT_S", "0")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -254,7 +254,7 @@ def test_a_compile_in_flight_at_exit_finishes_and_the_next_process_runs_native(t
     script = tmp_path / "exits_early.py"
     script.write_text(_EXITS_EARLY)
     env = dict(os.environ, LUCID_JIT_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(root),
-               LUCID_JIT_NATIVE_AFTER="2")
+               LUCID_JIT_NATIVE_AFTER="2", LUCID_JIT_FINISH_AFTER_EXIT_S="120")
 
     def run(calls: str) -> str:
         done = subprocess.run([sys.executable, str(script), calls], cwd=root, env=env,
