@@ -627,6 +627,76 @@ def gather(self, dim: int, index) -> Tensor:
     return self[tuple(key)]
 
 
+def _scatter_key(self: Tensor, dim: int, index: Tensor, what: str):
+    """The advanced-indexing key that addresses self[.., index[i][j], ..] (gather's key)."""
+    index = _index_tensor(index, what)
+    d = _dim(self, dim, what)
+    if index.ndim != self.ndim:
+        raise RuntimeError("Index tensor must have the same number of dimensions as self "
+                           "tensor")
+    key = []
+    for k in range(self.ndim):
+        if k == d:
+            key.append(index)
+        else:
+            shape = [1] * self.ndim
+            shape[k] = index.shape[k]
+            key.append(_const(np.arange(index.shape[k]).reshape(shape), self))
+    return tuple(key), index
+
+
+def _scattered(self: Tensor, dim: int, index, src, what: str, add: bool) -> Tensor:
+    from lucid import ops
+    from lucid.indexing import index_spec
+
+    key, index = _scatter_key(self, dim, index, what)
+    spec, arrays = index_spec(self, key)
+    if isinstance(src, Tensor):
+        values = src.cast(self.dtype)
+        if values.shape != index.shape:
+            values = values[tuple(slice(0, n) for n in index.shape)]
+    else:
+        values = self._lift(src, self.dtype).broadcast_to(index.shape)
+    summed = ops.scatter_add(values, *arrays, index=spec, shape=self.shape)
+    if add:
+        return self + summed
+    from lucid.functions import where
+
+    hit = Tensor(np.ones(index.shape, np.int64), device=self.device)
+    written = ops.scatter_add(hit, *arrays, index=spec, shape=self.shape) > 0
+    return where(written, summed, self)
+
+
+@method
+def scatter_add(self, dim: int, index, src) -> Tensor:
+    """self with src[i][j] added at [index[i][j]][j] (for dim 0; likewise for the others)."""
+    return _scattered(self, dim, index, src, "scatter_add", True)
+
+
+@method
+def scatter_add_(self, dim: int, index, src) -> Tensor:
+    return self._inplace(lambda x: x.scatter_add(dim, index, src))
+
+
+@method
+def scatter(self, dim: int, index, src=None, *, value=None, reduce=None) -> Tensor:
+    """self with src[i][j] (or `value`) written at [index[i][j]][j] (for dim 0). An index that
+    repeats gets the sum of what is written there (PyTorch leaves which one wins unspecified);
+    reduce="add" adds to self instead."""
+    if src is None:
+        src = value
+    if src is None:
+        raise TypeError("scatter() needs src or value")
+    if reduce not in (None, "add"):
+        raise NotImplementedError(f"scatter(reduce={reduce!r}): lucid has reduce='add'")
+    return _scattered(self, dim, index, src, "scatter", reduce == "add")
+
+
+@method
+def scatter_(self, dim: int, index, src=None, *, value=None, reduce=None) -> Tensor:
+    return self._inplace(lambda x: x.scatter(dim, index, src, value=value, reduce=reduce))
+
+
 @method
 def diagonal(self, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
     a, b = _dim(self, dim1, "diagonal"), _dim(self, dim2, "diagonal")
@@ -946,4 +1016,4 @@ FUNCTIONS = ("tril", "triu", "mm", "bmm", "outer", "dot", "logsumexp", "softmax"
              "narrow", "std_mean", "var_mean", "any", "all", "eq", "ne", "lt", "le", "gt", "ge",
              "unflatten", "repeat_interleave", "floor", "ceil", "trunc", "frac",
              "floor_divide", "remainder", "fmod", "sort", "argsort", "topk", "cumsum",
-             "cumprod", "multinomial")
+             "cumprod", "multinomial", "scatter", "scatter_add")

@@ -558,6 +558,27 @@ def _rounding_samples(rng, dtype):
     yield Sample((x.astype(dtype),))
 
 
+def _scatter_samples(rng, dtype):
+    x = _uniform(rng, (3, 5), (-2, 2), dtype)
+    src = _uniform(rng, (2, 5), (-2, 2), dtype)
+    # two rows of targets per column, distinct within a column
+    idx = np.stack([rng.permutation(3)[:2] for _ in range(5)], 1)
+    yield Sample((x, idx, src), {"dim": 0})
+    yield Sample((x.T.copy(), idx.T.copy(), src.T.copy()), {"dim": 1})
+
+
+def _ref_scatter(x, idx, src, dim, add=False):
+    out = x.copy()
+    if add:
+        for pos in np.ndindex(*idx.shape):
+            target = list(pos)
+            target[dim] = idx[pos]
+            out[tuple(target)] += src[pos]
+        return out
+    np.put_along_axis(out, idx, src, dim)
+    return out
+
+
 def _ref_normalize(x, p=2.0, dim=1, eps=1e-12):
     n = np.sum(np.abs(x) ** p, axis=dim, keepdims=True) ** (1 / p)
     return x / np.maximum(n, eps)
@@ -664,6 +685,11 @@ COMPOSITES: tuple[OpInfo, ...] = (
            specs=(S((3, 4), (3, 4)),)),
     OpInfo("F.mish", lambda x: lucid.nn.functional.mish(x),
            lambda x: x * np.tanh(np.log1p(np.exp(x))), specs=(S((3, 4)),)),
+    OpInfo("Tensor.scatter", lambda x, i, src, dim: x.scatter(dim, i, src), _ref_scatter,
+           sample_fn=_scatter_samples),
+    OpInfo("Tensor.scatter_add", lambda x, i, src, dim: x.scatter_add(dim, i, src),
+           lambda x, i, src, dim: _ref_scatter(x, i, src, dim, add=True),
+           sample_fn=_scatter_samples),
 )
 
 
