@@ -48,6 +48,7 @@ for _name in _functions.METHODS:
 
 
 from lucid import cuda, nn, optim, utils  # noqa: E402  (they build on Tensor)
+from lucid import device  # noqa: E402,F401  (callable: lucid.device("cuda"))
 from lucid import methods as _methods  # noqa: E402  (Tensor methods written in lucid ops)
 from lucid.einsum import einsum  # noqa: E402
 from lucid.methods import (  # noqa: E402

@@ -132,3 +132,51 @@ def like(reference, t):
             isinstance(t.data, np.ndarray):
         t.data = to_device(t.data)
     return t
+
+
+class Device:
+    """What `lucid.device("cuda")` returns (PyTorch's torch.device): `type` ("cpu" or "cuda")
+    and `index`; it equals its name as a string, and every `device=` argument takes it."""
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, type: str, index: int | None = None) -> None:  # noqa: A002
+        name = str(type)
+        if ":" in name:
+            name, _, idx = name.partition(":")
+            index = int(idx)
+        if name not in ("cpu", "cuda"):
+            raise RuntimeError(f"Expected one of cpu, cuda device type at start of device "
+                               f"string: {type}")
+        if index not in (None, 0):
+            raise LucidError(f"lucid has one device of each type: {name}:{index} is not one")
+        self.type, self.index = name, index
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self) -> str:
+        return f"device(type='{self.type}'" + ("" if self.index is None else
+                                               f", index={self.index}") + ")"
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, Device):
+            return self.type == other.type
+        if isinstance(other, str):
+            return self.type == normalize(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.type)
+
+
+class _DeviceModule(type(np)):
+    """This module, callable: `lucid.device("cuda")` makes a Device."""
+
+    def __call__(self, type, index: int | None = None) -> Device:  # noqa: A002
+        return Device(type, index)
+
+
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__].__class__ = _DeviceModule

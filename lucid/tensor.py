@@ -371,6 +371,10 @@ class Tensor:
         for a in args:
             if isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda") or a is None:
                 device = a
+            elif isinstance(a, _device.Device):
+                device = a.type
+            elif isinstance(a, Tensor):  # .to(other): other's dtype and device
+                dtype, device = a.dtype, a.device
             else:
                 dtype = a
         out = self if dtype is None else self.cast(dtype)

@@ -258,3 +258,21 @@ def test_inference_mode_and_threads():
     lucid.set_num_threads(before)
     with pytest.raises(ValueError):
         lucid.set_num_threads(0)
+
+
+def test_device_objects():
+    d = lucid.device("cpu")
+    assert d == "cpu" and str(d) == "cpu" and d.type == "cpu" and repr(d) == "device(type='cpu')"
+    assert lucid.device("cuda:0").index == 0 and lucid.zeros(2, device=d).device == "cpu"
+    x = lucid.randn(2)
+    assert x.to(d) is x and x.to(lucid.zeros(1, dtype=lucid.float64)).dtype == np.float64
+    assert lucid.nn.Linear(2, 2).to(d).weight.device == "cpu"
+    with pytest.raises(RuntimeError, match="Expected one of cpu, cuda device type"):
+        lucid.device("tpu")
+
+
+def test_scatter_one_hot_and_the_value_form():
+    t = lucid.zeros(3, 4).scatter_(1, lucid.tensor([[0], [2], [3]]), 1.0)
+    assert t.tolist() == [[1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
+    u = lucid.ones(2, 3).scatter(0, lucid.tensor([[1, 0, 1]]), value=5.0, reduce="add")
+    assert u.tolist() == [[1, 6, 1], [6, 1, 6]]

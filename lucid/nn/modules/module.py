@@ -232,6 +232,8 @@ class Module:
         for a in args:
             if isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda"):
                 device = a
+            elif isinstance(a, _device.Device):
+                device = a.type
             else:
                 dtype = a
         if device is not None:
