@@ -41,14 +41,20 @@ from lucid.tensor import Tensor
 float = float32  # noqa: A001 (torch.float spelling)
 double = float64
 long = int64
+int = int32  # noqa: A001
 bool = bool_  # noqa: A001
 
 for _name in _functions.METHODS:
     globals()[_name] = _functions.method_function(_name)
 
 
-from lucid import cuda, nn, optim, utils  # noqa: E402  (they build on Tensor)
-from lucid import device  # noqa: E402,F401  (callable: lucid.device("cuda"))
+from lucid import (  # noqa: E402  (they build on Tensor)
+    cuda,
+    device,  # noqa: E402,F401  (callable: lucid.device("cuda"))
+    nn,
+    optim,
+    utils,
+)
 from lucid import methods as _methods  # noqa: E402  (Tensor methods written in lucid ops)
 from lucid.einsum import einsum  # noqa: E402
 from lucid.methods import (  # noqa: E402

@@ -64,8 +64,19 @@ def is_grad_enabled() -> bool:
     return GRAD_ENABLED.get()
 
 
-def set_grad_enabled(enabled: bool) -> None:
-    GRAD_ENABLED.set(bool(enabled))
+class set_grad_enabled:  # noqa: N801 (PyTorch's spelling)
+    """Turn grad mode on or off: at once when called (`lucid.set_grad_enabled(False)`), and
+    back to what it was at the end of a `with set_grad_enabled(...):` block."""
+
+    def __init__(self, mode: bool) -> None:
+        self._previous = GRAD_ENABLED.get()
+        GRAD_ENABLED.set(bool(mode))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        GRAD_ENABLED.set(self._previous)
 
 
 def _toposort(roots) -> list:

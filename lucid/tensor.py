@@ -367,7 +367,11 @@ class Tensor:
         dtype = dtypes.as_dtype(dtype)
         return self if dtype == self.dtype else ops.cast(self, dtype=dtype)
 
-    def to(self, *args, dtype=None, device=None) -> Tensor:
+    def to(self, *args, dtype=None, device=None, non_blocking: bool = False, copy: bool = False,
+           memory_format=None) -> Tensor:
+        """A cast and/or a move (`to(dtype)`, `to(device)`, `to(other)`); self when nothing
+        changes, unless `copy`. (`non_blocking` and `memory_format` are accepted: host arrays
+        and lucid's layouts need neither.)"""
         for a in args:
             if isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda") or a is None:
                 device = a
@@ -378,7 +382,8 @@ class Tensor:
             else:
                 dtype = a
         out = self if dtype is None else self.cast(dtype)
-        return out if device is None else out.to_device(device)
+        out = out if device is None else out.to_device(device)
+        return out.clone() if copy and out is self else out
 
     def float(self): return self.cast(dtypes.float32)
     def double(self): return self.cast(dtypes.float64)

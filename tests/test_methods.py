@@ -276,3 +276,17 @@ def test_scatter_one_hot_and_the_value_form():
     assert t.tolist() == [[1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
     u = lucid.ones(2, 3).scatter(0, lucid.tensor([[1, 0, 1]]), value=5.0, reduce="add")
     assert u.tolist() == [[1, 6, 1], [6, 1, 6]]
+
+
+def test_grad_mode_switch_and_to_keywords():
+    with lucid.set_grad_enabled(False):
+        assert not lucid.is_grad_enabled()
+    assert lucid.is_grad_enabled()
+    lucid.set_grad_enabled(False)
+    try:
+        assert not lucid.is_grad_enabled()
+    finally:
+        lucid.set_grad_enabled(True)
+    x = lucid.randn(2)
+    assert x.to("cpu", non_blocking=True) is x and x.to(copy=True) is not x
+    assert lucid.zeros(2, dtype=lucid.int).dtype == np.int32

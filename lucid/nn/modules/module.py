@@ -223,7 +223,7 @@ class Module:
                 p.grad = p.grad.detach()
                 p.grad.zero_()
 
-    def to(self, *args, dtype=None, device=None) -> Module:
+    def to(self, *args, dtype=None, device=None, non_blocking: bool = False) -> Module:
         """Move parameters, their gradients and buffers to `device` and cast floating ones to
         `dtype`, in place (the tensors keep their identity, so optimizers built on them still
         see them, as in PyTorch)."""
