@@ -48,9 +48,12 @@ for _name in _functions.METHODS:
     globals()[_name] = _functions.method_function(_name)
 
 
+import math as _math  # noqa: E402
+
 from lucid import (  # noqa: E402  (they build on Tensor)
     cuda,
     device,  # noqa: E402,F401  (callable: lucid.device("cuda"))
+    linalg,  # noqa: E402
     nn,
     optim,
     utils,
@@ -60,16 +63,37 @@ from lucid.einsum import einsum  # noqa: E402
 from lucid.methods import (  # noqa: E402
     Size,
     allclose,
+    as_tensor,
+    bernoulli,
+    broadcast_tensors,
+    bucketize,
+    cdist,
+    dist,
+    empty_like,
     equal,
+    finfo,
     from_numpy,
+    get_default_dtype,
     get_num_threads,
+    hstack,
+    iinfo,
+    is_floating_point,
     is_tensor,
     isclose,
+    meshgrid,
+    normal,
     numel,
+    randint_like,
+    searchsorted,
     set_num_threads,
+    trace,
+    vstack,
 )
 from lucid.random import Generator, randperm  # noqa: E402
 from lucid.serialization import load, save  # noqa: E402
+
+pi, e, inf, nan = _math.pi, _math.e, _math.inf, _math.nan
+concatenate = cat
 
 for _name in _methods.FUNCTIONS:
     globals()[_name] = _functions.method_function(_name)

@@ -501,6 +501,258 @@ Tensor.__mod__ = Tensor.remainder
 Tensor.__rmod__ = lambda self, other: self._lift(other).remainder(self)
 
 
+@method
+def round(self, decimals: int = 0) -> Tensor:  # noqa: A001
+    """To the nearest integer, halves to even (as PyTorch and NumPy round); with `decimals`,
+    to that many decimal places."""
+    if not dtypes.is_floating(self.dtype):
+        return self
+    if decimals:
+        scale = 10.0 ** decimals
+        return (self * scale).round() / scale
+    from lucid.functions import where
+
+    f = self.floor()
+    d = self - f
+    odd = (f - 2.0 * (f * 0.5).floor()) != 0
+    up = where(d == 0.5, odd, d > 0.5)
+    return f + up.cast(self.dtype)
+
+
+Tensor.clip = Tensor.clamp
+_INSTALLED["clip"] = Tensor.clamp
+
+
+@method
+def clamp_min(self, min) -> Tensor:  # noqa: A002
+    return self.clamp(min=min)
+
+
+@method
+def clamp_max(self, max) -> Tensor:  # noqa: A002
+    return self.clamp(max=max)
+
+
+def _unary_inplace(name: str):
+    def fn(self, *args, **kwargs):
+        return self._inplace(lambda x: getattr(x, name)(*args, **kwargs))
+    fn.__name__ = name + "_"
+    fn.__doc__ = f"`{name}` written into self."
+    return fn
+
+
+for _name in ("abs", "exp", "neg", "sqrt", "sigmoid", "tanh", "log", "sin", "cos", "floor",
+              "ceil", "round", "trunc", "reciprocal", "square", "sign", "clamp_min", "clamp_max",
+              "log1p", "rsqrt", "frac", "lerp", "masked_scatter"):
+    if hasattr(Tensor, _name) and not hasattr(Tensor, _name + "_"):
+        setattr(Tensor, _name + "_", _unary_inplace(_name))
+Tensor.clip_ = Tensor.clamp_
+
+
+@method
+def uniform_(self, a: float = 0.0, b: float = 1.0) -> Tensor:
+    import lucid
+
+    return self._inplace(lambda x: lucid.rand(x.shape, dtype=x.dtype, device=x.device)
+                         * (b - a) + a)
+
+
+@method
+def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
+    import lucid
+
+    return self._inplace(lambda x: lucid.randn(x.shape, dtype=x.dtype, device=x.device)
+                         * std + mean)
+
+
+@method
+def bernoulli_(self, p: float = 0.5) -> Tensor:
+    import lucid
+
+    return self._inplace(lambda x: (lucid.rand(x.shape, dtype=dtypes.float32, device=x.device)
+                                    < p).cast(x.dtype))
+
+
+@method
+def log2(self) -> Tensor:
+    return self._float_operand().log() * (1.0 / math.log(2.0))
+
+
+@method
+def log10(self) -> Tensor:
+    return self._float_operand().log() * (1.0 / math.log(10.0))
+
+
+@method
+def exp2(self) -> Tensor:
+    return (self._float_operand() * math.log(2.0)).exp()
+
+
+@method
+def expm1(self) -> Tensor:
+    """exp(x) - 1, by its series near 0 (where exp(x) - 1 loses digits)."""
+    from lucid.functions import where
+
+    x = self._float_operand()
+    small = x.abs() < 1e-3
+    return where(small, x * (1.0 + x * (0.5 + x * (1.0 / 6.0))), x.exp() - 1.0)
+
+
+@method
+def sinh(self) -> Tensor:
+    x = self._float_operand()
+    return (x.exp() - (-x).exp()) * 0.5
+
+
+@method
+def cosh(self) -> Tensor:
+    x = self._float_operand()
+    return (x.exp() + (-x).exp()) * 0.5
+
+
+@method
+def tan(self) -> Tensor:
+    x = self._float_operand()
+    return x.sin() / x.cos()
+
+
+@method
+def ndimension(self) -> int:
+    return self.ndim
+
+
+@method
+def select(self, dim: int, index: int) -> Tensor:
+    d = _dim(self, dim, "select")
+    return self[(slice(None),) * d + (index,)]
+
+
+@method
+def unbind(self, dim: int = 0) -> tuple[Tensor, ...]:
+    d = _dim(self, dim, "unbind")
+    return tuple(self.select(d, i) for i in range(self.shape[d]))
+
+
+@method
+def count_nonzero(self, dim=None) -> Tensor:
+    return (self != 0).cast(dtypes.int64).sum(dim)
+
+
+@method
+def prod(self, dim=None, keepdim: bool = False) -> Tensor:
+    """The product of the elements (over `dim`): exp of the sum of logs of the magnitudes, with
+    the sign from the count of negatives and exact zeros kept (the gradient at an exact zero is
+    0 here, where PyTorch gives the product of the others)."""
+    from lucid.functions import where
+
+    x = self._float_operand()
+    zero = x == 0
+    magnitude = where(zero, 1.0, x.abs()).log().sum(dim, keepdim).exp()
+    negatives = (x < 0).cast(x.dtype).sum(dim, keepdim)
+    sign = 1.0 - 2.0 * (negatives - 2.0 * (negatives * 0.5).floor())
+    out = where(zero.any(dim, keepdim), 0.0, magnitude * sign)
+    if dtypes.is_floating(self.dtype):
+        return out
+    return out.round().cast(dtypes.int64)
+
+
+@method
+def isin(self, test_elements, invert: bool = False) -> Tensor:
+    test = test_elements if isinstance(test_elements, Tensor) else Tensor(
+        np.asarray(test_elements), device=self.device)
+    hit = (self.unsqueeze(-1) == test.reshape(-1)).any(-1)
+    return hit.logical_not() if invert else hit
+
+
+def _host_only(what: str) -> None:
+    tracer = CURRENT_TRACER.get()
+    if tracer is not None:
+        tracer.graph_break(f"{what} inside a compiled function (its result's shape depends on "
+                           "the values: the function runs eagerly)")
+
+
+@method
+def nonzero(self, *, as_tuple: bool = False):
+    _host_only("nonzero")
+    idx = np.nonzero(self.detach().numpy())
+    if as_tuple:
+        return tuple(Tensor(i.astype(np.int64), device=self.device) for i in idx)
+    return Tensor(np.stack(idx, 1).astype(np.int64).reshape(-1, max(self.ndim, 1)),
+                  device=self.device)
+
+
+@method
+def masked_select(self, mask) -> Tensor:
+    """The elements where mask is True, as a 1-d tensor (gradients flow to them)."""
+    _host_only("masked_select")
+    mask = mask.broadcast_to(self.shape) if mask.shape != self.shape else mask
+    return self.reshape(-1)[Tensor(np.flatnonzero(mask.numpy()).astype(np.int64),
+                                   device=self.device)]
+
+
+@method
+def unique(self, sorted: bool = True, return_inverse: bool = False,  # noqa: A002
+           return_counts: bool = False, dim=None):
+    _host_only("unique")
+    if dim is not None:
+        raise NotImplementedError("unique(dim=...) is not supported (docs/DIFFERENCES.md)")
+    values, inverse, counts = np.unique(self.detach().numpy(), return_inverse=True,
+                                        return_counts=True)
+    out = [Tensor(values, device=self.device)]
+    if return_inverse:
+        out.append(Tensor(inverse.reshape(self.shape).astype(np.int64), device=self.device))
+    if return_counts:
+        out.append(Tensor(counts.astype(np.int64), device=self.device))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+@method
+def bincount(self, weights=None, minlength: int = 0) -> Tensor:
+    _host_only("bincount")
+    if self.ndim != 1 or self.dtype.kind not in "iu":
+        raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
+    w = None if weights is None else weights.detach().numpy()
+    out = np.bincount(self.numpy(), w, minlength)
+    return Tensor(out if w is not None else out.astype(np.int64), device=self.device)
+
+
+@method
+def median(self, dim=None, keepdim: bool = False):
+    """The lower median (PyTorch's): of all elements, or (values, indices) along dim."""
+    from lucid.tensor import MinMax
+
+    if dim is None:
+        flat = self.reshape(-1)
+        return flat.sort().values[(flat.shape[0] - 1) // 2]
+    d = _dim(self, dim, "median")
+    values, indices = self.sort(d)
+    k = (self.shape[d] - 1) // 2
+    key = (slice(None),) * d + (slice(k, k + 1),)
+    v, i = values[key], indices[key]
+    return MinMax(v if keepdim else v.squeeze(d), i if keepdim else i.squeeze(d))
+
+
+def searchsorted(sorted_sequence: Tensor, values, *, right: bool = False, side=None) -> Tensor:
+    """For each value, the index where it would go in the (last dim of the) sorted sequence:
+    the count of elements below it (or not above it, with right=True)."""
+    if side is not None:
+        right = side == "right"
+    values = values if isinstance(values, Tensor) else Tensor(np.asarray(values),
+                                                              device=sorted_sequence.device)
+    if sorted_sequence.ndim == 1:
+        below = sorted_sequence <= values.unsqueeze(-1) if right else \
+            sorted_sequence < values.unsqueeze(-1)
+    else:
+        seq = sorted_sequence.unsqueeze(-2)
+        v = values.unsqueeze(-1)
+        below = seq <= v if right else seq < v
+    return below.cast(dtypes.int64).sum(-1)
+
+
+def bucketize(input, boundaries: Tensor, *, right: bool = False) -> Tensor:
+    return searchsorted(boundaries, input, right=right)
+
+
 # ----------------------------------------------------------------------------- triangles, products
 
 
@@ -1009,6 +1261,123 @@ def equal(a: Tensor, b: Tensor) -> bool:
     return a.shape == b.shape and bool((a == b).all())
 
 
+def dist(a: Tensor, b: Tensor, p: float = 2.0) -> Tensor:
+    """The p-norm of a - b."""
+    return (a - b).norm(p)
+
+
+def cdist(x1: Tensor, x2: Tensor, p: float = 2.0) -> Tensor:
+    """Pairwise p-norm distances between the rows of x1 (..., P, M) and x2 (..., R, M)."""
+    diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)
+    return diff.norm(p, -1)
+
+
+def trace(t: Tensor) -> Tensor:
+    if t.ndim != 2:
+        raise RuntimeError("trace: expected a matrix")
+    return t.diagonal().sum()
+
+
+def is_floating_point(t: Tensor) -> bool:
+    return t.is_floating_point()
+
+
+def empty_like(t: Tensor, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    import lucid
+
+    return lucid.empty(*t.shape, dtype=dtype or t.dtype, device=device or t.device,
+                       requires_grad=requires_grad)
+
+
+def randint_like(t: Tensor, low: int = 0, high: int | None = None, *, dtype=None,
+                 device=None) -> Tensor:
+    import lucid
+
+    return lucid.randint(low, high, t.shape, dtype=dtype or t.dtype, device=device or t.device)
+
+
+def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=None) -> Tensor:
+    """Normal draws: scalar mean and std with `size`, or tensors (broadcast) giving each
+    element's."""
+    import lucid
+
+    if size is not None:
+        return lucid.randn(*size, dtype=dtype, device=device or "cpu") * std + mean
+    ref = mean if isinstance(mean, Tensor) else std
+    shape = np.broadcast_shapes(getattr(mean, "shape", ()), getattr(std, "shape", ()))
+    return lucid.randn(*shape, dtype=dtype or ref.dtype, device=ref.device) * std + mean
+
+
+def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:  # noqa: A002
+    """1 with probability input (or p), else 0, in input's dtype."""
+    import lucid
+
+    probs = input if p is None else lucid.full_like(input, p)
+    u = lucid.rand(*input.shape, dtype=dtypes.float64 if input.dtype == dtypes.float64
+                   else dtypes.float32, device=input.device)
+    return (u < probs).cast(input.dtype)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """`data` as a tensor, sharing a NumPy array's memory where dtype and device allow."""
+    if isinstance(data, Tensor):
+        return data.to(dtype=dtype, device=device) if dtype or device else data
+    if isinstance(data, np.ndarray) and (dtype is None or np.dtype(dtype) == data.dtype) and \
+            device in (None, "cpu") and CURRENT_TRACER.get() is None:
+        return Tensor._share(data)
+    return Tensor(data, dtype=dtype, device=device or "cpu")
+
+
+def hstack(tensors) -> Tensor:
+    from lucid.functions import cat
+
+    tensors = list(tensors)
+    return cat(tensors, 0 if tensors[0].ndim == 1 else 1)
+
+
+def vstack(tensors) -> Tensor:
+    from lucid.functions import cat
+
+    return cat([t.reshape(1, -1) if t.ndim < 2 else t for t in tensors], 0)
+
+
+def meshgrid(*tensors, indexing: str = "ij") -> tuple[Tensor, ...]:
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing not in ("ij", "xy"):
+        raise ValueError(f"meshgrid: indexing must be 'ij' or 'xy', not {indexing!r}")
+    shape = tuple(t.shape[0] for t in tensors)
+    if indexing == "xy" and len(tensors) >= 2:
+        shape = (shape[1], shape[0]) + shape[2:]
+    out = []
+    for k, t in enumerate(tensors):
+        axis = k
+        if indexing == "xy" and k < 2:
+            axis = 1 - k
+        view = [1] * len(shape)
+        view[axis] = t.shape[0]
+        out.append(t.reshape(view).broadcast_to(shape))
+    return tuple(out)
+
+
+def broadcast_tensors(*tensors) -> tuple[Tensor, ...]:
+    shape = np.broadcast_shapes(*(t.shape for t in tensors))
+    return tuple(t.broadcast_to(shape) for t in tensors)
+
+
+def get_default_dtype():
+    return dtypes.DEFAULT_FLOAT
+
+
+def finfo(dtype=None):
+    """NumPy's float info (eps, max, min, tiny, resolution) for a floating dtype."""
+    return np.finfo(dtypes.as_dtype(dtype or dtypes.DEFAULT_FLOAT))
+
+
+def iinfo(dtype):
+    return np.iinfo(dtypes.as_dtype(dtype))
+
+
 FUNCTIONS = ("tril", "triu", "mm", "bmm", "outer", "dot", "logsumexp", "softmax", "log_softmax",
              "norm", "split", "chunk", "masked_fill", "gather", "index_select", "flip", "roll",
              "isnan", "isinf", "isfinite", "logical_not", "logical_and", "logical_or",
@@ -1016,4 +1385,7 @@ FUNCTIONS = ("tril", "triu", "mm", "bmm", "outer", "dot", "logsumexp", "softmax"
              "narrow", "std_mean", "var_mean", "any", "all", "eq", "ne", "lt", "le", "gt", "ge",
              "unflatten", "repeat_interleave", "floor", "ceil", "trunc", "frac",
              "floor_divide", "remainder", "fmod", "sort", "argsort", "topk", "cumsum",
-             "cumprod", "multinomial", "scatter", "scatter_add")
+             "cumprod", "multinomial", "scatter", "scatter_add", "round", "clip",
+             "clamp_min", "clamp_max", "log2", "log10", "exp2", "expm1", "sinh", "cosh", "tan",
+             "select", "unbind", "count_nonzero", "prod", "isin", "nonzero", "masked_select",
+             "unique", "bincount", "median")
