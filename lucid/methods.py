@@ -1278,10 +1278,6 @@ def trace(t: Tensor) -> Tensor:
     return t.diagonal().sum()
 
 
-def is_floating_point(t: Tensor) -> bool:
-    return t.is_floating_point()
-
-
 def empty_like(t: Tensor, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     import lucid
 
