@@ -404,10 +404,13 @@ class Tensor:
                                  f"({registry.user_location()})")
         return tuple(sorted({int(d) % n for d in dims})) if self.ndim else ()
 
-    def sum(self, dim=None, keepdim: bool = False) -> Tensor:
-        return ops.sum(self, axes=self._axes(dim), keepdims=keepdim)
+    def sum(self, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+        x = self if dtype is None else self.cast(dtype)
+        return ops.sum(x, axes=x._axes(dim), keepdims=keepdim)
 
-    def mean(self, dim=None, keepdim: bool = False) -> Tensor:
+    def mean(self, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+        if dtype is not None:
+            return self.cast(dtype).mean(dim, keepdim)
         axes = self._axes(dim)
         count = math.prod(self.shape[a] for a in (range(self.ndim) if axes is None else axes))
         return self._float_operand().sum(axes, keepdim) / float(count)

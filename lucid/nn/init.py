@@ -80,3 +80,39 @@ def xavier_uniform_(t: Tensor, gain: float = 1.0) -> Tensor:
 def xavier_normal_(t: Tensor, gain: float = 1.0) -> Tensor:
     fan_in, fan_out = calculate_fan_in_and_fan_out(t)
     return normal_(t, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+
+
+def trunc_normal_(t: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
+                  b: float = 2.0, generator=None) -> Tensor:
+    """Normal(mean, std) draws restricted to [a, b]: draws outside are drawn again (from lucid's
+    generator), so the values follow the truncated distribution exactly."""
+    import numpy as np
+
+    if not a < b:
+        raise ValueError(f"trunc_normal_: expected a < b, got a={a}, b={b}")
+    n = t.numel()
+    out = np.empty(0)
+    while out.size < n:
+        z = ops.normal(shape=(max(2 * (n - out.size), 16),), mean=mean, std=std,
+                       dtype=np.dtype(np.float64)).numpy()
+        out = np.concatenate([out, z[(z >= a) & (z <= b)]])
+    return _fill(t, Tensor(out[:n].reshape(t.shape).astype(t.dtype)))
+
+
+def orthogonal_(t: Tensor, gain: float = 1.0, generator=None) -> Tensor:
+    """A (semi-)orthogonal matrix (of the flattened trailing dims), from the QR decomposition
+    of a normal draw, signs fixed so that the result is uniformly distributed."""
+    import numpy as np
+
+    if t.ndim < 2:
+        raise ValueError("Only tensors with 2 or more dimensions are supported")
+    rows = t.shape[0]
+    cols = t.numel() // rows
+    flat = ops.normal(shape=(rows, cols), mean=0.0, std=1.0, dtype=np.dtype(np.float64)).numpy()
+    if rows < cols:
+        flat = flat.T
+    q, r = np.linalg.qr(flat)
+    q = q * np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return _fill(t, Tensor((gain * q).reshape(t.shape).astype(t.dtype)))

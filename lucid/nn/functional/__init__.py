@@ -1,21 +1,31 @@
 """lucid.nn.functional: the functional form of every layer, and the losses."""
 
 from lucid.nn.functional.activation import (  # noqa: F401
+    celu,
     elu,
     gelu,
+    glu,
+    hardsigmoid,
+    hardswish,
     hardtanh,
     leaky_relu,
     leaky_relu_,
     log_softmax,
+    logsigmoid,
     mish,
+    prelu,
     relu,
     relu6,
     relu_,
+    selu,
     sigmoid,
     silu,
     softmax,
     softplus,
+    softsign,
     tanh,
+    tanhshrink,
+    threshold,
 )
 from lucid.nn.functional.attention import (  # noqa: F401
     normalize,
@@ -37,15 +47,20 @@ from lucid.nn.functional.linear import linear  # noqa: F401
 from lucid.nn.functional.loss import (  # noqa: F401
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
+    cosine_embedding_loss,
     cosine_similarity,
     cross_entropy,
+    gaussian_nll_loss,
     huber_loss,
     kl_div,
     l1_loss,
+    margin_ranking_loss,
     mse_loss,
     nll_loss,
     pairwise_distance,
+    poisson_nll_loss,
     smooth_l1_loss,
+    triplet_margin_loss,
 )
 from lucid.nn.functional.normalization import batch_norm, group_norm, layer_norm  # noqa: F401
 from lucid.nn.functional.resize import adaptive_avg_pool2d, interpolate  # noqa: F401

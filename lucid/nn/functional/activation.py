@@ -165,3 +165,77 @@ def mish(input: Tensor, inplace: bool = False) -> Tensor:
     """x tanh(softplus(x))."""
     out = input * softplus(input).tanh()
     return input.copy_(out) if inplace else out
+
+
+@tensor_args
+def logsigmoid(input: Tensor) -> Tensor:
+    """log(sigmoid(x)) = -softplus(-x), without overflow."""
+    return -_softplus(-input)
+
+
+@tensor_args
+def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
+    """relu6(x + 3) / 6."""
+    out = (input + 3.0).clamp(0.0, 6.0) * (1.0 / 6.0)
+    return input.copy_(out) if inplace else out
+
+
+@tensor_args
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * relu6(x + 3) / 6."""
+    out = input * hardsigmoid(input)
+    return input.copy_(out) if inplace else out
+
+
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+@tensor_args
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    out = _elu(input, _SELU_ALPHA) * _SELU_SCALE
+    return input.copy_(out) if inplace else out
+
+
+@tensor_args
+def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """max(0, x) + min(0, alpha (exp(x / alpha) - 1))."""
+    out = input.relu() + ((input / alpha).exp() - 1.0).clamp(max=0.0) * alpha
+    return input.copy_(out) if inplace else out
+
+
+@tensor_args
+def glu(input: Tensor, dim: int = -1) -> Tensor:
+    """a * sigmoid(b), the input split in halves a, b along dim."""
+    if input.shape[dim] % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {dim} is size "
+                           f"{input.shape[dim]}")
+    a, b = input.chunk(2, dim)
+    return a * b.sigmoid()
+
+
+@tensor_args
+def softsign(input: Tensor) -> Tensor:
+    return input / (input.abs() + 1.0)
+
+
+@tensor_args
+def tanhshrink(input: Tensor) -> Tensor:
+    return input - input.tanh()
+
+
+@tensor_args
+def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    """x where x > threshold, else value."""
+    from lucid.functions import where
+
+    out = where(input > threshold, input, value)
+    return input.copy_(out) if inplace else out
+
+
+@tensor_args
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    """max(0, x) + weight * min(0, x), weight per channel (dim 1) or one for all."""
+    w = weight
+    if weight.numel() > 1 and input.ndim >= 2:
+        w = weight.reshape((1, -1) + (1,) * (input.ndim - 2))
+    return input.relu() - w * (-input).relu()

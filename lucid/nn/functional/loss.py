@@ -286,3 +286,67 @@ def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
                       keepdim: bool = False) -> Tensor:
     """The p-norm of x1 - x2 + eps over the last dim."""
     return (x1 - x2 + eps).norm(p, -1, keepdim)
+
+
+@tensor_args
+def margin_ranking_loss(input1: Tensor, input2: Tensor, target, margin: float = 0.0,
+                        reduction: str = "mean") -> Tensor:
+    """max(0, -target (input1 - input2) + margin)."""
+    target = _as_target(target, input1)
+    return _reduce("margin_ranking_loss", (-target * (input1 - input2) + margin).relu(),
+                   reduction)
+
+
+@tensor_args
+def cosine_embedding_loss(input1: Tensor, input2: Tensor, target, margin: float = 0.0,
+                          reduction: str = "mean") -> Tensor:
+    """1 - cos(x1, x2) where target is 1; max(0, cos(x1, x2) - margin) where it is -1."""
+    target = _as_target(target, input1)
+    cos = cosine_similarity(input1, input2, dim=-1)
+    loss = where(target > 0, 1.0 - cos, (cos - margin).relu())
+    return _reduce("cosine_embedding_loss", loss, reduction)
+
+
+@tensor_args
+def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0,
+                        p: float = 2.0, eps: float = 1e-6, swap: bool = False,
+                        reduction: str = "mean") -> Tensor:
+    """max(d(a, p) - d(a, n) + margin, 0), d the p-norm distance (eps added, as PyTorch's)."""
+    d_pos = pairwise_distance(anchor, positive, p, eps)
+    d_neg = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        d_neg = d_neg.minimum(pairwise_distance(positive, negative, p, eps))
+    return _reduce("triplet_margin_loss", (d_pos - d_neg + margin).relu(), reduction)
+
+
+@tensor_args
+def gaussian_nll_loss(input: Tensor, target, var, full: bool = False, eps: float = 1e-6,
+                      reduction: str = "mean") -> Tensor:
+    """0.5 (log(max(var, eps)) + (input - target)^2 / max(var, eps)) (+ 0.5 log(2 pi))."""
+    import math
+
+    target = _as_target(target, input)
+    var = _as_target(var, input)
+    if var.ndim < input.ndim and var.shape == input.shape[:-1]:
+        var = var.unsqueeze(-1)
+    v = var.clamp(min=eps)
+    loss = 0.5 * (v.log() + (input - target) ** 2 / v)
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return _reduce("gaussian_nll_loss", loss, reduction)
+
+
+@tensor_args
+def poisson_nll_loss(input: Tensor, target, log_input: bool = True, full: bool = False,
+                     eps: float = 1e-8, reduction: str = "mean") -> Tensor:
+    """exp(input) - target input (log_input), or input - target log(input + eps); `full` adds
+    Stirling's approximation of log(target!) where target > 1."""
+    import math
+
+    target = _as_target(target, input)
+    loss = input.exp() - target * input if log_input else input - target * (input + eps).log()
+    if full:
+        safe = where(target > 1, target, 2.0)
+        stirling = safe * safe.log() - safe + 0.5 * (2 * math.pi * safe).log()
+        loss = loss + where(target > 1, stirling, 0.0)
+    return _reduce("poisson_nll_loss", loss, reduction)

@@ -1,19 +1,30 @@
 """Layers. Each helper module adds its names here."""
 
 from lucid.nn.modules.activation import (  # noqa: F401
+    CELU,
     ELU,
     GELU,
+    GLU,
+    SELU,
+    Hardsigmoid,
+    Hardswish,
     Hardtanh,
     LeakyReLU,
+    LogSigmoid,
     LogSoftmax,
     Mish,
+    PReLU,
     ReLU,
     ReLU6,
     Sigmoid,
     SiLU,
     Softmax,
+    Softmax2d,
     Softplus,
+    Softsign,
     Tanh,
+    Tanhshrink,
+    Threshold,
 )
 from lucid.nn.modules.container import (  # noqa: F401
     ModuleDict,
@@ -32,18 +43,32 @@ from lucid.nn.modules.layers2 import (  # noqa: F401
     Unflatten,
     Upsample,
 )
+from lucid.nn.modules.layers3 import (  # noqa: F401
+    AvgPool1d,
+    Bilinear,
+    ConstantPad2d,
+    Conv1d,
+    InstanceNorm2d,
+    MaxPool1d,
+    ZeroPad2d,
+)
 from lucid.nn.modules.linear import Flatten, Identity, Linear  # noqa: F401
 from lucid.nn.modules.loss import (  # noqa: F401
     BCELoss,
     BCEWithLogitsLoss,
+    CosineEmbeddingLoss,
     CosineSimilarity,
     CrossEntropyLoss,
+    GaussianNLLLoss,
     HuberLoss,
     KLDivLoss,
     L1Loss,
+    MarginRankingLoss,
     MSELoss,
     NLLLoss,
+    PoissonNLLLoss,
     SmoothL1Loss,
+    TripletMarginLoss,
 )
 from lucid.nn.modules.module import Module, Parameter
 from lucid.nn.modules.normalization import BatchNorm1d, BatchNorm2d, LayerNorm  # noqa: F401

@@ -154,3 +154,67 @@ class Mish(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         return F.mish(input, self.inplace)
+
+
+def _simple(name: str, fn_name: str, doc: str, *params):
+    """A parameter-free activation module over F.<fn_name>, with PyTorch's constructor
+    arguments `params` ((name, default) pairs)."""
+    def __init__(self, *args, **kwargs):
+        Module.__init__(self)
+        values = dict(params)
+        for (key, _), value in zip(params, args, strict=False):
+            values[key] = value
+        values.update(kwargs)
+        for key, value in values.items():
+            setattr(self, key, value)
+
+    def forward(self, input):
+        return getattr(F, fn_name)(input, *(getattr(self, k) for k, _ in params))
+
+    def extra_repr(self):
+        return ", ".join(f"{k}={getattr(self, k)}" for k, _ in params if k != "inplace")
+
+    return type(name, (Module,), {"__init__": __init__, "forward": forward,
+                                  "extra_repr": extra_repr, "__doc__": doc})
+
+
+LogSigmoid = _simple("LogSigmoid", "logsigmoid", "log(sigmoid(x)).")
+Hardsigmoid = _simple("Hardsigmoid", "hardsigmoid", "relu6(x + 3) / 6.", ("inplace", False))
+Hardswish = _simple("Hardswish", "hardswish", "x relu6(x + 3) / 6.", ("inplace", False))
+SELU = _simple("SELU", "selu", "Scaled ELU (Klambauer et al.).", ("inplace", False))
+CELU = _simple("CELU", "celu", "max(0, x) + min(0, alpha (exp(x / alpha) - 1)).",
+               ("alpha", 1.0), ("inplace", False))
+GLU = _simple("GLU", "glu", "a sigmoid(b) of the input's halves along dim.", ("dim", -1))
+Softsign = _simple("Softsign", "softsign", "x / (1 + |x|).")
+Tanhshrink = _simple("Tanhshrink", "tanhshrink", "x - tanh(x).")
+Threshold = _simple("Threshold", "threshold", "x where x > threshold, else value.",
+                    ("threshold", 0.0), ("value", 0.0), ("inplace", False))
+
+
+class Softmax2d(Module):
+    """Softmax over the channels (dim -3) of (N, C, H, W) or (C, H, W) inputs."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.ndim not in (3, 4):
+            raise ValueError(f"Softmax2d: expected input to be 3D or 4D, got {input.ndim}D "
+                             "instead")
+        return F.softmax(input, -3)
+
+
+class PReLU(Module):
+    """max(0, x) + a min(0, x) with a learned slope a (one, or one per channel)."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None,
+                 dtype=None) -> None:
+        super().__init__()
+        from lucid.factories import full
+        from lucid.nn.modules.module import Parameter
+
+        self.num_parameters = num_parameters
+        self.weight = Parameter(full((num_parameters,), init, dtype=dtype, device=device))
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"

@@ -46,6 +46,16 @@ def _addindent(text: str, spaces: int) -> str:
 STATE_EPOCH = [0]
 
 
+class _HookHandle:
+    """What register_*_hook returns: `remove()` unregisters the hook."""
+
+    def __init__(self, table: dict, key: int) -> None:
+        self._table, self._key = table, key
+
+    def remove(self) -> None:
+        self._table.pop(self._key, None)
+
+
 class Module:
     """Base class of all layers. Subclasses define `forward`; attributes that are Parameters,
     Modules or registered buffers are tracked automatically, in assignment order."""
@@ -138,7 +148,58 @@ class Module:
         raise TypeError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        hooks = self.__dict__.get("_hooks")
+        if not hooks:
+            return self.forward(*args, **kwargs)
+        for hook in list(hooks["pre"].values()):
+            changed = hook(self, args)
+            if changed is not None:
+                args = changed if isinstance(changed, tuple) else (changed,)
+        out = self.forward(*args, **kwargs)
+        for hook in list(hooks["post"].values()):
+            changed = hook(self, args, out)
+            if changed is not None:
+                out = changed
+        return out
+
+    def _hook_table(self) -> dict:
+        hooks = self.__dict__.get("_hooks")
+        if hooks is None:
+            hooks = {"pre": {}, "post": {}, "next": 0}
+            object.__setattr__(self, "_hooks", hooks)
+        return hooks
+
+    def _add_hook(self, kind: str, hook):
+        table = self._hook_table()
+        key = table["next"]
+        table["next"] += 1
+        table[kind][key] = hook
+        return _HookHandle(table[kind], key)
+
+    def register_forward_hook(self, hook):
+        """hook(module, args, output) after each forward; a value it returns replaces the
+        output. (In a compiled module the hook runs while tracing.)"""
+        return self._add_hook("post", hook)
+
+    def register_forward_pre_hook(self, hook):
+        """hook(module, args) before each forward; a value it returns replaces the args."""
+        return self._add_hook("pre", hook)
+
+    def get_submodule(self, target: str) -> Module:
+        """The submodule at a dotted path ("encoder.layers.0")."""
+        module = self
+        for name in target.split(".") if target else ():
+            if name not in module._modules:
+                raise AttributeError(f"{module._get_name()} has no attribute `{name}`")
+            module = module._modules[name]
+        return module
+
+    def get_parameter(self, target: str) -> Parameter:
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        if name not in module._parameters:
+            raise AttributeError(f"{module._get_name()} has no parameter `{name}`")
+        return module._parameters[name]
 
     # ------------------------------------------------------------------ traversal
 
