@@ -120,7 +120,8 @@ def _entry_steps(entry, bind) -> tuple[list, list[str]]:
             host = entry.input_hosts.get(i, True)
             where = f"{bind(isinstance)}(a{i}, {bind(np.ndarray)}) is {host}"
         steps.append(Condition(
-            f"(a{i}.shape == {shape!r} and (a{i}.dtype is {d} or a{i}.dtype == {d}) and "
+            f"(a{i}.shape == {bind(tuple(shape))} and (a{i}.dtype is {d} or a{i}.dtype == {d}) "
+            "and "
             f"t{i}.requires_grad is {requires_grad} and {where})",
             f"{bind(src.describe())} + ': ' + {bind(fmt_check(check))} + ' -> ' + "
             f"{bind(_describe_now)}(t{i})"))
@@ -210,10 +211,20 @@ def _render_failures(ns: _Namespace, steps: list, name: str):
     return _define(ns, lines, "failures", f"<lucid_jit guard failures of {name}>")
 
 
+# Compiled generated code by its text: sizes and objects are bound names, not literals, so an
+# entry traced again at a new batch size renders the same text and skips Python's compiler.
+_CODE: dict[tuple[str, str], object] = {}
+
+
 def _define(ns: _Namespace, lines: list[str], fn: str, filename: str):
     source = "\n".join(lines) + "\n"
     namespace = dict(ns.globals)
-    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 (our own generated code)
+    code = _CODE.get((source, filename))
+    if code is None:
+        if len(_CODE) > 2048:
+            _CODE.clear()
+        code = _CODE[source, filename] = compile(source, filename, "exec")
+    exec(code, namespace)  # noqa: S102 (our own generated code)
     result = namespace[fn]
     result.source = source
     return result
