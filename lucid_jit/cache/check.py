@@ -216,15 +216,20 @@ def _render_failures(ns: _Namespace, steps: list, name: str):
 _CODE: dict[tuple[str, str], object] = {}
 
 
-def _define(ns: _Namespace, lines: list[str], fn: str, filename: str):
-    source = "\n".join(lines) + "\n"
-    namespace = dict(ns.globals)
+def define(source: str, filename: str, names: dict, fn: str):
+    """Run generated `source` (compiled once per text) in a namespace of `names`; its `fn`."""
     code = _CODE.get((source, filename))
     if code is None:
         if len(_CODE) > 2048:
             _CODE.clear()
         code = _CODE[source, filename] = compile(source, filename, "exec")
+    namespace = dict(names)
     exec(code, namespace)  # noqa: S102 (our own generated code)
-    result = namespace[fn]
+    return namespace[fn]
+
+
+def _define(ns: _Namespace, lines: list[str], fn: str, filename: str):
+    source = "\n".join(lines) + "\n"
+    result = define(source, filename, ns.globals, fn)
     result.source = source
     return result

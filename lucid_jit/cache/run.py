@@ -23,7 +23,7 @@ from lucid.autograd import _FREED
 from lucid.device import is_device_array
 from lucid.ops.registry import ALL, GRAD_ENABLED, Context, LucidError, Op
 from lucid.tensor import Tensor
-from lucid_jit.cache.check import _CODE, _Namespace
+from lucid_jit.cache.check import _Namespace, define
 from lucid_jit.tracing import pytree
 from lucid_jit.tracing.capture import AliasLeaf, ConstLeaf, ValueLeaf
 from lucid_jit.tracing.sources import SavedInput, SeedInput, SlotInput
@@ -112,15 +112,7 @@ def compile_run(entry):
         body.append(f"return {bind(pytree.unflatten)}({bind(entry.out_spec)}, "
                     f"[{', '.join(leaves)}])")
     source = "def run(flat, arrays):\n" + "".join(f"    {line}\n" for line in body)
-    namespace = dict(ns.globals)
-    filename = f"<lucid_jit run of {entry.name}>"
-    code = _CODE.get((source, filename))
-    if code is None:
-        if len(_CODE) > 2048:
-            _CODE.clear()
-        code = _CODE[source, filename] = compile(source, filename, "exec")
-    exec(code, namespace)  # noqa: S102 (our own generated code)
-    run = namespace["run"]
+    run = define(source, f"<lucid_jit run of {entry.name}>", ns.globals, "run")
     run.source = source
     return run
 

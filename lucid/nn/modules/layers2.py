@@ -3,12 +3,10 @@ parameters, defaults and printing), over their functional forms."""
 
 from __future__ import annotations
 
-import math
-
 from lucid.factories import ones, zeros
 from lucid.nn import functional as F
-from lucid.nn import init
 from lucid.nn.functional.dropout import _check_p
+from lucid.nn.modules.conv import Conv2d
 from lucid.nn.modules.module import Module, Parameter
 from lucid.tensor import Tensor
 
@@ -117,13 +115,7 @@ class ConvTranspose2d(Module):
         self.bias = Parameter(zeros(out_channels, dtype=dtype, device=device)) if bias else None
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
-            if fan_in:
-                bound = 1 / math.sqrt(fan_in)
-                init.uniform_(self.bias, -bound, bound)
+    reset_parameters = Conv2d.reset_parameters  # (PyTorch's default, fan-in from dim 1)
 
     def forward(self, input: Tensor, output_size=None) -> Tensor:
         output_padding = self.output_padding
