@@ -1216,7 +1216,7 @@ def register_hook(self, hook) -> RemovableHandle:
 def from_numpy(array: np.ndarray) -> Tensor:
     """A tensor sharing `array`'s memory (writes to one show in the other)."""
     if not isinstance(array, np.ndarray):
-        raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
+        raise TypeError(f"expected np.ndarray (got {array.__class__.__name__})")
     if CURRENT_TRACER.get() is not None:
         return Tensor(array)
     return Tensor._share(array)

@@ -63,6 +63,8 @@ def test_from_numpy_shares_memory_and_size_is_a_tuple():
     assert t.tolist() == [0.0, 5.0, 0.0]
     assert lucid.Size([2, 3]) == (2, 3) and lucid.Size((2, 3)).numel() == 6
     assert lucid.is_tensor(t) and not lucid.is_tensor(arr) and lucid.numel(t) == 3
+    with pytest.raises(TypeError, match="expected np.ndarray \\(got list\\)"):
+        lucid.from_numpy([1, 2])
 
 
 def test_products_check_their_operands():
