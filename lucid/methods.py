@@ -788,17 +788,20 @@ def triu_(self, diagonal: int = 0) -> Tensor:
     return self._inplace(lambda x: x.triu(diagonal))
 
 
+def _ranks(op: str, ndim: int, a: Tensor, b: Tensor) -> None:
+    if a.ndim != ndim or b.ndim != ndim:
+        raise op_error(op, [a.aval, b.aval], f"both operands must be {ndim}-d", ShapeError)
+
+
 @method
 def mm(self, mat2: Tensor) -> Tensor:
-    if self.ndim != 2 or mat2.ndim != 2:
-        raise op_error("mm", [self.aval, mat2.aval], "both operands must be 2-d", ShapeError)
+    _ranks("mm", 2, self, mat2)
     return self.matmul(mat2)
 
 
 @method
 def bmm(self, mat2: Tensor) -> Tensor:
-    if self.ndim != 3 or mat2.ndim != 3:
-        raise op_error("bmm", [self.aval, mat2.aval], "both operands must be 3-d", ShapeError)
+    _ranks("bmm", 3, self, mat2)
     if self.shape[0] != mat2.shape[0]:
         raise op_error("bmm", [self.aval, mat2.aval], "the batch sizes differ", ShapeError)
     return self.matmul(mat2)
@@ -806,8 +809,7 @@ def bmm(self, mat2: Tensor) -> Tensor:
 
 @method
 def outer(self, vec2: Tensor) -> Tensor:
-    if self.ndim != 1 or vec2.ndim != 1:
-        raise op_error("outer", [self.aval, vec2.aval], "both operands must be 1-d", ShapeError)
+    _ranks("outer", 1, self, vec2)
     return self.reshape(-1, 1) * vec2.reshape(1, -1)
 
 
@@ -868,6 +870,12 @@ def gather(self, dim: int, index) -> Tensor:
             raise RuntimeError(f"Size does not match at dimension {k} expected index "
                                f"{list(index.shape)} to be smaller than self {list(self.shape)} "
                                f"apart from dimension {d}")
+    return self[_along_key(self, d, index)]
+
+
+def _along_key(self: Tensor, d: int, index: Tensor) -> tuple:
+    """The advanced-indexing key addressing self[..., index[i][j], ...] (index at dim d, the
+    other dims by position): what gather reads and scatter writes."""
     key = []
     for k in range(self.ndim):
         if k == d:
@@ -876,7 +884,7 @@ def gather(self, dim: int, index) -> Tensor:
             shape = [1] * self.ndim
             shape[k] = index.shape[k]
             key.append(_const(np.arange(index.shape[k]).reshape(shape), self))
-    return self[tuple(key)]
+    return tuple(key)
 
 
 def _scatter_key(self: Tensor, dim: int, index: Tensor, what: str):
@@ -886,15 +894,7 @@ def _scatter_key(self: Tensor, dim: int, index: Tensor, what: str):
     if index.ndim != self.ndim:
         raise RuntimeError("Index tensor must have the same number of dimensions as self "
                            "tensor")
-    key = []
-    for k in range(self.ndim):
-        if k == d:
-            key.append(index)
-        else:
-            shape = [1] * self.ndim
-            shape[k] = index.shape[k]
-            key.append(_const(np.arange(index.shape[k]).reshape(shape), self))
-    return tuple(key), index
+    return _along_key(self, d, index), index
 
 
 def _scattered(self: Tensor, dim: int, index, src, what: str, add: bool) -> Tensor:
@@ -986,31 +986,23 @@ def diag(self, diagonal: int = 0) -> Tensor:
 # ----------------------------------------------------------------------------- new tensors
 
 
-def _new(self, make, size, dtype, device, requires_grad):
-    size = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
-    return make(size, dtype=dtype or self.dtype, device=device or self.device,
-                requires_grad=requires_grad)
+def _new_like(factory: str):
+    """Tensor.new_<factory>(*size, dtype=None, device=None, requires_grad=False): lucid.<factory>
+    with self's dtype and device unless given."""
+    def fn(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
+        import lucid
+
+        if len(size) == 1 and isinstance(size[0], (tuple, list)):
+            size = tuple(size[0])
+        return getattr(lucid, factory)(*size, dtype=dtype or self.dtype,
+                                       device=device or self.device,
+                                       requires_grad=requires_grad)
+    fn.__name__ = f"new_{factory}"
+    return fn
 
 
-@method
-def new_zeros(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    import lucid
-
-    return _new(self, lambda s, **k: lucid.zeros(*s, **k), size, dtype, device, requires_grad)
-
-
-@method
-def new_ones(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    import lucid
-
-    return _new(self, lambda s, **k: lucid.ones(*s, **k), size, dtype, device, requires_grad)
-
-
-@method
-def new_empty(self, *size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    import lucid
-
-    return _new(self, lambda s, **k: lucid.empty(*s, **k), size, dtype, device, requires_grad)
+for _factory in ("zeros", "ones", "empty"):
+    method(_new_like(_factory))
 
 
 @method

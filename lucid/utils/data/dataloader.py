@@ -31,7 +31,13 @@ import numpy as np
 from lucid.random import Generator, draw_seed
 from lucid.tensor import Tensor
 from lucid.utils.data.dataset import IterableDataset, TensorDataset
-from lucid.utils.data.sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
+from lucid.utils.data.sampler import (
+    BatchSampler,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    check_positive_int,
+)
 
 # ----------------------------------------------------------------------------- collation
 
@@ -270,10 +276,8 @@ class DataLoader:
         elif batch_size is None and drop_last:
             raise ValueError("batch_size=None option disables auto-batching and is mutually "
                              "exclusive with drop_last")
-        elif batch_size is not None and (isinstance(batch_size, bool)
-                                         or not isinstance(batch_size, int) or batch_size <= 0):
-            raise ValueError(f"batch_size should be a positive integer value, but got "
-                             f"batch_size={batch_size}")
+        elif batch_size is not None:
+            check_positive_int("batch_size", batch_size)
         if generator is not None and not isinstance(generator, Generator):
             raise TypeError(f"generator must be a lucid.Generator, not "
                             f"{type(generator).__name__}")

@@ -23,6 +23,12 @@ class Sampler:
         raise NotImplementedError
 
 
+def check_positive_int(name: str, value) -> None:
+    """PyTorch's error for a count that must be a positive int (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} should be a positive integer value, but got {name}={value}")
+
+
 def _pass_generator(generator: Generator | None) -> Generator:
     """The generator of one pass: the given one, else a new one seeded from the process-wide
     generator."""
@@ -53,10 +59,7 @@ class RandomSampler(Sampler):
         self.replacement = replacement
         self._num_samples = num_samples
         self.generator = generator
-        if not isinstance(self.num_samples, int) or isinstance(self.num_samples, bool) or \
-                self.num_samples <= 0:
-            raise ValueError(f"num_samples should be a positive integer value, but got "
-                             f"num_samples={self.num_samples}")
+        check_positive_int("num_samples", self.num_samples)
 
     @property
     def num_samples(self) -> int:
@@ -98,9 +101,7 @@ class WeightedRandomSampler(Sampler):
 
     def __init__(self, weights, num_samples: int, replacement: bool = True,
                  generator: Generator | None = None) -> None:
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0:
-            raise ValueError(f"num_samples should be a positive integer value, but got "
-                             f"num_samples={num_samples}")
+        check_positive_int("num_samples", num_samples)
         if not isinstance(replacement, bool):
             raise ValueError(f"replacement should be a boolean value, but got "
                              f"replacement={replacement}")
@@ -142,9 +143,7 @@ class BatchSampler(Sampler):
     unless `drop_last`)."""
 
     def __init__(self, sampler, batch_size: int, drop_last: bool) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"batch_size should be a positive integer value, but got "
-                             f"batch_size={batch_size}")
+        check_positive_int("batch_size", batch_size)
         if not isinstance(drop_last, bool):
             raise ValueError(f"drop_last should be a boolean value, but got "
                              f"drop_last={drop_last}")
