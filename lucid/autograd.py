@@ -149,8 +149,49 @@ def _run_hooks(t, g):
     return g
 
 
+# Tensor.register_post_accumulate_grad_hook: id(leaf) -> hooks called with the leaf once backward
+# has accumulated its gradient into .grad (DistributedDataParallel starts its all-reduces so).
+POST_ACCUMULATE: dict[int, list] = {}
+
+
+class _Pass:
+    """One running backward: callbacks queued for its end (`queue_callback`)."""
+
+    __slots__ = ("callbacks",)
+
+    def __init__(self) -> None:
+        self.callbacks: list = []
+
+
+_PASSES: list[_Pass] = []
+
+
+def current_backward() -> _Pass | None:
+    """The innermost backward that is running (an object that identifies it), or None."""
+    return _PASSES[-1] if _PASSES else None
+
+
+def queue_callback(fn) -> None:
+    """Call fn() when the running backward has finished (after every gradient is accumulated)."""
+    if not _PASSES:
+        raise LucidError("queue_callback: no backward is running")
+    _PASSES[-1].callbacks.append(fn)
+
+
 def run_backward(roots, seeds, *, inputs=None, retain_graph=False, create_graph=False):
     """The chain rule. Accumulates into leaves' .grad, or returns grads of `inputs` if given."""
+    _PASSES.append(_Pass())
+    try:
+        found = _chain_rule(roots, seeds, inputs, retain_graph, create_graph)
+        callbacks = _PASSES[-1].callbacks
+        while callbacks:
+            callbacks.pop(0)()
+        return found
+    finally:
+        _PASSES.pop()
+
+
+def _chain_rule(roots, seeds, inputs, retain_graph, create_graph):
     for root in roots:
         if not root.requires_grad:
             raise LucidError("backward: the tensor does not require grad and has no graph "
@@ -176,6 +217,9 @@ def run_backward(roots, seeds, *, inputs=None, retain_graph=False, create_graph=
             if t._ctx is None:
                 if wanted is None:
                     _accumulate(t, g, claimed)
+                    if POST_ACCUMULATE and id(t) in POST_ACCUMULATE:
+                        for hook in list(POST_ACCUMULATE[id(t)]):
+                            hook(t)
                 continue
             _check_versions(t)
             op, xs, attrs, _versions, _ = t._ctx

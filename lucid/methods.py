@@ -1183,23 +1183,39 @@ class RemovableHandle:
             self._hooks.remove(self._hook)
 
 
+def _add_hook(table: dict, t, hook) -> RemovableHandle:
+    import weakref
+
+    key = id(t)
+    if key not in table:
+        table[key] = []
+        weakref.finalize(t, table.pop, key, None)
+    table[key].append(hook)
+    return RemovableHandle(table[key], hook)
+
+
+@method
+def register_post_accumulate_grad_hook(self, hook) -> RemovableHandle:
+    """Call hook(tensor) once backward has accumulated this leaf's gradient into `.grad`. In a
+    compiled function the hook runs while tracing: its tensor ops become part of the graph."""
+    from lucid.autograd import POST_ACCUMULATE
+
+    if not self.requires_grad or self._ctx is not None:
+        raise RuntimeError("post accumulate grad hooks can only be registered on leaf tensors "
+                           "that require grad")
+    return _add_hook(POST_ACCUMULATE, self, hook)
+
+
 @method
 def register_hook(self, hook) -> RemovableHandle:
     """Call hook(grad) each time backward computes this tensor's gradient; a tensor the hook
     returns replaces the gradient (for what flows on, and what a leaf accumulates). In a
     compiled function the hook runs while tracing: its tensor ops become part of the graph."""
-    import weakref
-
     from lucid.autograd import HOOKS
 
     if not self.requires_grad:
         raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
-    key = id(self)
-    if key not in HOOKS:
-        HOOKS[key] = []
-        weakref.finalize(self, HOOKS.pop, key, None)
-    HOOKS[key].append(hook)
-    return RemovableHandle(HOOKS[key], hook)
+    return _add_hook(HOOKS, self, hook)
 
 
 # ----------------------------------------------------------------------------- lucid functions

@@ -3,7 +3,15 @@
 Every registered primitive is `lucid.ops.<name>` (taken from the registry itself, so a new op is
 one `defop` block in its family's file and nothing here)."""
 
-from lucid.ops import conv, creation, elementwise, matmul, movement, reduction  # noqa: F401
+from lucid.ops import (  # noqa: F401
+    collective,
+    conv,
+    creation,
+    elementwise,
+    matmul,
+    movement,
+    reduction,
+)
 from lucid.ops.creation import GENERATOR
 from lucid.ops.movement import Slice, Slot
 from lucid.ops.registry import (

@@ -142,7 +142,8 @@ class Op:
 
 REGISTRY: dict[str, Op] = {}
 
-KINDS = ("elementwise", "reduction", "movement", "matmul", "conv", "creation", "random", "index")
+KINDS = ("elementwise", "reduction", "movement", "matmul", "conv", "creation", "random", "index",
+         "collective")
 
 
 def defop(name: str, *, kind: str, impl, infer, vjp=None, scalar=None, save=ALL, pure=True,

@@ -61,6 +61,14 @@ def elementwise_rows(**overrides: Lowering) -> dict[str, Lowering]:
     return rows
 
 
+def collective_rows() -> dict[str, Lowering]:
+    """A HOST row for every collective (lucid.distributed): MPI moves host arrays between the
+    processes, so a compiled graph runs each one between its native segments."""
+    return {name: Lowering(HOST, "a collective: MPI exchanges the data between processes, "
+                                 "between the native segments")
+            for name, op in REGISTRY.items() if op.kind == "collective"}
+
+
 def place(table: dict[str, Lowering], node: Node, backend: str) -> Lowering:
     """How `node` runs on the backend whose table this is. A fused node is a BODY when its
     backend can run every member (`body.supported_body`); a const is FREE if it is one element,

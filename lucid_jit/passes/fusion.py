@@ -49,6 +49,11 @@ def is_elementwise(node: Node) -> bool:
     return node.body is None and node.op.kind == "elementwise" and node.op.pure
 
 
+def impure_chain(nodes) -> list[int]:
+    """The indices of the impure nodes (random draws, collectives), in program order."""
+    return [i for i, node in enumerate(nodes) if node.body is None and not node.op.pure]
+
+
 def reads_free_inputs(node: Node) -> bool:
     """Whether a loop over this node's iteration space reads its free inputs in place (a matmul
     wants real operands: a fill or broadcast it reads stays a node of its own)."""
@@ -96,6 +101,12 @@ class Plan:
                 for p in self._sources(v):
                     preds.add(p)
                     self.succ[p].add(i)
+        # Impure nodes keep their program order (random draws take the generator's counters,
+        # and every rank must call collectives alike): each one follows the one before it.
+        impure = impure_chain(graph.nodes)
+        for a, b in zip(impure, impure[1:]):
+            self.pred[b].add(a)
+            self.succ[a].add(b)
 
     def _sources(self, v: Value) -> list[int]:
         p = self.producer.get(v.id)
@@ -358,6 +369,11 @@ def _emit(plan: Plan) -> tuple[Graph, list[FusedGroup]]:
             if src is not None and src != unit and unit not in feeds[src]:
                 feeds[src].add(unit)
                 waiting[unit] += 1
+    impure = impure_chain(nodes)
+    for a, b in zip(impure, impure[1:]):
+        if b not in feeds[a]:
+            feeds[a].add(b)
+            waiting[b] += 1
     # Kahn's algorithm, always taking the ready unit with the smallest position.
     ready = [(position[u], u) for u, k in waiting.items() if k == 0]
     heapq.heapify(ready)

@@ -9,6 +9,7 @@ from lucid_jit.codegen.lowering import (
     OWN,
     VIEW,
     Lowering,
+    collective_rows,
     elementwise_rows,
     float_result,
     numeric,
@@ -44,6 +45,7 @@ LOWERING: dict[str, Lowering] = {
     "uniform": Lowering(OWN, when=float_result),
     "normal": Lowering(OWN, when=float_result),
     "randint": Lowering(OWN),
+    **collective_rows(),
 }
 
 # The math functions of scalar templates (`{exp}(...)`), for njit code. `{s}` is "f32" or "f64".

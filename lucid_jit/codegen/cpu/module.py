@@ -109,8 +109,23 @@ class HostOp:
         self.node = node
 
     def __reduce__(self):
-        # (a compile worker runs the op, without its graph: see background.py)
+        # (a compile worker runs the op, without its graph: see background.py). A worker is
+        # no rank of the job: for a collective it gets zeros of the node's results.
+        if self.node is not None and self.node.op.kind == "collective":
+            return (HostOp, (_ZerosOf(tuple((v.shape, v.dtype.str) for v in self.node.outputs)),
+                             None))
         return (HostOp, (self.fn, None))
+
+
+class _ZerosOf:
+    """A stand-in host op returning zeros of the given (shape, dtype)s (one array for one)."""
+
+    def __init__(self, avals) -> None:
+        self.avals = avals
+
+    def __call__(self, *arrays):
+        out = [np.zeros(shape, np.dtype(dtype)) for shape, dtype in self.avals]
+        return out[0] if len(out) == 1 else out
 
     def __call__(self, *arrays):
         try:

@@ -8,6 +8,7 @@ from lucid_jit.codegen.lowering import (
     LOWERED,
     OWN,
     Lowering,
+    collective_rows,
     elementwise_rows,
     float_result,
     numeric,
@@ -39,6 +40,7 @@ LOWERING: dict[str, Lowering] = {
     "uniform": Lowering(OWN, when=float_result),
     "normal": Lowering(OWN, when=float_result),
     "randint": Lowering(OWN),
+    **collective_rows(),
 }
 
 # The math functions of scalar templates (`{exp}(...)`): devmath's device functions, which
