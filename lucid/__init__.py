@@ -53,6 +53,7 @@ import math as _math  # noqa: E402
 from lucid import (  # noqa: E402  (they build on Tensor)
     cuda,
     device,  # noqa: E402,F401  (callable: lucid.device("cuda"))
+    distributed,
     linalg,  # noqa: E402
     nn,
     optim,

@@ -90,13 +90,26 @@ def reduce_tensor(t) -> tuple:
 # ----------------------------------------------------------------------------- save
 
 
-def save(obj: Any, f, pickle_protocol: int = DEFAULT_PROTOCOL) -> None:
+def save(obj: Any, f, pickle_protocol: int = DEFAULT_PROTOCOL, *,
+         all_ranks: bool = False) -> None:
     """Write `obj` (a tensor, a state dict, a checkpoint dict, any picklable object) to `f`, a
-    path or a binary file object."""
-    data = MAGIC + pickle.dumps(obj, protocol=pickle_protocol)
+    path or a binary file object.
+
+    In a distributed job (lucid.distributed) only rank 0 writes a path (every rank holds the
+    same model; `all_ranks=True` writes from each); a file object is always written. A
+    DistributedDataParallel model is saved as its plain module's state dict."""
+    from lucid.nn.parallel import DistributedDataParallel
+
+    if isinstance(obj, DistributedDataParallel):
+        obj = obj.module.state_dict()
     if hasattr(f, "write"):
-        f.write(data)
+        f.write(MAGIC + pickle.dumps(obj, protocol=pickle_protocol))
         return
+    from lucid import distributed
+
+    if not all_ranks and not distributed.is_main_process():
+        return
+    data = MAGIC + pickle.dumps(obj, protocol=pickle_protocol)
     path = Path(os.fspath(f))
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as out:  # a checkpoint is whole or absent, never half written

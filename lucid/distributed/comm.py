@@ -135,6 +135,17 @@ class World:
         self._timed("all_reduce", x.nbytes, start)
         return out
 
+    def start_all_reduce(self, x: np.ndarray):
+        """Start summing the contiguous array x over the ranks without the agreement check (for
+        callers that checked what every rank sends beforehand: DistributedDataParallel's
+        buckets); (request, out). `finish(...)` completes it."""
+        out = np.empty_like(x)
+        return self.comm.Iallreduce(x, out, self.MPI.SUM), out
+
+    def finish(self, request, name: str, nbytes: int, start: float) -> None:
+        self.wait(request, name)
+        self._timed(name, nbytes, start)
+
     def broadcast(self, x: np.ndarray, src: int) -> np.ndarray:
         start = time.perf_counter()
         out = np.array(x, order="C", copy=True)
