@@ -928,6 +928,40 @@ OPINFOS: tuple[OpInfo, ...] = PRIMITIVES + _conv_primitives() + COMPOSITES + \
     _functional_composites()
 
 
+# ----------------------------------------------------------------------------- collectives
+# Checked under mpiexec by tests/distributed/mpi_checks.py (they need a job of several ranks):
+# `ref(inputs_by_rank, rank, **attrs)` is rank `rank`'s result from every rank's inputs (each
+# rank draws its sample from default_rng(100 + its rank)).
+
+
+def _collective_infos() -> tuple[OpInfo, ...]:
+    import lucid.distributed.functional as D
+
+    reduce = {"sum": np.sum, "prod": np.prod, "max": np.max, "min": np.min}
+    return (
+        OpInfo("all_reduce", D.all_reduce, op=ops.all_reduce,
+               ref=lambda xs, rank, op: reduce[op](np.stack([x[0] for x in xs]), axis=0)
+               .astype(xs[0][0].dtype),
+               specs=(S((3, 4), op="sum"), S((5,), op="sum"), S((2, 3), op="max"),
+                      S((2, 3), op="min"), S((4,), op="prod"))),
+        OpInfo("broadcast", D.broadcast, op=ops.broadcast,
+               ref=lambda xs, rank, src: xs[src][0],
+               specs=(S((3, 4), src=0), S((6,), src=1))),
+        OpInfo("all_gather", D.all_gather, op=ops.all_gather,
+               ref=lambda xs, rank: np.concatenate([x[0] for x in xs]),
+               specs=(S((2, 3)), S((1,)), S((3, 2, 2)))),
+        OpInfo("reduce_scatter", D.reduce_scatter, op=ops.reduce_scatter,
+               ref=lambda xs, rank, op: np.split(reduce[op](np.stack([x[0] for x in xs]), axis=0)
+                                                 .astype(xs[0][0].dtype), len(xs))[rank],
+               specs=(S((6, 4), op="sum"), S((12,), op="sum"), S((6, 2), op="max"))),
+        OpInfo("barrier", lambda: ops.barrier(), op=ops.barrier, differentiable=False,
+               ref=lambda xs, rank: np.zeros((), np.int32), specs=(S(),)),
+    )
+
+
+COLLECTIVES: tuple[OpInfo, ...] = _collective_infos()
+
+
 # ----------------------------------------------------------------------------- test parameters
 
 

@@ -4,12 +4,13 @@ Each is impure: the passes never merge, drop or reorder collectives (every rank 
 the same order), and a compiled function runs them as host nodes between its native segments.
 The gradient of a collective is its matching collective:
 
-- `all_reduce` (sum): y_r = sum_s x_s, so dL/dx_s = sum_r g_r: an all_reduce of the gradients;
+- `all_reduce` (sum): y_r = sum_s x_s, so dL/dx_s = sum_r g_r: an all_reduce of the gradients
+  (for max and min, that sum where x_s is the result; for a product, times y / x_s);
 - `broadcast` from src: y_r = x_src, so the src rank's gradient is sum_r g_r, the others' zero;
 - `all_gather` (concatenated along dim 0): rank s's gradient is block s of sum_r g_r, a
   reduce_scatter of the gradients;
 - `reduce_scatter` (sum): y_r = sum_s x_s[block r], so rank s's gradient is the concatenation
-  of every rank's g_r, an all_gather.
+  of every rank's g_r, an all_gather (max, min and product as for all_reduce).
 
 `world` (the job's size) is an attribute of the ops whose shape depends on it, so a graph's
 shapes are known while tracing. `barrier` returns a 0-d token no one needs to read.
@@ -51,14 +52,24 @@ def _all_reduce_infer(x: Aval, *, reduce: str) -> Aval:
     return x
 
 
+def _through(reduce: str, total, x, y):
+    """The gradient reaching x from y = reduce_over_ranks(x), given total = the sum over ranks
+    of the gradients of y: all of it for a sum; where x is the max (min) for max (min), every
+    tied rank taking it; total * y / x for a product."""
+    if reduce == "sum":
+        return total
+    if reduce == "prod":
+        return total * y / x
+    from lucid.ops.elementwise import cast, eq
+
+    return total * cast(eq(x, y), dtype=total.dtype)
+
+
 def _all_reduce_vjp(g, out, x, *, reduce):
-    if reduce != "sum":
-        raise op_error("all_reduce", [x.aval], f"reduce={reduce!r} has no gradient here (only "
-                                               "'sum')", ValueError)
-    return (all_reduce(g, reduce="sum"),)
+    return (_through(reduce, all_reduce(g, reduce="sum"), x, out),)
 
 
-all_reduce = defop("all_reduce", kind="collective", pure=False, save=(),
+all_reduce = defop("all_reduce", kind="collective", pure=False,
                    impl=lambda x, *, reduce: _world().all_reduce(x, reduce),
                    infer=_all_reduce_infer, vjp=_all_reduce_vjp, attrs=("reduce",))
 
@@ -110,13 +121,13 @@ def _reduce_scatter_infer(x: Aval, *, reduce: str, world: int) -> Aval:
 
 
 def _reduce_scatter_vjp(g, out, x, *, reduce, world):
-    if reduce != "sum":
-        raise op_error("reduce_scatter", [x.aval], f"reduce={reduce!r} has no gradient here "
-                                                   "(only 'sum')", ValueError)
-    return (all_gather(g, world=world),)
+    total = all_gather(g, world=world)
+    if reduce == "sum":
+        return (total,)
+    return (_through(reduce, total, x, all_gather(out, world=world)),)
 
 
-reduce_scatter = defop("reduce_scatter", kind="collective", pure=False, save=(),
+reduce_scatter = defop("reduce_scatter", kind="collective", pure=False,
                        impl=lambda x, *, reduce, world: _world().reduce_scatter(x, reduce),
                        infer=_reduce_scatter_infer, vjp=_reduce_scatter_vjp,
                        attrs=("reduce", "world"))

@@ -104,7 +104,7 @@ class Plan:
         # Impure nodes keep their program order (random draws take the generator's counters,
         # and every rank must call collectives alike): each one follows the one before it.
         impure = impure_chain(graph.nodes)
-        for a, b in zip(impure, impure[1:]):
+        for a, b in zip(impure, impure[1:], strict=False):
             self.pred[b].add(a)
             self.succ[a].add(b)
 
@@ -370,7 +370,7 @@ def _emit(plan: Plan) -> tuple[Graph, list[FusedGroup]]:
                 feeds[src].add(unit)
                 waiting[unit] += 1
     impure = impure_chain(nodes)
-    for a, b in zip(impure, impure[1:]):
+    for a, b in zip(impure, impure[1:], strict=False):
         if b not in feeds[a]:
             feeds[a].add(b)
             waiting[b] += 1

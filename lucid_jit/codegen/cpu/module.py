@@ -116,17 +116,6 @@ class HostOp:
                              None))
         return (HostOp, (self.fn, None))
 
-
-class _ZerosOf:
-    """A stand-in host op returning zeros of the given (shape, dtype)s (one array for one)."""
-
-    def __init__(self, avals) -> None:
-        self.avals = avals
-
-    def __call__(self, *arrays):
-        out = [np.zeros(shape, np.dtype(dtype)) for shape, dtype in self.avals]
-        return out[0] if len(out) == 1 else out
-
     def __call__(self, *arrays):
         try:
             return self.fn(*arrays)
@@ -138,6 +127,17 @@ class _ZerosOf:
                 operands = ", ".join(str(v.aval) for v in self.node.inputs)
                 exc.add_note(f"(in a compiled graph: {self.node.op.name}({operands}))")
             raise
+
+
+class _ZerosOf:
+    """A stand-in host op returning zeros of the given (shape, dtype)s (one array for one)."""
+
+    def __init__(self, avals) -> None:
+        self.avals = avals
+
+    def __call__(self, *arrays):
+        out = [np.zeros(shape, np.dtype(dtype)) for shape, dtype in self.avals]
+        return out[0] if len(out) == 1 else out
 
 
 def native(node: Node) -> bool:
