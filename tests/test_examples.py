@@ -23,7 +23,8 @@ def run_example(name: str, *args: str, **env_vars: str) -> str:
 
 
 @pytest.mark.parametrize("name", ["relu_basics.py", "train_mlp.py", "plot_activations.py",
-                                  "simple_cnn.py", "inspect_ir.py", "demo.py", "digits.py"])
+                                  "simple_cnn.py", "inspect_ir.py", "demo.py", "digits.py",
+                                  "train_ddp.py"])
 def test_example_has_a_docstring(name):
     source = (EXAMPLES / name).read_text()
     assert source.lstrip().startswith('"""'), f"{name} has no module docstring"

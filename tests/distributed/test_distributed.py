@@ -60,3 +60,22 @@ def test_a_rank_that_leaves_ends_the_job_after_the_timeout():
     assert done.returncode != 0
     assert "rank 0 of 2: all_reduce" in done.stderr and "waited more than 3 s" in done.stderr, \
         done.stderr
+
+
+def test_the_ddp_example_trains_with_two_ranks(tmp_path):
+    ckpt = tmp_path / "model.pt"
+    done = subprocess.run([str(MPIEXEC), "-n", "2", sys.executable, "examples/train_ddp.py",
+                           "--epochs", "3", "--checkpoint", str(ckpt)], cwd=ROOT,
+                          env=dict(os.environ, LUCID_DISTRIBUTED_TIMEOUT="60"),
+                          capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert done.returncode == 0, done.stderr[-4000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("2 rank(s)") and len(lines) == 6, done.stdout  # rank 0 only
+    losses = [float(ln.split()[-1]) for ln in lines if ln.startswith("epoch")]
+    assert losses[-1] < losses[0]
+    accuracy = float(lines[4].split()[2])
+    assert accuracy > 0.8, done.stdout
+    import lucid
+
+    state = lucid.load(ckpt)
+    assert list(state) == ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"]
