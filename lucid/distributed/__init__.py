@@ -138,6 +138,13 @@ class _Done:
         return True
 
 
+def _one_per_rank(name: str, what: str, items: list) -> None:
+    size = _world().size
+    if len(items) != size:
+        raise DistributedError(f"lucid.distributed.{name}: {what} has {len(items)} tensors "
+                               f"for a job of {size} ranks ({user_location()})")
+
+
 def _finish(async_op: bool):
     return _Done() if async_op else None
 
@@ -174,11 +181,7 @@ def all_gather(tensor_list: list, tensor: Tensor, group=None, async_op: bool = F
     """Fill tensor_list[r] with rank r's `tensor`, on every rank."""
     _check_group(group)
     _tensor(tensor, "all_gather")
-    size = _world().size
-    if len(tensor_list) != size:
-        raise DistributedError(f"lucid.distributed.all_gather: tensor_list has "
-                               f"{len(tensor_list)} tensors for a job of {size} ranks "
-                               f"({user_location()})")
+    _one_per_rank("all_gather", "tensor_list", tensor_list)
     with no_grad():
         gathered = functional.all_gather(tensor.reshape(1, *tensor.shape))
         for r, out in enumerate(tensor_list):
@@ -200,11 +203,7 @@ def reduce_scatter(output: Tensor, input_list: list, op=ReduceOp.SUM, group=None
                    async_op: bool = False):
     """output = on rank r, the reduction over ranks of input_list[r]."""
     _check_group(group)
-    size = _world().size
-    if len(input_list) != size:
-        raise DistributedError(f"lucid.distributed.reduce_scatter: input_list has "
-                               f"{len(input_list)} tensors for a job of {size} ranks "
-                               f"({user_location()})")
+    _one_per_rank("reduce_scatter", "input_list", input_list)
     from lucid.functions import stack
 
     with no_grad():

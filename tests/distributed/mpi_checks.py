@@ -324,6 +324,25 @@ def check_buffers_and_save() -> None:
     assert len(flat) == SIZE * -(-10 // SIZE) and set(flat) == set(range(10)), everyone
 
 
+def check_cuda() -> None:
+    """Device tensors (run with NUMBA_ENABLE_CUDASIM=1 without a GPU): collectives keep them
+    on the device, and DDP averages device gradients (the graph path)."""
+    x = lucid.tensor(np.full(3, RANK + 1.0, np.float32)).cuda()
+    y = dist.functional.all_reduce(x * 2)
+    dist.all_reduce(x)
+    assert x.device == y.device == "cuda", (x.device, y.device)
+    _close(y.cpu().numpy(), np.full(3, SIZE * (SIZE + 1.0)), "device all_reduce")
+    ref = _model()
+    ddp = DDP(_model().to("cuda"))
+    X, Y = _data(2)
+    for model, xs, ys in ((ref, X[0], Y[0]), (ddp, _mine(X[0]).cuda(), _mine(Y[0]).cuda())):
+        F.mse_loss(model(lucid.tensor(xs) if model is ref else xs),
+                   lucid.tensor(ys) if model is ref else ys).backward()
+    for p, q in zip(ddp.module.parameters(), ref.parameters(), strict=True):
+        assert p.grad.device == "cuda"
+        _close(p.grad.cpu().numpy(), q.grad.numpy(), "device DDP gradient", atol=1e-5)
+
+
 # ----------------------------------------------------------------------------- failures
 
 

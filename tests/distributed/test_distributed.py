@@ -48,6 +48,13 @@ def test_ddp_buffers_checkpoints_and_sampler():
     _passes(2, "buffers_and_save")
 
 
+def test_collectives_and_ddp_on_device_tensors():
+    """(on numba's CUDA simulator; the same code runs on a GPU)"""
+    done = _job(2, "cuda", NUMBA_ENABLE_CUDASIM="1")
+    assert done.returncode == 0, f"rc {done.returncode}\n{done.stdout}\n{done.stderr[-6000:]}"
+    assert done.stdout.split() == ["ok", "cuda"], done.stdout
+
+
 def test_a_failing_rank_aborts_the_job_naming_itself():
     done = _job(2, "fail")
     assert done.returncode != 0

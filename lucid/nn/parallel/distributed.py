@@ -144,7 +144,8 @@ def _flat(tensors: list[Tensor]) -> Tensor:
     return cat([t.reshape(-1) for t in tensors])
 
 
-def _pieces(flat: Tensor, tensors: list) -> list[Tensor]:
+def _pieces(flat, tensors: list) -> list:
+    """flat (a Tensor or an array) cut into pieces of the tensors' sizes and shapes."""
     out, start = [], 0
     for t in tensors:
         n = int(np.prod(t.shape, dtype=np.int64))
@@ -225,7 +226,7 @@ class _Reducer:
             for request, out, bucket, start in self.inflight:
                 self.world.finish(request, "all_reduce", out.nbytes, start)
                 out /= self.world.size
-                for p, piece in zip(bucket.params, _split(out, bucket.params), strict=True):
+                for p, piece in zip(bucket.params, _pieces(out, bucket.params), strict=True):
                     p.grad = Tensor._share(piece)
         finally:
             self.pass_ = None
@@ -262,12 +263,3 @@ def _zeros(p) -> Tensor:
     from lucid.ops.creation import zeros_like
 
     return zeros_like(p.detach())
-
-
-def _split(flat: np.ndarray, params: list) -> list[np.ndarray]:
-    out, start = [], 0
-    for p in params:
-        n = int(np.prod(p.shape, dtype=np.int64))
-        out.append(flat[start:start + n].reshape(p.shape))
-        start += n
-    return out
