@@ -12,6 +12,8 @@ The gradient of a collective is its matching collective:
 - `reduce_scatter` (sum): y_r = sum_s x_s[block r], so rank s's gradient is the concatenation
   of every rank's g_r, an all_gather (max, min and product as for all_reduce).
 
+`all_reduce(check=False)` skips the ranks' agreement check (comm.py) for callers that verified
+what every rank sends beforehand (DistributedDataParallel's buckets, checked at wrap time).
 `world` (the job's size) is an attribute of the ops whose shape depends on it, so a graph's
 shapes are known while tracing. `barrier` returns a 0-d token no one needs to read.
 """
@@ -46,7 +48,7 @@ def _reduce_op(name: str, x: Aval, reduce: str) -> None:
                        ValueError)
 
 
-def _all_reduce_infer(x: Aval, *, reduce: str) -> Aval:
+def _all_reduce_infer(x: Aval, *, reduce: str, check: bool = True) -> Aval:
     _check_dtype("all_reduce", x)
     _reduce_op("all_reduce", x, reduce)
     return x
@@ -65,13 +67,13 @@ def _through(reduce: str, total, x, y):
     return total * cast(eq(x, y), dtype=total.dtype)
 
 
-def _all_reduce_vjp(g, out, x, *, reduce):
-    return (_through(reduce, all_reduce(g, reduce="sum"), x, out),)
+def _all_reduce_vjp(g, out, x, *, reduce, check=True):
+    return (_through(reduce, all_reduce(g, reduce="sum", check=check), x, out),)
 
 
 all_reduce = defop("all_reduce", kind="collective", pure=False,
-                   impl=lambda x, *, reduce: _world().all_reduce(x, reduce),
-                   infer=_all_reduce_infer, vjp=_all_reduce_vjp, attrs=("reduce",))
+                   impl=lambda x, *, reduce, check=True: _world().all_reduce(x, reduce, check),
+                   infer=_all_reduce_infer, vjp=_all_reduce_vjp, attrs=("reduce", "check"))
 
 
 def _broadcast_infer(x: Aval, *, src: int, world: int) -> Aval:

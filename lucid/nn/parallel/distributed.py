@@ -29,7 +29,7 @@ import weakref
 
 import numpy as np
 
-from lucid import autograd
+from lucid import autograd, ops
 from lucid.autograd import no_grad
 from lucid.distributed import comm
 from lucid.distributed import functional as dist_f
@@ -240,9 +240,10 @@ class _Reducer:
             request, out = self.world.start_all_reduce(flat)
             self.inflight.append((request, out, bucket, start))
             return
-        # Under a trace (or on a device): graph ops, written back at once.
+        # Under a trace (or on a device): graph ops, written back at once. (The buckets were
+        # checked alike on every rank at wrap time: no agreement check per call.)
         with no_grad():
-            flat = dist_f.all_reduce(_flat(grads)) / self.world.size
+            flat = ops.all_reduce(_flat(grads), reduce="sum", check=False) / self.world.size
             for p, piece in zip(bucket.params, _pieces(flat, bucket.params), strict=True):
                 p.grad = piece
 
