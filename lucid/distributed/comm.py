@@ -24,14 +24,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lucid.ops.collective import DTYPES
 from lucid.ops.registry import LucidError, user_location
 
 # The ReduceOp names lucid's collectives take, and MPI's op for each.
 REDUCE_OPS = ("sum", "prod", "max", "min")
 _OPCODE = {"all_reduce": 1, "broadcast": 2, "all_gather": 3, "reduce_scatter": 4, "barrier": 5}
 _META = 16  # int64 words of a call's description: op, dtype, ndim, attribute, 12 dims
-_DTYPES = ("float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
-           "uint64")
 
 
 class DistributedError(LucidError, RuntimeError):
@@ -80,7 +79,7 @@ class World:
         meta = np.zeros(_META, np.int64)
         meta[0], meta[3] = _OPCODE[name], attr
         if array is not None:
-            meta[1] = _DTYPES.index(array.dtype.name) + 1
+            meta[1] = DTYPES.index(array.dtype.name) + 1
             meta[2] = array.ndim
             dims = list(array.shape[:11]) + [int(np.prod(array.shape[11:], dtype=np.int64))]
             meta[4:4 + len(dims)] = dims
@@ -199,7 +198,7 @@ def _describe(row) -> str:
         extra = f", op={REDUCE_OPS[attr]}"
     elif name == "broadcast":
         extra = f", src={attr}"
-    return f"{name} of {_DTYPES[int(row[1]) - 1]}{list(shape)}{extra}"
+    return f"{name} of {DTYPES[int(row[1]) - 1]}{list(shape)}{extra}"
 
 
 # ----------------------------------------------------------------------------- the one world

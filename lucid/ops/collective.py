@@ -24,8 +24,9 @@ import numpy as np
 
 from lucid.ops.registry import Aval, DTypeError, ShapeError, defop, op_error
 
-_DTYPES = frozenset(np.dtype(d) for d in ("float32", "float64", "int8", "int16", "int32",
-                                          "int64", "uint8", "uint16", "uint32", "uint64"))
+# The dtypes collectives move (MPI's types for them); comm.py numbers them in this order.
+DTYPES = ("float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+          "uint64")
 
 
 def _world():
@@ -35,7 +36,7 @@ def _world():
 
 
 def _check_dtype(name: str, x: Aval) -> None:
-    if np.dtype(x.dtype) not in _DTYPES:
+    if np.dtype(x.dtype).name not in DTYPES:
         raise op_error(name, [x], "collectives take float32, float64 and integer tensors",
                        DTypeError)
 

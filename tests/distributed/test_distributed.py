@@ -15,7 +15,7 @@ MPIEXEC = Path(sys.executable).parent / "mpiexec"
 TIMEOUT_S = 420
 
 
-def _job(n: int, *checks: str, timeout_s: float = 60, **env) -> subprocess.CompletedProcess:
+def _job(n: int, *checks: str, timeout_s: float = 300, **env) -> subprocess.CompletedProcess:
     assert MPIEXEC.exists(), "mpiexec is missing: make test installs lucid-jit[distributed]"
     environ = dict(os.environ, LUCID_DISTRIBUTED_TIMEOUT=str(timeout_s), **env)
     try:

@@ -166,7 +166,6 @@ class _Bucket:
     def __init__(self, index: int, params: list) -> None:
         self.index = index
         self.params = params
-        self.nbytes = sum(map(_nbytes, params))
 
 
 class _Reducer:
