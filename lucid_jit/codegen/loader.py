@@ -137,13 +137,23 @@ def _read_key(root: Path, writable: bool) -> bytes | None:
     except FileNotFoundError:
         if not writable:
             return None
+        # Written whole under a temporary name, then linked into place: a process that
+        # opens `key` never sees it half written, and link never replaces another's key.
         key = secrets.token_bytes(32)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            fd, tmp = tempfile.mkstemp(dir=root, prefix=".key-")  # 0600, exclusive
+        except OSError:
+            return None
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(key)
+            os.link(tmp, path)
         except FileExistsError:  # another process made it first
             return _read_key(root, False)
-        with os.fdopen(fd, "wb") as f:
-            f.write(key)
+        except OSError:  # a file system without hard links: create it in place
+            return _create_key(path, key)
+        finally:
+            os.unlink(tmp)
         return key
     except OSError:
         return None
@@ -152,6 +162,18 @@ def _read_key(root: Path, writable: bool) -> bytes | None:
         key = f.read()
     if st.st_uid != os.geteuid() or st.st_mode & 0o077 or len(key) != 32:
         return None
+    return key
+
+
+def _create_key(path: Path, key: bytes) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        return _read_key(path.parent, False)
+    except OSError:
+        return None
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
     return key
 
 

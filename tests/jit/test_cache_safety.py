@@ -196,3 +196,30 @@ def test_cache_clear_deletes_only_what_the_cache_made(tmp_path, monkeypatch):
         assert f.read_text() == name
     assert (elsewhere / "keep.txt").read_text() == "keep"
     assert lucid_jit.cache_info()["graphs_on_disk"] == 0
+
+
+def _race_for_key(root: str, barrier, out) -> None:
+    barrier.wait()
+    key = loader._read_key(Path(root), True)
+    out.put(key.hex() if key else None)
+
+
+def test_processes_racing_to_make_the_signing_key_all_read_the_same_whole_key(tmp_path):
+    # A key file is never seen half written: each racer gets the one key, none falls back.
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(15):
+        root = tmp_path / f"r{round_}"
+        root.mkdir(mode=0o700)
+        barrier, out = ctx.Barrier(4), ctx.Queue()
+        racers = [ctx.Process(target=_race_for_key, args=(str(root), barrier, out))
+                  for _ in range(4)]
+        for p in racers:
+            p.start()
+        keys = [out.get(timeout=60) for _ in racers]
+        for p in racers:
+            p.join(60)
+        assert None not in keys and len(set(keys)) == 1, keys
+        assert (root / "key").read_bytes().hex() == keys[0]
+        assert [p.name for p in root.iterdir()] == ["key"]  # no temporary file left
