@@ -639,21 +639,43 @@ def count_nonzero(self, dim=None) -> Tensor:
 
 
 @method
-def prod(self, dim=None, keepdim: bool = False) -> Tensor:
-    """The product of the elements (over `dim`): exp of the sum of logs of the magnitudes, with
-    the sign from the count of negatives and exact zeros kept (the gradient at an exact zero is
-    0 here, where PyTorch gives the product of the others)."""
-    from lucid.functions import where
+def prod(self, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    """The product of the elements (over `dim`) by a tree of pairwise products: exact to the
+    dtype's rounding, integer products wrap as PyTorch's do, and the gradient at an exact zero
+    is the product of the other elements."""
+    x = _product_operand(self, dtype)
+    if dim is None:
+        out = _prod_last(x.reshape(-1))
+        return out.reshape((1,) * self.ndim) if keepdim else out
+    d = _dim(x, dim, "prod")
+    if x.ndim == 0:
+        return x
+    out = _prod_last(x.permute(*(i for i in range(x.ndim) if i != d), d))
+    return out.unsqueeze(d) if keepdim else out
 
-    x = self._float_operand()
-    zero = x == 0
-    magnitude = where(zero, 1.0, x.abs()).log().sum(dim, keepdim).exp()
-    negatives = (x < 0).cast(x.dtype).sum(dim, keepdim)
-    sign = 1.0 - 2.0 * (negatives - 2.0 * (negatives * 0.5).floor())
-    out = where(zero.any(dim, keepdim), 0.0, magnitude * sign)
-    if dtypes.is_floating(self.dtype):
-        return out
-    return out.round().cast(dtypes.int64)
+
+def _product_operand(x: Tensor, dtype) -> Tensor:
+    """The operand of prod and cumprod: cast to `dtype`, else bool and integers to int64."""
+    if dtype is not None:
+        return x.cast(dtypes.as_dtype(dtype))
+    return x if dtypes.is_floating(x.dtype) else x.cast(dtypes.int64)
+
+
+def _prod_last(x: Tensor) -> Tensor:
+    """Products over the last axis: halve it by pairwise products until one element is left
+    (an odd length gets a one appended first)."""
+    lead = x.shape[:-1]
+    n = x.shape[-1]
+    if n == 0:
+        return _const(np.ones(lead, x.dtype), x)
+    while n > 1:
+        if n % 2:
+            x = _pad_last(x, 1, value=1)
+            n += 1
+        pairs = x.reshape(*lead, n // 2, 2)
+        x = pairs[..., 0] * pairs[..., 1]
+        n //= 2
+    return x[..., 0]
 
 
 @method
@@ -1109,27 +1131,31 @@ def _cumsum_last(x: Tensor) -> Tensor:
     return out[..., :n]
 
 
-def _pad_last(x: Tensor, extra: int) -> Tensor:
+def _pad_last(x: Tensor, extra: int, value=0) -> Tensor:
     from lucid.functions import cat
 
-    return cat([x, Tensor(np.zeros(x.shape[:-1] + (extra,), x.dtype), device=x.device)], -1)
+    return cat([x, _const(np.full(x.shape[:-1] + (extra,), value, x.dtype), x)], -1)
 
 
 @method
-def cumprod(self, dim: int) -> Tensor:
-    """Running products: exp of the running sum of logs for positive elements, with signs and
-    zeros counted apart (exact zeros stay zero)."""
-    from lucid.functions import where
+def cumprod(self, dim: int, *, dtype=None) -> Tensor:
+    """Running products by doubling shifts (each element times the running product `shift`
+    places back, for shift = 1, 2, 4, ...): exact to the dtype's rounding, and the gradient at an
+    exact zero is right, as in `prod`."""
+    from lucid.functions import cat
 
-    x = self._float_operand()
-    zero = x == 0
-    negative = (x < 0).cast(dtypes.float64)
-    logs = where(zero, 1.0, x.abs()).log()
-    magnitude = logs.cumsum(dim).exp()
-    flips = negative.cumsum(dim)
-    sign = 1.0 - 2.0 * (flips - 2.0 * (flips * 0.5).floor())
-    seen_zero = zero.cast(dtypes.float64).cumsum(dim) > 0
-    return where(seen_zero, 0.0, magnitude * sign.cast(x.dtype))
+    x = _product_operand(self, dtype)
+    if x.ndim == 0:
+        return x
+    d = _dim(x, dim, "cumprod")
+    x = x.transpose(d, -1)
+    n = x.shape[-1]
+    shift = 1
+    while shift < n:
+        ones = _const(np.ones(x.shape[:-1] + (shift,), x.dtype), x)
+        x = x * cat([ones, x[..., :n - shift]], -1)
+        shift *= 2
+    return x.transpose(d, -1)
 
 
 @method

@@ -386,6 +386,20 @@ def _composite_matmul_samples(rng, dtype):
     yield Sample((u(3, 4), u(2, 4, 5)))
 
 
+def _with_zeros(rng, dtype, attr_sets):
+    """(3, 7) operands for products: one with no zero, one with one exact zero per row (the
+    gradient there is the product of the others), one with two zeros in a row."""
+    for attrs in attr_sets:
+        x = _uniform(rng, (3, 7), (-1.5, 1.5), dtype)
+        yield Sample((x,), attrs)
+        x = x.copy()
+        x[[0, 1, 2], [1, 4, 6]] = 0
+        yield Sample((x,), attrs)
+        x = x.copy()
+        x[0, 3] = 0
+        yield Sample((x,), attrs)
+
+
 def _where_broadcast_samples(rng, dtype):
     yield Sample((rng.uniform(size=(3, 1)) > 0.5, _uniform(rng, (1, 4), (-2, 2), dtype),
                   _uniform(rng, (3, 4), (-2, 2), dtype)))
@@ -666,6 +680,12 @@ COMPOSITES: tuple[OpInfo, ...] = (
            differentiable=False),
     OpInfo("Tensor.ceil", lambda x: x.ceil(), np.ceil, sample_fn=_rounding_samples,
            differentiable=False),
+    OpInfo("Tensor.prod", lambda x, **a: x.prod(**a),
+           lambda x, dim=None, keepdim=False: np.prod(x, axis=dim, keepdims=keepdim),
+           sample_fn=lambda rng, dt: _with_zeros(rng, dt, [{}, {"dim": 1}, {"dim": 0,
+                                                                          "keepdim": True}])),
+    OpInfo("Tensor.cumprod", lambda x, dim: x.cumprod(dim), lambda x, dim: np.cumprod(x, dim),
+           sample_fn=lambda rng, dt: _with_zeros(rng, dt, [{"dim": 1}, {"dim": 0}])),
     OpInfo("Tensor.cumsum", lambda x, dim: x.cumsum(dim), lambda x, dim: np.cumsum(x, dim),
            specs=(S((3, 5), dim=1), S((2, 70, 2), dim=1), S((4,), dim=0)), atol=1e-5),
     OpInfo("F.smooth_l1_loss", lambda x, y, **a: lucid.nn.functional.smooth_l1_loss(x, y, **a),
