@@ -617,6 +617,90 @@ def tan(self) -> Tensor:
 
 
 @method
+def atan2(self, other) -> Tensor:
+    """The angle of the point (other, self) in [-pi, pi] (self is y, as in PyTorch)."""
+    y = self._float_operand()
+    x = other._float_operand() if isinstance(other, Tensor) else other
+    from lucid import ops
+
+    return y._binary(ops.atan2, x)
+
+
+@method
+def atan(self) -> Tensor:
+    return self._float_operand().atan2(1.0)
+
+
+def _one_minus_square(x: Tensor) -> Tensor:
+    return ((1.0 - x) * (1.0 + x)).sqrt()  # sqrt(1 - x^2), exact near |x| = 1
+
+
+@method
+def asin(self) -> Tensor:
+    x = self._float_operand()
+    return x.atan2(_one_minus_square(x))  # nan outside [-1, 1], as 1 - x^2 < 0 there
+
+
+@method
+def acos(self) -> Tensor:
+    x = self._float_operand()
+    return _one_minus_square(x).atan2(x)
+
+
+_LN2 = math.log(2.0)
+_HUGE = 1e8  # past it asinh(a) and acosh(a) are log(2 a) to rounding, and a^2 may overflow
+
+
+def _log_twice(a: Tensor, huge: Tensor) -> Tensor:
+    from lucid.functions import where
+
+    return where(huge, a, 1.0).log() + _LN2
+
+
+@method
+def asinh(self) -> Tensor:
+    """log(|x| + sqrt(x^2 + 1)) with x's sign, written as log1p(a + a^2 / (1 + sqrt(1 + a^2)))
+    (no cancellation near 0) and log(2 a) for huge a; the sign is taken by a where, so the
+    gradient at 0 is 1. (Each branch sees only its own inputs, so neither sends nan back.)"""
+    from lucid.functions import where
+
+    x = self._float_operand()
+    negative = x < 0
+    a = where(negative, -x, x)
+    huge = a > _HUGE
+    s = where(huge, 1.0, a)
+    magnitude = where(huge, _log_twice(a, huge),
+                      (s + s * s / (1.0 + (s * s + 1.0).sqrt())).log1p())
+    return where(negative, -magnitude, magnitude)
+
+
+@method
+def acosh(self) -> Tensor:
+    """log1p(t + sqrt(t (t + 2))) with t = x - 1 (exact near 1, nan below it), and log(2 x) for
+    huge x."""
+    from lucid.functions import where
+
+    x = self._float_operand()
+    huge = x > _HUGE
+    t = where(huge, 1.0, x) - 1.0
+    return where(huge, _log_twice(x, huge), (t + (t * (t + 2.0)).sqrt()).log1p())
+
+
+@method
+def atanh(self) -> Tensor:
+    x = self._float_operand()
+    return (2.0 * x / (1.0 - x)).log1p() * 0.5
+
+
+for _name in ("atan2", "atan", "asin", "acos", "asinh", "acosh", "atanh"):
+    setattr(Tensor, "arc" + _name[1:], getattr(Tensor, _name))
+for _name in ("atan2", "atan", "asin", "acos", "asinh", "acosh", "atanh", "sinh", "cosh", "tan",
+              "expm1", "log2", "log10", "exp2"):
+    if hasattr(Tensor, _name) and not hasattr(Tensor, _name + "_"):
+        setattr(Tensor, _name + "_", _unary_inplace(_name))
+
+
+@method
 def ndimension(self) -> int:
     return self.ndim
 
@@ -1417,5 +1501,7 @@ FUNCTIONS = ("tril", "triu", "mm", "bmm", "outer", "dot", "logsumexp", "softmax"
              "floor_divide", "remainder", "fmod", "sort", "argsort", "topk", "cumsum",
              "cumprod", "multinomial", "scatter", "scatter_add", "round", "clip",
              "clamp_min", "clamp_max", "log2", "log10", "exp2", "expm1", "sinh", "cosh", "tan",
+             "atan2", "atan", "asin", "acos", "asinh", "acosh", "atanh", "arctan2", "arctan",
+             "arcsin", "arccos", "arcsinh", "arccosh", "arctanh",
              "select", "unbind", "count_nonzero", "prod", "isin", "nonzero", "masked_select",
              "unique", "bincount", "median")

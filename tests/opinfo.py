@@ -386,6 +386,15 @@ def _composite_matmul_samples(rng, dtype):
     yield Sample((u(3, 4), u(2, 4, 5)))
 
 
+def _atan2_samples(rng, dtype):
+    """Points in every quadrant, away from the origin and the negative x axis (where atan2
+    jumps from pi to -pi and finite differences would straddle the cut)."""
+    r = _uniform(rng, (3, 4), (0.5, 2.0), dtype)
+    theta = np.linspace(-2.8, 2.8, 12).reshape(3, 4).astype(dtype)
+    yield Sample(((r * np.sin(theta)).astype(dtype), (r * np.cos(theta)).astype(dtype)))
+    yield Sample((_uniform(rng, (), (0.5, 2.0), dtype), _uniform(rng, (), (0.5, 2.0), dtype)))
+
+
 def _with_zeros(rng, dtype, attr_sets):
     """(3, 7) operands for products: one with no zero, one with one exact zero per row (the
     gradient there is the product of the others), one with two zeros in a row."""
@@ -478,6 +487,7 @@ PRIMITIVES: tuple[OpInfo, ...] = (
     _binary(ops.mul, np.multiply),
     _binary(ops.div, np.divide, domain=(0.3, 2.0), signed=True),
     OpInfo("pow", ops.pow, np.power, sample_fn=_pow_samples, op=ops.pow),
+    OpInfo("atan2", ops.atan2, np.arctan2, sample_fn=_atan2_samples, op=ops.atan2),
     OpInfo("maximum", ops.maximum, np.maximum, sample_fn=_binary_distinct, op=ops.maximum),
     OpInfo("minimum", ops.minimum, np.minimum, sample_fn=_binary_distinct, op=ops.minimum),
     *(OpInfo(op.name, op, ref, sample_fn=_compare_samples, op=op, differentiable=False)
@@ -680,6 +690,15 @@ COMPOSITES: tuple[OpInfo, ...] = (
            differentiable=False),
     OpInfo("Tensor.ceil", lambda x: x.ceil(), np.ceil, sample_fn=_rounding_samples,
            differentiable=False),
+    OpInfo("Tensor.atan", lambda x: x.atan(), np.arctan, specs=(S((3, 4)),), domain=(-3, 3)),
+    OpInfo("Tensor.asin", lambda x: x.asin(), np.arcsin, specs=(S((3, 4)),), domain=(-0.9, 0.9)),
+    OpInfo("Tensor.acos", lambda x: x.acos(), np.arccos, specs=(S((3, 4)),), domain=(-0.9, 0.9)),
+    OpInfo("Tensor.asinh", lambda x: x.asinh(), np.arcsinh, specs=(S((3, 4)),),
+           domain=(-3, 3)),
+    OpInfo("Tensor.acosh", lambda x: x.acosh(), np.arccosh, specs=(S((3, 4)),),
+           domain=(1.1, 4)),
+    OpInfo("Tensor.atanh", lambda x: x.atanh(), np.arctanh, specs=(S((3, 4)),),
+           domain=(-0.9, 0.9)),
     OpInfo("Tensor.prod", lambda x, **a: x.prod(**a),
            lambda x, dim=None, keepdim=False: np.prod(x, axis=dim, keepdims=keepdim),
            sample_fn=lambda rng, dt: _with_zeros(rng, dt, [{}, {"dim": 1}, {"dim": 0,

@@ -4,6 +4,8 @@ of the differentiable ones are in the OpInfo table (tests/opinfo.py)."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -204,6 +206,49 @@ def test_cumprod_and_integer_cumsum():
     big = np.arange(300, dtype=np.int64)
     t = lucid.tensor(big).cumsum(0)
     assert t.dtype == np.int64 and t.tolist() == np.cumsum(big).tolist()
+
+
+def test_products_are_exact_and_wrap_for_integers():
+    big = np.arange(1, 22, dtype=np.int64)
+    assert lucid.tensor(big).prod().item() == int(np.prod(big))  # wraps past 2**63, as NumPy's
+    assert lucid.tensor(big).cumprod(0).tolist() == np.cumprod(big).tolist()
+    assert lucid.tensor([True, True]).prod().dtype == np.int64
+    assert lucid.tensor([1, 2, 3], dtype=lucid.int32).prod(dtype=lucid.float64).dtype == np.float64
+    assert lucid.zeros(2, 0).prod(1).tolist() == [1.0, 1.0]
+    assert lucid.tensor(3.0).prod(0, keepdim=True).shape == ()
+    x = lucid.tensor([[2.0, 0.0, -3.0]], requires_grad=True)
+    x.prod().backward()
+    assert x.grad.tolist() == [[0.0, -6.0, 0.0]]  # the product of the others at the zero
+
+
+def test_inverse_trigonometric_functions_follow_numpy_at_the_edges():
+    x = np.array([-1.0, -0.5, -0.0, 0.0, 1e-30, 0.5, 1.0, 1.5, np.inf, -np.inf, np.nan])
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, ref in (("asin", np.arcsin), ("acos", np.arccos), ("atan", np.arctan),
+                          ("asinh", np.arcsinh), ("atanh", np.arctanh)):
+            for dtype in (np.float32, np.float64):
+                got = getattr(lucid.tensor(x.astype(dtype)), name)().numpy()
+                np.testing.assert_allclose(got, ref(x.astype(dtype)), rtol=2e-7, atol=0,
+                                           err_msg=name)
+        xs = np.array([1.0, 1.0 + 1e-12, 2.0, 1e10, 0.5, np.inf, np.nan])
+        np.testing.assert_allclose(lucid.tensor(xs).acosh().numpy(), np.arccosh(xs), rtol=1e-12)
+    y, x2 = np.meshgrid([-1.0, -0.0, 0.0, 2.0, np.inf], [-3.0, -0.0, 0.0, 1.0, -np.inf])
+    np.testing.assert_array_equal(lucid.atan2(lucid.tensor(y), lucid.tensor(x2)).numpy(),
+                                  np.arctan2(y, x2))  # signed zeros and quadrants included
+    assert lucid.atan2(lucid.tensor([1, 2]), lucid.tensor([3, -4])).dtype == np.float32
+    assert lucid.arcsin is not None and lucid.tensor([0.5]).arctan2(lucid.tensor([1.0])).item() \
+        == pytest.approx(np.arctan2(0.5, 1.0))
+    t = lucid.tensor([0.25, 0.5])
+    t.asin_()
+    np.testing.assert_allclose(t.numpy(), np.arcsin([0.25, 0.5]), rtol=1e-6)
+
+
+def test_atan2_gradient_is_zero_at_the_origin():
+    y = lucid.tensor([0.0, 1.0], requires_grad=True)
+    x = lucid.tensor([0.0, 0.0], requires_grad=True)
+    lucid.atan2(y, x).sum().backward()
+    assert y.grad.tolist() == [0.0, 0.0] and x.grad.tolist() == [0.0, -1.0]  # as PyTorch's
 
 
 def test_integer_division_follows_python():

@@ -149,6 +149,21 @@ def _pow_vjp(g, out, x, y):
 pow = defop("pow", kind="elementwise", impl=np.power, infer=rules.binary("pow", float_only=True),
             vjp=_pow_vjp, save={0: (0, 1), 1: (0, OUT)}, scalar="({0} ** {1})")
 
+
+def _atan2_vjp(g, out, y, x):
+    # d/dy = x / r2, d/dx = -y / r2; 0 at the origin (where r2 is 0), as PyTorch gives.
+    r2 = x * x + y * y
+    origin = r2 == 0
+    scale = _where(origin, zeros_like(g), g / _where(origin, ones_like(r2), r2))
+    return scale * x, -(scale * y)
+
+
+# atan2(y, x): the angle of the point (x, y), in [-pi, pi] (NumPy's arctan2; PyTorch's argument
+# order). atan, asin and acos are written with it (lucid/methods.py).
+atan2 = defop("atan2", kind="elementwise", impl=np.arctan2,
+              infer=rules.binary("atan2", float_only=True), vjp=_atan2_vjp, save=(0, 1),
+              scalar="{atan2}({0}, {1})")
+
 # Ties send the gradient to the first operand, as PyTorch's clamp does at the boundary.
 maximum = defop("maximum", kind="elementwise", impl=np.maximum,
                 infer=rules.binary("maximum", logical=True),

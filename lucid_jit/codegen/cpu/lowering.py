@@ -61,6 +61,7 @@ MATH: dict[str, str] = {
     "sqrt": "np.sqrt",
     "sin": "np.sin",
     "cos": "np.cos",
+    "atan2": "np.arctan2",
 }
 
 # The math functions kernels call that generated modules import (vmath's: MATH's names without

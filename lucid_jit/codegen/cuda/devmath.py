@@ -143,3 +143,13 @@ def cos_f32(x):
 @cuda.jit(device=True, inline=True)
 def cos_f64(x):
     return f64(math.cos(x)) if x == x and abs(x) != math.inf else f64(math.nan)
+
+
+@cuda.jit(device=True, inline=True)
+def atan2_f32(y, x):
+    return f32(math.atan2(f32(y), f32(x)))
+
+
+@cuda.jit(device=True, inline=True)
+def atan2_f64(y, x):
+    return f64(math.atan2(f64(y), f64(x)))

@@ -55,4 +55,5 @@ MATH: dict[str, str] = {
     "sqrt": "sqrt_{s}",
     "sin": "sin_{s}",
     "cos": "cos_{s}",
+    "atan2": "atan2_{s}",
 }
