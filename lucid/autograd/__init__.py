@@ -280,3 +280,13 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
             raise LucidError(f"grad: input {i} ({inputs_seq[i].aval}) was not used to compute "
                              "the outputs; pass allow_unused=True to get None for it")
     return tuple(found)
+
+
+def __getattr__(name: str):
+    # `Function` lives in lucid/autograd/function.py, which needs Tensor: loaded on first use.
+    if name in ("Function", "FunctionCtx", "once_differentiable", "function"):
+        import importlib
+
+        module = importlib.import_module("lucid.autograd.function")
+        return module if name == "function" else getattr(module, name)
+    raise AttributeError(f"module 'lucid.autograd' has no attribute {name!r}")
