@@ -29,6 +29,7 @@ from lucid.factories import (
     randint,
     randn,
     randn_like,
+    seed,
     set_rng_state,
     tensor,
     zeros,
@@ -51,6 +52,7 @@ for _name in _functions.METHODS:
 import math as _math  # noqa: E402
 
 from lucid import (  # noqa: E402  (they build on Tensor)
+    backends,
     cuda,
     device,  # noqa: E402,F401  (callable: lucid.device("cuda"))
     distributed,
@@ -64,6 +66,7 @@ from lucid.einsum import einsum  # noqa: E402
 from lucid.methods import (  # noqa: E402
     Size,
     allclose,
+    are_deterministic_algorithms_enabled,
     as_tensor,
     bernoulli,
     broadcast_tensors,
@@ -75,9 +78,11 @@ from lucid.methods import (  # noqa: E402
     finfo,
     from_numpy,
     get_default_dtype,
+    get_float32_matmul_precision,
     get_num_threads,
     hstack,
     iinfo,
+    is_deterministic_algorithms_warn_only_enabled,
     is_floating_point,
     is_tensor,
     isclose,
@@ -86,8 +91,11 @@ from lucid.methods import (  # noqa: E402
     numel,
     randint_like,
     searchsorted,
+    set_default_dtype,
+    set_float32_matmul_precision,
     set_num_threads,
     trace,
+    use_deterministic_algorithms,
     vstack,
 )
 from lucid.random import Generator, randperm  # noqa: E402

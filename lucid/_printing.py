@@ -53,7 +53,7 @@ def tensor_repr(t) -> str:
     prefix = "Tensor("
     body = format_data(data, len(prefix))
     extras = []
-    if t.dtype not in (dtypes.float32, dtypes.int64, dtypes.bool_):
+    if t.dtype not in (dtypes.DEFAULT_FLOAT, dtypes.int64, dtypes.bool_):
         extras.append(f"dtype={t.dtype}")
     if t.device != "cpu":
         extras.append(f"device='{t.device}'")

@@ -27,3 +27,23 @@ def synchronize() -> None:
 def is_simulator() -> bool:
     """Whether "cuda" is numba's CUDA simulator (kernels run as Python on the CPU)."""
     return is_available() and device.runtime().simulator
+
+
+def manual_seed(seed: int) -> None:
+    """lucid has one generator for every device (the same numbers on the CPU and the GPU):
+    this seeds it, as lucid.manual_seed does."""
+    from lucid.factories import manual_seed as seed_all
+
+    seed_all(seed)
+
+
+manual_seed_all = manual_seed
+
+
+def seed() -> int:
+    from lucid.factories import seed as reseed
+
+    return reseed()
+
+
+seed_all = seed

@@ -28,6 +28,17 @@ _ALIASES = {
 }
 
 
+def set_default_float(dtype) -> None:
+    """Make `dtype` (float32 or float64) what float data, Python floats and the factories give
+    (lucid.set_default_dtype)."""
+    global DEFAULT_FLOAT
+    d = as_dtype(dtype)
+    if not is_floating(d):
+        raise TypeError(f"only floating-point types are supported as the default type, not {d}")
+    DEFAULT_FLOAT = float64 if d == float64 else float32  # (the module's own objects: `is` holds)
+    _ALIASES[float] = DEFAULT_FLOAT
+
+
 def as_dtype(dtype) -> np.dtype:
     """Normalize anything naming a dtype (np.float32, "float32", float, np.dtype) to np.dtype."""
     if isinstance(dtype, np.dtype) and dtype in _CATEGORY:

@@ -128,6 +128,15 @@ def manual_seed(seed: int) -> None:
     ops.GENERATOR.seed(seed)
 
 
+def seed() -> int:
+    """Seed the generator from the operating system's entropy and return that seed."""
+    import secrets
+
+    value = secrets.randbits(63)
+    manual_seed(value)
+    return value
+
+
 def initial_seed() -> int:
     """The seed the generator was last seeded with (a random one at start-up)."""
     return ops.GENERATOR.initial_seed

@@ -1328,6 +1328,83 @@ def register_hook(self, hook) -> RemovableHandle:
     return _add_hook(HOOKS, self, hook)
 
 
+@method
+def retain_grad(self) -> None:
+    """Keep this non-leaf tensor's gradient in `.grad` when backward computes it (accumulated
+    over backward passes, as a leaf's is). A no-op on leaves, which keep theirs anyway."""
+    import weakref
+
+    if not self.requires_grad:
+        raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+    if self._ctx is None or _RETAINS.get(id(self)) is not None:
+        return
+    ref = weakref.ref(self)
+
+    def keep(g):
+        t = ref()
+        if t is not None:
+            g = g.detach()
+            t.grad = g if t.grad is None else t.grad + g
+    _RETAINS[id(self)] = _add_hook(_hooks_table(), self, keep)
+    weakref.finalize(self, _RETAINS.pop, id(self), None)
+
+
+_RETAINS: dict[int, RemovableHandle] = {}
+
+
+def _hooks_table() -> dict:
+    from lucid.autograd import HOOKS
+
+    return HOOKS
+
+
+Tensor.retains_grad = property(lambda self: id(self) in _RETAINS or False)
+
+
+@method
+def detach_(self) -> Tensor:
+    """Make this tensor a leaf that does not require grad (it leaves the graph it was made in)."""
+    self._ctx = None
+    self.requires_grad = False
+    return self
+
+
+class _GradFn:
+    """What `Tensor.grad_fn` shows: the backward of the op that made the tensor."""
+
+    __slots__ = ("_ctx",)
+
+    def __init__(self, ctx) -> None:
+        self._ctx = ctx
+
+    def name(self) -> str:
+        op = getattr(self._ctx, "op", None)
+        if op is None:
+            return "Backward0"  # (its graph was freed by a backward)
+        if op.name.endswith(".backward"):  # an autograd.Function's node
+            return op.name[:-len(".backward")] + "Backward"
+        if op.name == "autograd.Function output":
+            return _GradFn(self._ctx.inputs[0]._ctx).name()
+        return "".join(w.capitalize() for w in op.name.replace(".", "_").split("_")) + \
+            "Backward0"
+
+    @property
+    def next_functions(self) -> tuple:
+        inputs = getattr(self._ctx, "inputs", ())
+        return tuple((_grad_fn_of(x) if x._ctx is not None else
+                      ("AccumulateGrad" if x.requires_grad else None), 0) for x in inputs)
+
+    def __repr__(self) -> str:
+        return f"<{self.name()} object at {id(self):#x}>"
+
+
+def _grad_fn_of(t) -> _GradFn | None:
+    return None if t._ctx is None else _GradFn(t._ctx)
+
+
+Tensor.grad_fn = property(_grad_fn_of)
+
+
 # ----------------------------------------------------------------------------- lucid functions
 
 
@@ -1481,6 +1558,42 @@ def broadcast_tensors(*tensors) -> tuple[Tensor, ...]:
 
 def get_default_dtype():
     return dtypes.DEFAULT_FLOAT
+
+
+def set_default_dtype(dtype) -> None:
+    """Make float32 or float64 the dtype of float data, Python floats, the factories and new
+    layers' parameters. A compiled function traces again under a new default."""
+    dtypes.set_default_float(dtype)
+
+
+_DETERMINISTIC = [False, False]
+_MATMUL_PRECISION = ["highest"]
+
+
+def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None:
+    """Recorded for PyTorch scripts: lucid's kernels give the same results run to run already
+    (fixed reduction orders and a counter-based generator)."""
+    _DETERMINISTIC[:] = [bool(mode), bool(warn_only)]
+
+
+def are_deterministic_algorithms_enabled() -> bool:
+    return _DETERMINISTIC[0]
+
+
+def is_deterministic_algorithms_warn_only_enabled() -> bool:
+    return _DETERMINISTIC[1]
+
+
+def set_float32_matmul_precision(precision: str) -> None:
+    """Recorded for PyTorch scripts: lucid's float32 matmuls are always full float32."""
+    if precision not in ("highest", "high", "medium"):
+        raise RuntimeError(f"Invalid precision {precision!r}: expected 'highest', 'high' or "
+                           "'medium'")
+    _MATMUL_PRECISION[0] = precision
+
+
+def get_float32_matmul_precision() -> str:
+    return _MATMUL_PRECISION[0]
 
 
 def finfo(dtype=None):

@@ -134,3 +134,34 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,
         out = np.argsort(-keys, axis=1, kind="stable")[:, :num_samples]
     out = out.astype(np.int64)
     return Tensor(out if w.ndim == 2 else out[0], device=input.device)
+
+
+def manual_seed(seed: int) -> None:
+    """lucid.random.manual_seed is lucid.manual_seed (PyTorch's torch.random spelling)."""
+    from lucid.factories import manual_seed as seed_all
+
+    seed_all(seed)
+
+
+def seed() -> int:
+    from lucid.factories import seed as reseed
+
+    return reseed()
+
+
+def initial_seed() -> int:
+    from lucid.factories import initial_seed as first
+
+    return first()
+
+
+def get_rng_state():
+    from lucid.factories import get_rng_state as state
+
+    return state()
+
+
+def set_rng_state(state) -> None:
+    from lucid.factories import set_rng_state as restore
+
+    restore(state)

@@ -437,10 +437,15 @@ class Tensor:
         return MinMax(values if sign > 0 else -values, indices)
 
     def max(self, dim=None, keepdim: bool = False):
-        """The maximum of all elements, or (values, indices) along `dim` (as PyTorch returns)."""
+        """The maximum of all elements, or (values, indices) along `dim` (as PyTorch returns);
+        with a tensor in place of `dim`, the elementwise maximum."""
+        if isinstance(dim, Tensor):
+            return self.maximum(dim)
         return self._max(dim, keepdim, 1)
 
     def min(self, dim=None, keepdim: bool = False):
+        if isinstance(dim, Tensor):
+            return self.minimum(dim)
         return self._max(dim, keepdim, -1)
 
     def amax(self, dim=None, keepdim: bool = False) -> Tensor:

@@ -23,6 +23,7 @@ import threading
 import time
 import warnings
 
+from lucid import dtypes
 from lucid.device import is_device_array
 from lucid.nn.modules.module import STATE_EPOCH, Module
 from lucid.ops.registry import CURRENT_TRACER, GRAD_ENABLED, LucidError, user_stacklevel
@@ -111,10 +112,12 @@ class CompiledFunction:
         self.calls += 1
         if not kwargs and all(type(a) is Tensor for a in args):  # the common call: tensors
             last = self._last_hit
-            if last is not None and last[0] == len(args) and last[1] is GRAD_ENABLED.get():
+            if last is not None and last[0] == len(args) and last[1] is GRAD_ENABLED.get() \
+                    and last[3] is dtypes.DEFAULT_FLOAT:
                 # The fast path: the entry that ran last, if its guard holds. The guard checks
                 # every input's shape, dtype, requires_grad and aliasing, and everything else the
-                # trace read; only the grad mode, part of the key, is compared here.
+                # trace read; only the grad mode and the default float dtype, parts of the key,
+                # are compared here.
                 entry = last[2]
                 arrays = entry.check(args)
                 if arrays is not None:
@@ -171,7 +174,7 @@ class CompiledFunction:
         sharing an array (the key tells sharing apart; the guard checks that distinct inputs
         stay distinct, not the converse)."""
         if not kwargs and key[3] is None and all(type(a) is Tensor for a in args):
-            self._last_hit = (len(args), key[2], entry)
+            self._last_hit = (len(args), key[2], entry, key[4])
         else:
             self._last_hit = None
 
@@ -242,6 +245,8 @@ class CompiledFunction:
         if last[3] != key[3]:
             reasons.append(f"tensor arguments sharing an array (by position): {last[3]} -> "
                            f"{key[3]}")
+        if last[4] != key[4]:
+            reasons.append(f"the default float dtype: {last[4]} -> {key[4]}")
         return reasons or ["a new input signature"]
 
     # ------------------------------------------------------------------ tracing

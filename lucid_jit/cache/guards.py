@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from lucid import dtypes
 from lucid.nn.modules.module import Module
 from lucid.ops.registry import GRAD_ENABLED
 from lucid.tensor import Tensor
@@ -72,7 +73,7 @@ def call_key(flat: list, spec) -> tuple:
     shared = None
     if len(storages) > 1 and len(set(storages)) != len(storages):
         shared = tuple(storages.index(i) for i in storages)
-    return (spec, tuple(keys), GRAD_ENABLED.get(), shared)
+    return (spec, tuple(keys), GRAD_ENABLED.get(), shared, dtypes.DEFAULT_FLOAT)
 
 
 def describe_key_field(part) -> str:

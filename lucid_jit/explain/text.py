@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import TYPE_CHECKING
 
+from lucid import dtypes
 from lucid_jit.ir.graph import short
 from lucid_jit.ir.printer import format_graph
 from lucid_jit.tracing import pytree
@@ -177,7 +178,7 @@ def _node_table(e) -> list[str]:
 def describe_key(key, fn) -> str:
     """A cache key as `x: f32[32,64], lr: float (lifted)`, plus grad mode when it is off."""
     try:
-        spec, fields, grad, shared = key
+        spec, fields, grad, shared, default_float = key
         names = [arg_name(p, fn) for p in _leaf_paths(spec, "")]
         parts = [f"{name}: {_key_field(f)}" for name, f in zip(names, fields, strict=True)]
     except Exception:  # a key of a shape this report does not know: show it raw
@@ -185,6 +186,8 @@ def describe_key(key, fn) -> str:
     text = ", ".join(parts) if parts else "no arguments"
     if shared is not None:
         text += f"; tensor arguments sharing an array {shared}"
+    if default_float != dtypes.float32:
+        text += f"; default dtype {default_float}"
     return text if grad else text + "; grad mode off"
 
 
