@@ -21,6 +21,7 @@ from lucid.factories import (
     get_rng_state,
     initial_seed,
     linspace,
+    logspace,
     manual_seed,
     ones,
     ones_like,

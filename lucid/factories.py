@@ -79,6 +79,14 @@ def linspace(start, end, steps: int, *, dtype=None, device="cpu", requires_grad=
     return _finish(Tensor._wrap(data), requires_grad, device)
 
 
+def logspace(start, end, steps: int, base: float = 10.0, *, dtype=None, device="cpu",
+             requires_grad=False) -> Tensor:
+    """base ** linspace(start, end, steps)."""
+    data = np.logspace(start, end, steps, base=base,
+                       dtype=dtypes.as_dtype(dtype or dtypes.DEFAULT_FLOAT))
+    return _finish(Tensor._wrap(data), requires_grad, device)
+
+
 def eye(n: int, m: int | None = None, *, dtype=None, device="cpu", requires_grad=False) -> Tensor:
     data = np.eye(n, m, dtype=dtypes.as_dtype(dtype or dtypes.DEFAULT_FLOAT))
     return _finish(Tensor._wrap(data), requires_grad, device)

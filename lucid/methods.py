@@ -1405,6 +1405,372 @@ def _grad_fn_of(t) -> _GradFn | None:
 Tensor.grad_fn = property(_grad_fn_of)
 
 
+# ----------------------------------------------------------------------------- more shapes
+
+
+@method
+def type_as(self, other: Tensor) -> Tensor:
+    """self with other's dtype (and device)."""
+    return self.to(other)
+
+
+@method
+def movedim(self, source, destination) -> Tensor:
+    """Dimensions `source` moved to the positions `destination`, the others kept in order."""
+    src = (source,) if isinstance(source, int) else tuple(source)
+    dst = (destination,) if isinstance(destination, int) else tuple(destination)
+    if len(src) != len(dst):
+        raise RuntimeError(f"movedim: Invalid source or destination dims: source ({list(src)} "
+                           f"dims) should contain the same number of dims as destination "
+                           f"({list(dst)} dims)")
+    src = tuple(_dim(self, d, "movedim") for d in src)
+    dst = tuple(_dim(self, d, "movedim") for d in dst)
+    if len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise RuntimeError("movedim: repeated dim in source or destination")
+    rest = iter(d for d in range(self.ndim) if d not in src)
+    placed = dict(zip(dst, src, strict=True))
+    return self.permute(*(placed[k] if k in placed else next(rest) for k in range(self.ndim)))
+
+
+Tensor.moveaxis = Tensor.movedim
+Tensor.swapaxes = Tensor.swapdims = Tensor.transpose
+
+
+@method
+def tile(self, dims) -> Tensor:
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    return self.repeat(*((1,) * (self.ndim - len(dims)) + dims))
+
+
+@method
+def fliplr(self) -> Tensor:
+    if self.ndim < 2:
+        raise RuntimeError("Input must be >= 2-d.")
+    return self.flip(1)
+
+
+@method
+def flipud(self) -> Tensor:
+    if self.ndim < 1:
+        raise RuntimeError("Input must be >= 1-d.")
+    return self.flip(0)
+
+
+@method
+def stride(self, dim: int | None = None):
+    """Steps in elements between neighbours along each dimension (NumPy's strides for host
+    arrays; row-major ones for a compiled or device value)."""
+    data = self.data
+    if isinstance(data, np.ndarray):
+        steps = tuple(s // data.itemsize for s in data.strides)
+    else:
+        steps, step = [], 1
+        for n in reversed(self.shape):
+            steps.insert(0, step)
+            step *= max(n, 1)
+        steps = tuple(steps)
+    return steps if dim is None else steps[_dim(self, dim, "stride")]
+
+
+Tensor.itemsize = property(lambda self: self.dtype.itemsize)
+Tensor.nbytes = property(lambda self: self.numel() * self.dtype.itemsize)
+
+
+@method
+def take(self, index) -> Tensor:
+    """Elements of the flattened tensor at `index` (an integer tensor of any shape)."""
+    return self.reshape(-1)[_index_tensor(index, "take")]
+
+
+def _along(index: Tensor, dim: int, like_shape: tuple) -> Tensor:
+    """A 1-d index for `dim`, broadcast to `like_shape` (as scatter and gather want it)."""
+    shape = [1] * len(like_shape)
+    shape[dim] = index.shape[0]
+    return index.reshape(shape).broadcast_to(like_shape)
+
+
+def _index_for(self, dim: int, index, what: str) -> tuple[int, Tensor]:
+    d = _dim(self, dim, what)
+    index = _index_tensor(index, what)
+    if index.ndim > 1:
+        raise IndexError(f"{what}(): Index is supposed to be a vector")
+    return d, index.reshape(-1)
+
+
+@method
+def index_add(self, dim: int, index, source, *, alpha=1) -> Tensor:
+    """self with source's slices added at `index` along `dim` (repeated indices add up)."""
+    d, index = _index_for(self, dim, index, "index_add")
+    source = source if alpha == 1 else source * alpha
+    return self.scatter_add(d, _along(index, d, source.shape), source)
+
+
+@method
+def index_copy(self, dim: int, index, source) -> Tensor:
+    d, index = _index_for(self, dim, index, "index_copy")
+    return self.scatter(d, _along(index, d, source.shape), source)
+
+
+@method
+def index_fill(self, dim: int, index, value) -> Tensor:
+    d, index = _index_for(self, dim, index, "index_fill")
+    import lucid
+
+    hit = (lucid.arange(self.shape[d], device=self.device).unsqueeze(-1) == index).any(-1)
+    shape = [1] * self.ndim
+    shape[d] = self.shape[d]
+    return self.masked_fill(hit.reshape(shape).broadcast_to(self.shape), value)
+
+
+@method
+def diff(self, n: int = 1, dim: int = -1, prepend=None, append=None) -> Tensor:
+    from lucid.functions import cat
+
+    d = _dim(self, dim, "diff")
+    parts = [t for t in (prepend, self, append) if t is not None]
+    x = cat(parts, d) if len(parts) > 1 else self
+    for _ in range(n):
+        k = x.shape[d]
+        hi = x.narrow(d, 1, max(k - 1, 0))
+        lo = x.narrow(d, 0, max(k - 1, 0))
+        x = hi.logical_xor(lo) if x.dtype == dtypes.bool_ else hi - lo
+    return x
+
+
+@method
+def aminmax(self, *, dim=None, keepdim: bool = False):
+    from collections import namedtuple
+
+    pair = namedtuple("aminmax", ["min", "max"])
+    return pair(self.amin(dim, keepdim) if dim is not None else self.min(),
+                self.amax(dim, keepdim) if dim is not None else self.max())
+
+
+# ----------------------------------------------------------------------------- more math
+
+
+@method
+def addcmul(self, tensor1, tensor2, *, value=1) -> Tensor:
+    return self + value * tensor1 * tensor2
+
+
+@method
+def addcdiv(self, tensor1, tensor2, *, value=1) -> Tensor:
+    return self + value * tensor1 / tensor2
+
+
+@method
+def addcmul_(self, tensor1, tensor2, *, value=1) -> Tensor:
+    return self._inplace(lambda x: x.addcmul(tensor1, tensor2, value=value))
+
+
+@method
+def addcdiv_(self, tensor1, tensor2, *, value=1) -> Tensor:
+    return self._inplace(lambda x: x.addcdiv(tensor1, tensor2, value=value))
+
+
+@method
+def true_divide(self, other) -> Tensor:
+    return self / other
+
+
+@method
+def div(self, other, *, rounding_mode: str | None = None) -> Tensor:
+    """self / other; rounding_mode "floor" rounds the quotient down (as `//`), "trunc" toward
+    zero, keeping integer dtypes integer."""
+    if rounding_mode is None:
+        return self / other
+    if rounding_mode == "floor":
+        return self.floor_divide(other)
+    if rounding_mode == "trunc":
+        other = _lift(self, other)
+        dtype = dtypes.promote(self.dtype, other.dtype)
+        if dtypes.is_floating(dtype):
+            return (self.cast(dtype) / other.cast(dtype)).trunc()
+        return (self.cast(dtype) - self.cast(dtype).fmod(other)).floor_divide(other)
+    raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
+                       f"found '{rounding_mode}'")
+
+
+Tensor.divide = Tensor.div
+
+
+Tensor.not_equal, Tensor.greater, Tensor.greater_equal = Tensor.ne, Tensor.gt, Tensor.ge
+Tensor.less, Tensor.less_equal, Tensor.multiply, Tensor.subtract = (
+    Tensor.lt, Tensor.le, Tensor.mul, Tensor.sub)
+
+
+@method
+def sgn(self) -> Tensor:
+    return self.sign()
+
+
+@method
+def positive(self) -> Tensor:
+    return self
+
+
+@method
+def deg2rad(self) -> Tensor:
+    return self._float_operand() * (math.pi / 180.0)
+
+
+@method
+def rad2deg(self) -> Tensor:
+    return self._float_operand() * (180.0 / math.pi)
+
+
+@method
+def signbit(self) -> Tensor:
+    """True where the sign bit is set: negative numbers and -0.0 (and a nan with its sign)."""
+    if not dtypes.is_floating(self.dtype):
+        return self < 0
+    return (self < 0).logical_or((self == 0).logical_and(self.reciprocal() < 0))
+
+
+@method
+def logit(self, eps: float | None = None) -> Tensor:
+    x = self._float_operand()
+    if eps is not None:
+        x = x.clamp(eps, 1.0 - eps)
+    return (x / (1.0 - x)).log()
+
+
+@method
+def hypot(self, other) -> Tensor:
+    """sqrt(a^2 + b^2), scaled by the larger magnitude so that it neither overflows nor
+    underflows (the scale drops out of the gradient exactly)."""
+    from lucid.functions import maximum, where
+
+    a = self._float_operand()
+    b = _lift(a, other)._float_operand()
+    m = maximum(a.abs(), b.abs())
+    zero = m == 0
+    safe = where(zero, 1.0, m)
+    r = safe * ((a / safe).square() + (b / safe).square()).sqrt()
+    return where(zero, 0.0, r)
+
+
+@method
+def logaddexp(self, other) -> Tensor:
+    """log(exp(a) + exp(b)), shifted by the larger (held constant, so the gradient is the
+    softmax weights, half each at a tie); -inf and -inf give -inf."""
+    from lucid.functions import maximum, where
+
+    a = self._float_operand()
+    b = _lift(a, other)._float_operand()
+    m = maximum(a, b).detach()
+    shift = where(m.isinf(), 0.0, m)
+    return shift + ((a - shift).exp() + (b - shift).exp()).log()
+
+
+@method
+def xlogy(self, other) -> Tensor:
+    """x log y, 0 where x is 0 (whatever y is, nan aside)."""
+    from lucid.functions import where
+
+    x = self._float_operand()
+    y = _lift(x, other)._float_operand()
+    zero = (x == 0).logical_and(y == y)
+    return where(zero, 0.0, x * where(zero, 1.0, y).log())
+
+
+@method
+def nan_to_num(self, nan: float = 0.0, posinf: float | None = None,
+               neginf: float | None = None) -> Tensor:
+    if not dtypes.is_floating(self.dtype):
+        return self
+    from lucid.functions import where
+
+    info = np.finfo(self.dtype)
+    hi = float(info.max) if posinf is None else posinf
+    lo = float(info.min) if neginf is None else neginf
+    return where(self != self, nan, where(self == math.inf, hi,
+                                          where(self == -math.inf, lo, self)))
+
+
+@method
+def nansum(self, dim=None, keepdim: bool = False) -> Tensor:
+    from lucid.functions import where
+
+    return where(self != self, 0.0, self).sum(dim, keepdim)
+
+
+@method
+def nanmean(self, dim=None, keepdim: bool = False) -> Tensor:
+    count = (self == self).cast(self.dtype).sum(dim, keepdim)
+    return self.nansum(dim, keepdim) / count
+
+
+@method
+def exponential(self, lambd: float = 1.0) -> Tensor:
+    """Draws from the exponential distribution of rate `lambd`, of self's shape and dtype
+    (`exponential_` writes them into self)."""
+    import lucid
+
+    u = lucid.rand(self.shape, dtype=self.dtype, device=self.device)
+    return -(1.0 - u).log() / lambd
+
+
+@method
+def tensordot(self, other, dims=2) -> Tensor:
+    """Contract self's last `dims` dimensions with other's first ones (or the listed pairs)."""
+    if isinstance(dims, int):
+        a_axes = list(range(self.ndim - dims, self.ndim))
+        b_axes = list(range(dims))
+    else:
+        a_axes, b_axes = ([d] if isinstance(d, int) else list(d) for d in dims)
+    a_axes = [_dim(self, d, "tensordot") for d in a_axes]
+    b_axes = [_dim(other, d, "tensordot") for d in b_axes]
+    if [self.shape[d] for d in a_axes] != [other.shape[d] for d in b_axes]:
+        raise RuntimeError(f"contracted dimensions need to match, but first has size "
+                           f"{[self.shape[d] for d in a_axes]} and second has size "
+                           f"{[other.shape[d] for d in b_axes]}")
+    a_free = [d for d in range(self.ndim) if d not in a_axes]
+    b_free = [d for d in range(other.ndim) if d not in b_axes]
+    k = math.prod(self.shape[d] for d in a_axes)
+    a = self.permute(*a_free, *a_axes).reshape(-1, k)
+    b = other.permute(*b_axes, *b_free).reshape(k, -1)
+    return (a @ b).reshape(*(self.shape[d] for d in a_free), *(other.shape[d] for d in b_free))
+
+
+@method
+def kron(self, other) -> Tensor:
+    """The Kronecker product: every element of self times all of other, blocks laid out as
+    self's elements are."""
+    n = max(self.ndim, other.ndim)
+    a = self.reshape((1,) * (n - self.ndim) + self.shape)
+    b = other.reshape((1,) * (n - other.ndim) + other.shape)
+    inter_a = [s for d in a.shape for s in (d, 1)]
+    inter_b = [s for d in b.shape for s in (1, d)]
+    out = a.reshape(inter_a) * b.reshape(inter_b)
+    return out.reshape(*(x * y for x, y in zip(a.shape, b.shape, strict=True)))
+
+
+@method
+def cross(self, other, dim: int | None = None) -> Tensor:
+    """The cross product along `dim` (of size 3; by default the first such dimension)."""
+    from lucid.functions import stack
+
+    a, b = broadcast_tensors(self, _lift(self, other))
+    if dim is None:
+        dim = next((k for k, n in enumerate(a.shape) if n == 3), None)
+        if dim is None:
+            raise RuntimeError("no dimension of size 3 in input")
+    d = _dim(a, dim, "cross")
+    if a.shape[d] != 3:
+        raise RuntimeError(f"linalg.cross: inputs dimension {dim} must have length 3. Got "
+                           f"{a.shape[d]} and {b.shape[d]}")
+    a0, a1, a2 = a.unbind(d)
+    b0, b1, b2 = b.unbind(d)
+    return stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], d)
+
+
+for _name in ("index_add", "index_copy", "index_fill", "exponential", "nan_to_num", "logit",
+              "hypot", "logaddexp", "xlogy", "deg2rad", "rad2deg", "sgn", "true_divide"):
+    setattr(Tensor, _name + "_", _unary_inplace(_name))
+
+
 # ----------------------------------------------------------------------------- lucid functions
 
 
@@ -1617,4 +1983,10 @@ FUNCTIONS = ("tril", "triu", "mm", "bmm", "outer", "dot", "logsumexp", "softmax"
              "atan2", "atan", "asin", "acos", "asinh", "acosh", "atanh", "arctan2", "arctan",
              "arcsin", "arccos", "arcsinh", "arccosh", "arctanh",
              "select", "unbind", "count_nonzero", "prod", "isin", "nonzero", "masked_select",
+             "movedim", "moveaxis", "swapaxes", "swapdims", "tile", "fliplr", "flipud", "take",
+             "index_add", "index_copy", "index_fill", "diff", "aminmax", "addcmul", "addcdiv",
+             "true_divide", "not_equal", "greater", "greater_equal", "less", "less_equal",
+             "multiply", "subtract", "divide", "div", "sgn", "positive", "deg2rad", "rad2deg",
+             "signbit", "logit", "hypot", "logaddexp", "xlogy", "nan_to_num", "nansum",
+             "nanmean", "tensordot", "kron", "cross",
              "unique", "bincount", "median")

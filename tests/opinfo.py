@@ -386,6 +386,25 @@ def _composite_matmul_samples(rng, dtype):
     yield Sample((u(3, 4), u(2, 4, 5)))
 
 
+def _ref_index_add(x, i, src, dim):
+    out = x.copy()
+    np.add.at(out, (slice(None),) * dim + (i,), 2.0 * src)
+    return out
+
+
+def _ref_adaptive_max(x, size):
+    """PyTorch's adaptive bins (start floor(i n / out), end ceil((i + 1) n / out)), by loops."""
+    h, w = x.shape[-2:]
+    oh, ow = size
+    out = np.empty(x.shape[:-2] + size, x.dtype)
+    for i in range(oh):
+        for j in range(ow):
+            rows = slice(i * h // oh, -(-(i + 1) * h // oh))
+            cols = slice(j * w // ow, -(-(j + 1) * w // ow))
+            out[..., i, j] = x[..., rows, cols].max(axis=(-2, -1))
+    return out
+
+
 def _atan2_samples(rng, dtype):
     """Points in every quadrant, away from the origin and the negative x axis (where atan2
     jumps from pi to -pi and finite differences would straddle the cut)."""
@@ -699,6 +718,42 @@ COMPOSITES: tuple[OpInfo, ...] = (
            domain=(1.1, 4)),
     OpInfo("Tensor.atanh", lambda x: x.atanh(), np.arctanh, specs=(S((3, 4)),),
            domain=(-0.9, 0.9)),
+    OpInfo("lucid.hypot", lambda a, b: lucid.hypot(a, b), np.hypot,
+           specs=(S((3, 4), (3, 4)),), domain=(0.2, 2.0), signed=True),
+    OpInfo("lucid.logaddexp", lambda a, b: lucid.logaddexp(a, b), np.logaddexp,
+           specs=(S((3, 4), (3, 4)), S((2,), ())), domain=(-3, 3)),
+    OpInfo("lucid.xlogy", lambda a, b: lucid.xlogy(a, b), special.xlogy,
+           specs=(S((3, 4), (3, 4)),), domain=(0.2, 2.0)),
+    OpInfo("Tensor.addcdiv", lambda x, a, b: x.addcdiv(a, b, value=0.5),
+           lambda x, a, b: x + 0.5 * a / b, specs=(S((3, 4), (3, 4), (4,)),), domain=(0.5, 2.0)),
+    OpInfo("Tensor.addcmul", lambda x, a, b: x.addcmul(a, b, value=-2.0),
+           lambda x, a, b: x - 2.0 * a * b, specs=(S((3, 4), (3, 1), (4,)),)),
+    OpInfo("Tensor.logit", lambda x: x.logit(), special.logit, specs=(S((3, 4)),),
+           domain=(0.1, 0.9)),
+    OpInfo("lucid.tensordot", lambda a, b, **k: lucid.tensordot(a, b, **k),
+           lambda a, b, dims: np.tensordot(a, b, dims),
+           specs=(S((2, 3, 4), (3, 4, 5), dims=2), S((3, 4), (5, 3), dims=([0], [1])))),
+    OpInfo("lucid.kron", lambda a, b: lucid.kron(a, b), np.kron, specs=(S((2, 3), (3, 2)),
+                                                                       S((2,), (2, 3)))),
+    OpInfo("lucid.cross", lambda a, b: lucid.cross(a, b, dim=-1),
+           lambda a, b: np.cross(a, b, axis=-1), specs=(S((4, 3), (4, 3)), S((3,), (2, 3)))),
+    OpInfo("Tensor.diff", lambda x, **k: x.diff(**k),
+           lambda x, n=1, dim=-1: np.diff(x, n=n, axis=dim),
+           specs=(S((3, 5), n=2, dim=1), S((4, 3), dim=0))),
+    OpInfo("Tensor.index_add", lambda x, i, src, dim: x.index_add(dim, i, src, alpha=2.0),
+           lambda x, i, src, dim: _ref_index_add(x, i, src, dim),
+           sample_fn=lambda rng, dt: [Sample((_uniform(rng, (4, 3), (-2, 2), dt),
+                                              np.array([3, 0, 3]),
+                                              _uniform(rng, (3, 3), (-2, 2), dt)), {"dim": 0})]),
+    OpInfo("F.rms_norm", lambda x, w: lucid.nn.functional.rms_norm(x, (4,), w, eps=1e-6),
+           lambda x, w: x / np.sqrt(np.mean(x * x, -1, keepdims=True) + 1e-6) * w,
+           specs=(S((3, 4), (4,)),), domain=(0.2, 2.0), signed=True),
+    OpInfo("F.pixel_shuffle", lambda x: lucid.nn.functional.pixel_shuffle(x, 2),
+           lambda x: x.reshape(1, 2, 2, 2, 3, 2).transpose(0, 1, 4, 2, 5, 3).reshape(1, 2, 6, 4),
+           specs=(S((1, 8, 3, 2)),)),
+    OpInfo("F.adaptive_max_pool2d", lambda x: lucid.nn.functional.adaptive_max_pool2d(x, (2, 3)),
+           lambda x: _ref_adaptive_max(x, (2, 3)),
+           sample_fn=lambda rng, dt: [Sample((_distinct(rng, (1, 2, 5, 7), dt),))]),
     OpInfo("Tensor.prod", lambda x, **a: x.prod(**a),
            lambda x, dim=None, keepdim=False: np.prod(x, axis=dim, keepdims=keepdim),
            sample_fn=lambda rng, dt: _with_zeros(rng, dt, [{}, {"dim": 1}, {"dim": 0,

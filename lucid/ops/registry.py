@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -22,6 +23,11 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from lucid import dtypes
+
+# Eager ops give IEEE results silently, as PyTorch's do (log(0) = -inf, 0/0 = nan): NumPy's
+# floating-point RuntimeWarnings from the primitives' impls are not shown. The filter matches only
+# warnings raised in lucid.ops modules and costs nothing until one is raised.
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"lucid\.ops(\.|$)")
 
 
 class Aval(NamedTuple):

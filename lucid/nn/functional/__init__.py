@@ -5,6 +5,7 @@ from lucid.nn.functional.activation import (  # noqa: F401
     elu,
     gelu,
     glu,
+    gumbel_softmax,
     hardsigmoid,
     hardswish,
     hardtanh,
@@ -13,6 +14,8 @@ from lucid.nn.functional.activation import (  # noqa: F401
     log_softmax,
     logsigmoid,
     mish,
+    pixel_shuffle,
+    pixel_unshuffle,
     prelu,
     relu,
     relu6,
@@ -62,5 +65,15 @@ from lucid.nn.functional.loss import (  # noqa: F401
     smooth_l1_loss,
     triplet_margin_loss,
 )
-from lucid.nn.functional.normalization import batch_norm, group_norm, layer_norm  # noqa: F401
-from lucid.nn.functional.resize import adaptive_avg_pool2d, interpolate  # noqa: F401
+from lucid.nn.functional.normalization import (  # noqa: F401
+    batch_norm,
+    group_norm,
+    layer_norm,
+    rms_norm,
+)
+from lucid.nn.functional.resize import (  # noqa: F401
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    adaptive_max_pool2d,
+    interpolate,
+)

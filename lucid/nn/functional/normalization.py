@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from lucid.arguments import same_dtype, tensor_args
 from lucid.autograd import no_grad
 from lucid.ops.registry import ShapeError, op_error
@@ -115,3 +117,24 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
     if bias is not None:
         out = out + bias.reshape(affine)
     return out
+
+
+def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
+             eps: float | None = None) -> Tensor:
+    """input / sqrt(mean(input^2 over the trailing dims) + eps), times weight; eps defaults to
+    the dtype's machine epsilon (as PyTorch's)."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(shape)
+    if k == 0 or input.ndim < k or tuple(input.shape[-k:]) != shape:
+        raise op_error("rms_norm", [input.aval],
+                       f"normalized_shape {shape} does not match the input's trailing dims",
+                       ShapeError)
+    if weight is not None and tuple(weight.shape) != shape:
+        raise op_error("rms_norm", [input.aval, weight.aval], f"weight must have shape {shape}",
+                       ShapeError)
+    same_dtype("rms_norm", input, weight=weight)
+    if eps is None:
+        eps = float(np.finfo(input.dtype).eps)
+    axes = tuple(range(input.ndim - k, input.ndim))
+    out = input * ((input * input).mean(axes, keepdim=True) + eps).rsqrt()
+    return out if weight is None else out * weight

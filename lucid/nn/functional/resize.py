@@ -42,6 +42,58 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     return _apply(input, _average_matrix(h, oh), _average_matrix(w, ow))
 
 
+def adaptive_avg_pool1d(input: Tensor, output_size) -> Tensor:
+    if input.ndim not in (2, 3):
+        raise op_error("adaptive_avg_pool1d", [input.aval], "expects a 2-d or 3-d input",
+                       ShapeError)
+    size = output_size[0] if isinstance(output_size, (tuple, list)) else output_size
+    return adaptive_avg_pool2d(input.unsqueeze(-2), (1, size)).squeeze(-2)
+
+
+def _bins(n_in: int, n_out: int) -> np.ndarray:
+    """PyTorch's adaptive bins of n_in positions into n_out, as an (n_out, widest) index array;
+    a bin narrower than the widest is padded with n_in (a -inf position appended)."""
+    starts = [(i * n_in) // n_out for i in range(n_out)]
+    ends = [-(-((i + 1) * n_in) // n_out) for i in range(n_out)]
+    k = max(e - b for b, e in zip(starts, ends, strict=True))
+    idx = np.full((n_out, k), n_in, np.int64)
+    for i, (b, e) in enumerate(zip(starts, ends, strict=True)):
+        idx[i, :e - b] = np.arange(b, e)
+    return idx
+
+
+def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False) -> Tensor:
+    """The maximum over each of output_size's bins of the last two dims. Where the bins tile the
+    input evenly this is max_pool2d (the gradient goes to each window's first maximum, as in
+    PyTorch); otherwise bins are gathered, and ties share the gradient."""
+    from lucid.functions import cat
+    from lucid.nn.functional.conv import max_pool2d
+
+    if input.ndim not in (3, 4):
+        raise op_error("adaptive_max_pool2d", [input.aval], "expects a 3-d or 4-d input",
+                       ShapeError)
+    if return_indices:
+        raise NotImplementedError("adaptive_max_pool2d(return_indices=True): lucid returns the "
+                                  "values only")
+    oh, ow = _pair(output_size)
+    h, w = input.shape[-2:]
+    oh, ow = h if oh is None else oh, w if ow is None else ow
+    if h % oh == 0 and w % ow == 0:
+        return max_pool2d(input, (h // oh, w // ow), (h // oh, w // ow))
+    x = input
+    for axis, n_in, n_out in ((-2, h, oh), (-1, w, ow)):
+        shape = list(x.shape)
+        shape[axis] = 1
+        pad = Tensor(np.full(shape, -np.inf, x.dtype), device=x.device)
+        padded = cat([x, pad], axis)
+        idx = Tensor(_bins(n_in, n_out), device=x.device)
+        if axis == -2:
+            x = padded[..., idx, :].amax(-2)  # (.., oh, k, w) -> (.., oh, w)
+        else:
+            x = padded[..., idx].amax(-1)
+    return x
+
+
 def _nearest_matrix(n_in: int, n_out: int, scale: float) -> np.ndarray:
     a = np.zeros((n_out, n_in))
     src = np.minimum(np.floor(np.arange(n_out) * scale).astype(np.int64), n_in - 1)

@@ -52,6 +52,13 @@ from lucid.nn.modules.layers3 import (  # noqa: F401
     MaxPool1d,
     ZeroPad2d,
 )
+from lucid.nn.modules.layers4 import (  # noqa: F401
+    AdaptiveAvgPool1d,
+    AdaptiveMaxPool2d,
+    PixelShuffle,
+    PixelUnshuffle,
+    RMSNorm,
+)
 from lucid.nn.modules.linear import Flatten, Identity, Linear  # noqa: F401
 from lucid.nn.modules.loss import (  # noqa: F401
     BCELoss,

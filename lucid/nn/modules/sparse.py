@@ -29,6 +29,20 @@ class Embedding(Module):
         self.weight = Parameter(empty(num_embeddings, embedding_dim, dtype=dtype, device=device))
         self.reset_parameters()
 
+    @classmethod
+    def from_pretrained(cls, embeddings: Tensor, freeze: bool = True,
+                        padding_idx: int | None = None, **kwargs) -> Embedding:
+        """An Embedding holding a copy of the 2-d `embeddings` (trainable unless `freeze`)."""
+        if embeddings.ndim != 2:
+            raise ValueError("Embeddings parameter is expected to be 2-dimensional")
+        rows, cols = embeddings.shape
+        module = cls(rows, cols, padding_idx=padding_idx, dtype=embeddings.dtype,
+                     device=embeddings.device, **kwargs)
+        with no_grad():
+            module.weight.copy_(embeddings)
+        module.weight.requires_grad = not freeze
+        return module
+
     def reset_parameters(self) -> None:
         init.normal_(self.weight)
         if self.padding_idx is not None:
