@@ -57,6 +57,7 @@ from lucid import (  # noqa: E402  (they build on Tensor)
     cuda,
     device,  # noqa: E402,F401  (callable: lucid.device("cuda"))
     distributed,
+    distributions,
     linalg,  # noqa: E402
     nn,
     optim,
@@ -70,6 +71,7 @@ from lucid.methods import (  # noqa: E402
     are_deterministic_algorithms_enabled,
     as_tensor,
     bernoulli,
+    broadcast_shapes,
     broadcast_tensors,
     bucketize,
     cdist,

@@ -1917,6 +1917,16 @@ def meshgrid(*tensors, indexing: str = "ij") -> tuple[Tensor, ...]:
     return tuple(out)
 
 
+def broadcast_shapes(*shapes) -> tuple[int, ...]:
+    """The shape the given shapes broadcast to (a RuntimeError if they do not)."""
+    try:
+        return tuple(np.broadcast_shapes(*((s,) if isinstance(s, int) else tuple(s)
+                                           for s in shapes)))
+    except ValueError as exc:
+        raise RuntimeError(f"Shape mismatch: objects cannot be broadcast to a single shape: "
+                           f"{', '.join(str(tuple(s)) for s in shapes)}") from exc
+
+
 def broadcast_tensors(*tensors) -> tuple[Tensor, ...]:
     shape = np.broadcast_shapes(*(t.shape for t in tensors))
     return tuple(t.broadcast_to(shape) for t in tensors)

@@ -84,6 +84,9 @@ from lucid.nn.modules.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # n
 from lucid.nn.modules.sparse import Embedding  # noqa: F401
 from lucid.nn.modules.transformer import (  # noqa: F401
     MultiheadAttention,
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
     TransformerEncoder,
     TransformerEncoderLayer,
 )
