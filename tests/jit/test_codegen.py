@@ -412,3 +412,25 @@ def test_the_cost_model_keeps_small_steps_native_and_splits_large_matmuls():
     assert not plan.heavy(matmul(32, 64, 128))  # the seed MLP's first layer: ~30 us
     assert plan.heavy(matmul(512, 512, 512))  # ~13 ms
     assert 0 < plan.work_ns(matmul(32, 64, 128)) < plan.work_ns(matmul(64, 64, 128))
+
+
+def test_a_long_run_of_light_nodes_is_cut_into_bounded_segments():
+    # numba's compile time grows faster than a function's length: no segment exceeds
+    # SEGMENT_NODES nodes, whatever the graph, and the pieces compute what one function would.
+    from lucid_jit.codegen.cpu import module
+
+    ws = [lucid.tensor(np.eye(3, dtype=np.float32) * (1.0 + 0.01 * k)) for k in range(60)]
+
+    def chain(x):
+        for w in ws:
+            x = x @ w
+        return x
+
+    compiled = lucid.compile(chain)
+    x = lucid.ones(2, 3)
+    out = compiled(x)
+    program = _program(compiled)
+    n_nodes = len(program.graph.nodes)
+    assert n_nodes > module.SEGMENT_NODES == 40
+    assert program.emitted.segments >= -(-n_nodes // module.SEGMENT_NODES)
+    np.testing.assert_allclose(out.numpy(), chain(x).numpy(), rtol=1e-5)

@@ -94,3 +94,54 @@ def test_clipping_inside_a_compiled_step_matches_eager():
         np.testing.assert_allclose(nc.item(), ne.item(), rtol=1e-5)
     for a, b in zip(models["e"].parameters(), models["c"].parameters(), strict=True):
         np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_packing_lays_out_rows_time_step_by_time_step_longest_first():
+    from lucid.nn.utils import rnn
+
+    x = np.arange(24.0, dtype=np.float32).reshape(4, 3, 2)  # (T, B, 2)
+    lengths = [2, 4, 1]
+    packed = rnn.pack_padded_sequence(lucid.tensor(x), lengths, enforce_sorted=False)
+    order = [1, 0, 2]  # by decreasing length
+    rows = [x[t, b] for t in range(4) for b in order if lengths[b] > t]
+    np.testing.assert_array_equal(packed.data.numpy(), np.stack(rows))
+    assert packed.batch_sizes.tolist() == [3, 2, 1, 1]
+    assert packed.sorted_indices.tolist() == order and packed.unsorted_indices.tolist() == [1, 0, 2]
+    padded, got = rnn.pad_packed_sequence(packed, batch_first=True, padding_value=-1.0,
+                                          total_length=5)
+    assert got.tolist() == lengths and padded.shape == (3, 5, 2)
+    want = np.full((3, 5, 2), -1.0, np.float32)
+    for b, n in enumerate(lengths):
+        want[b, :n] = x[:n, b]
+    np.testing.assert_array_equal(padded.numpy(), want)
+    seqs = [lucid.tensor(x[:n, b]) for b, n in enumerate(lengths)]
+    back = rnn.unpack_sequence(rnn.pack_sequence(seqs, enforce_sorted=False))
+    assert [s.tolist() for s in back] == [s.tolist() for s in seqs]
+    with pytest.raises(RuntimeError, match="must be sorted in decreasing order"):
+        rnn.pack_padded_sequence(lucid.tensor(x), lengths)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_a_packed_batch_runs_each_sequence_as_if_alone(mode):
+    from lucid.nn.utils import rnn
+
+    lucid.manual_seed(0)
+    layer = getattr(nn, mode)(3, 4, num_layers=2, bidirectional=True, batch_first=True)
+    lengths = [2, 5, 3]
+    x = lucid.randn(3, 5, 3, requires_grad=True)
+    packed = rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    out, state = layer(packed)
+    h_n = state[0] if mode == "LSTM" else state
+    padded, _ = rnn.pad_packed_sequence(out, batch_first=True)
+    for b, n in enumerate(lengths):
+        alone, alone_state = layer(x[b:b + 1, :n])
+        alone_h = alone_state[0] if mode == "LSTM" else alone_state
+        np.testing.assert_allclose(padded[b, :n].numpy(), alone[0].numpy(), rtol=1e-5,
+                                   atol=1e-6)
+        assert not padded[b, n:].numpy().any()
+        np.testing.assert_allclose(h_n[:, b].numpy(), alone_h[:, 0].numpy(), rtol=1e-5,
+                                   atol=1e-6)
+    padded.sum().backward()
+    grad = x.grad.numpy()
+    for b, n in enumerate(lengths):  # padding never reaches the loss
+        assert not grad[b, n:].any() and grad[b, :n].any()

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from lucid.factories import zeros
-from lucid.functions import cat, stack
+from lucid.functions import cat, stack, where
 from lucid.nn import functional as F
 from lucid.nn import init
 from lucid.nn.modules.module import Module, Parameter
@@ -86,13 +88,26 @@ class _RNNBase(Module):
         return (w[0], w[1], w[2], w[3]) if self.bias else (w[0], w[1], None, None)
 
     def forward(self, input: Tensor, hx=None):
+        from lucid.nn.utils.rnn import PackedSequence, pad_packed_sequence, repack
+
+        if isinstance(input, PackedSequence):
+            padded, lengths = pad_packed_sequence(input)
+            output, state = self._run(padded, hx, np.asarray(lengths.tolist(), np.int64),
+                                      time_major=True)
+            return repack(output, input), state
+        return self._run(input, hx, None, time_major=not self.batch_first)
+
+    def _run(self, input: Tensor, hx, lengths, time_major: bool):
+        """The layers over a (T, N, *) batch (or (N, T, *) unless time_major, or (T, *)); with
+        `lengths`, sequence b's state stops changing after its step lengths[b] - 1 (and, going
+        backwards, starts there), and its outputs past that are zeros."""
         lstm = self.mode == "LSTM"
         if input.ndim not in (2, 3):
             raise op_error(type(self).__name__, [input.aval], "expects a 2-d (unbatched) or "
                            "3-d input", ShapeError)
         batched = input.ndim == 3
         x = input if batched else input.unsqueeze(1)
-        if batched and self.batch_first:
+        if batched and not time_major:
             x = x.transpose(0, 1)
         steps, n, _ = x.shape
         if x.shape[-1] != self.input_size:
@@ -114,6 +129,10 @@ class _RNNBase(Module):
                            f"{tuple(h0.shape)}", ShapeError)
         h_n, c_n = [], []
         layer_in = x
+        masks = None
+        if lengths is not None:  # per step: which sequences are still running, (N, 1)
+            masks = [Tensor((lengths > t).reshape(-1, 1), device=x.device)
+                     for t in range(steps)]
         for layer in range(self.num_layers):
             outs = []
             for direction in range(d):
@@ -124,8 +143,14 @@ class _RNNBase(Module):
                 ys = [None] * steps
                 order = range(steps - 1, -1, -1) if direction else range(steps)
                 for t in order:
-                    h, c = _step(self.mode, gi[t], h, c, w_hh, b_hh)
-                    ys[t] = h
+                    h_new, c_new = _step(self.mode, gi[t], h, c, w_hh, b_hh)
+                    if masks is None:
+                        h, c = h_new, c_new
+                        ys[t] = h
+                        continue
+                    h = where(masks[t], h_new, h)
+                    c = where(masks[t], c_new, c) if lstm else None
+                    ys[t] = where(masks[t], h_new, 0.0)
                 outs.append(stack(ys, 0) if steps else gi[:, :, :self.hidden_size] * 0)
                 h_n.append(h)
                 if lstm:
@@ -139,7 +164,7 @@ class _RNNBase(Module):
         if not batched:
             output, h_n = output.squeeze(1), h_n.squeeze(1)
             c_n = c_n.squeeze(1) if lstm else None
-        elif self.batch_first:
+        elif not time_major:
             output = output.transpose(0, 1)
         return (output, (h_n, c_n)) if lstm else (output, h_n)
 

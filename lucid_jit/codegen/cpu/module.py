@@ -50,11 +50,14 @@ from lucid_jit.ir.graph import CONST, FUSED, Graph, Node, Value
 # Large elementwise loops run on numba's thread pool unless LUCID_JIT_PARALLEL=0.
 PARALLEL = os.environ.get("LUCID_JIT_PARALLEL", "1") not in ("0", "")
 # A run of native nodes is cut into segments at its heavy nodes (plan.heavy: those run from
-# Python), and LUCID_JIT_SEGMENT_NODES=N cuts the native pieces left longer than N nodes (0: no
-# limit). numba's compile time grows faster than a function's size, and async workers compile
-# a program's segments in parallel; a value passed from one segment to the next keeps the layout
+# Python), and the native pieces left longer than SEGMENT_NODES nodes are cut again
+# (LUCID_JIT_SEGMENT_NODES; 0: no limit). numba's compile time grows faster than a function's
+# size: an encoder-decoder Transformer's training step of small width (~400 light nodes, 7,900
+# lines) took over 280 s as one function, 250 s as three and 75-90 s as pieces of 25-60 nodes
+# (~11-13 ms a line), while a boundary costs one more call (a few us). Async workers compile a
+# program's segments in parallel; a value passed from one segment to the next keeps the layout
 # it had (a transposed view stays a view, as in one function).
-SEGMENT_NODES = int(os.environ.get("LUCID_JIT_SEGMENT_NODES", "0"))
+SEGMENT_NODES = int(os.environ.get("LUCID_JIT_SEGMENT_NODES", "40"))
 _MATH_IMPORT = ("from lucid_jit.codegen.cpu.vmath import (  # noqa: F401\n"
                 + textwrap.fill(", ".join(MATH_NAMES) + ",", 96, initial_indent="    ",
                                 subsequent_indent="    ") + "\n)\n")
