@@ -283,10 +283,12 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
 
 
 def __getattr__(name: str):
-    # `Function` lives in lucid/autograd/function.py, which needs Tensor: loaded on first use.
-    if name in ("Function", "FunctionCtx", "once_differentiable", "function"):
-        import importlib
+    # `Function` (lucid/autograd/function.py) and `functional` need Tensor: loaded on first use.
+    import importlib
 
+    if name in ("Function", "FunctionCtx", "once_differentiable", "function"):
         module = importlib.import_module("lucid.autograd.function")
         return module if name == "function" else getattr(module, name)
+    if name == "functional":  # jacobian, hessian, vjp, jvp, hvp, vhp
+        return importlib.import_module("lucid.autograd.functional")
     raise AttributeError(f"module 'lucid.autograd' has no attribute {name!r}")
