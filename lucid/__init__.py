@@ -53,6 +53,7 @@ for _name in _functions.METHODS:
 import math as _math  # noqa: E402
 
 from lucid import (  # noqa: E402  (they build on Tensor)
+    amp,
     backends,
     cuda,
     device,  # noqa: E402,F401  (callable: lucid.device("cuda"))
@@ -105,6 +106,9 @@ from lucid.random import Generator, randperm  # noqa: E402
 from lucid.serialization import load, save  # noqa: E402
 
 pi, e, inf, nan = _math.pi, _math.e, _math.inf, _math.nan
+autocast = amp.autocast
+float16 = half = amp.float16  # (named for autocast's arguments; lucid does not compute in them)
+bfloat16 = amp.bfloat16
 concatenate = cat
 
 for _name in _methods.FUNCTIONS:

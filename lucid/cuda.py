@@ -47,3 +47,19 @@ def seed() -> int:
 
 
 seed_all = seed
+
+
+class amp:  # noqa: N801 (PyTorch's `torch.cuda.amp` namespace)
+    """`lucid.cuda.amp.autocast()` and `GradScaler()`: lucid.amp's, for "cuda"."""
+
+    @staticmethod
+    def autocast(enabled: bool = True, dtype=None, cache_enabled: bool | None = None):
+        from lucid.amp import autocast
+
+        return autocast("cuda", dtype=dtype, enabled=enabled, cache_enabled=cache_enabled)
+
+    @staticmethod
+    def GradScaler(*args, **kwargs):  # noqa: N802
+        from lucid.amp import GradScaler
+
+        return GradScaler("cuda", *args, **kwargs)

@@ -1546,6 +1546,19 @@ def aminmax(self, *, dim=None, keepdim: bool = False):
                 self.amax(dim, keepdim) if dim is not None else self.max())
 
 
+def _no_low_precision(what: str):
+    def fn(self, *args, **kwargs):
+        raise TypeError(f"{what}: lucid computes in float32 and float64 only (no float16 or "
+                        f"bfloat16 arithmetic); keep the tensor in float32 (lucid.autocast "
+                        f"blocks run unchanged)")
+    fn.__name__ = what.split(".")[-1].rstrip("()")
+    return fn
+
+
+Tensor.half = _no_low_precision("Tensor.half()")
+Tensor.bfloat16 = _no_low_precision("Tensor.bfloat16()")
+
+
 # ----------------------------------------------------------------------------- more math
 
 

@@ -326,6 +326,13 @@ class Module:
     def double(self) -> Module:
         return self.to(dtypes.float64)
 
+    def half(self) -> Module:
+        raise TypeError(f"{type(self).__name__}.half(): lucid computes in float32 and float64 "
+                        "only (no float16 arithmetic); keep the model in float32 (lucid.autocast "
+                        "blocks run unchanged)")
+
+    bfloat16 = half
+
     def cpu(self) -> Module:
         return self.to("cpu")
 
