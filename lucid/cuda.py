@@ -49,6 +49,25 @@ def seed() -> int:
 seed_all = seed
 
 
+def is_bf16_supported(including_emulation: bool = True) -> bool:
+    """False: lucid has no bfloat16 arithmetic."""
+    return False
+
+
+def current_device() -> int:
+    return 0
+
+
+def get_device_name(device=None) -> str:
+    if not is_available():
+        raise RuntimeError("lucid.cuda: no CUDA device is available")
+    return "CUDA simulator" if is_simulator() else "CUDA device"
+
+
+def empty_cache() -> None:
+    """Nothing to release: lucid frees device arrays when their tensors go."""
+
+
 class amp:  # noqa: N801 (PyTorch's `torch.cuda.amp` namespace)
     """`lucid.cuda.amp.autocast()` and `GradScaler()`: lucid.amp's, for "cuda"."""
 

@@ -1555,6 +1555,17 @@ def _no_low_precision(what: str):
     return fn
 
 
+@method
+def pin_memory(self, device=None) -> Tensor:
+    """self: host arrays need no pinning for lucid's transfers."""
+    return self
+
+
+@method
+def is_pinned(self, device=None) -> bool:
+    return False
+
+
 Tensor.half = _no_low_precision("Tensor.half()")
 Tensor.bfloat16 = _no_low_precision("Tensor.bfloat16()")
 

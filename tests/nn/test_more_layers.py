@@ -153,3 +153,47 @@ def test_rounding_and_reductions_on_tensors():
     np.testing.assert_allclose(lucid.cdist(_t(y), _t(y[:2])).numpy(),
                                np.sqrt(((y[:, None] - y[None, :2]) ** 2).sum(-1)), rtol=1e-5,
                                atol=1e-6)
+
+
+def _ref_bags(w, inp, offsets, mode, padding_idx=None):
+    """Bags by loops: rows inp[offsets[b]:offsets[b+1]], padding entries left out."""
+    bounds = list(offsets) + [len(inp)]
+    out = []
+    for b in range(len(offsets)):
+        idx = [i for i in inp[bounds[b]:bounds[b + 1]] if i != padding_idx]
+        rows = w[idx] if idx else np.zeros((0, w.shape[1]), w.dtype)
+        if not idx:
+            out.append(np.zeros(w.shape[1], w.dtype))
+        else:
+            out.append({"sum": rows.sum(0), "mean": rows.mean(0), "max": rows.max(0)}[mode])
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+def test_embedding_bag_against_loops(mode):
+    lucid.manual_seed(0)
+    bag = nn.EmbeddingBag(10, 3, mode=mode, padding_idx=4)
+    inp, offsets = np.array([1, 2, 4, 5, 4, 3, 2, 9]), np.array([0, 4, 4, 6])
+    out = bag(lucid.tensor(inp), lucid.tensor(offsets))
+    np.testing.assert_allclose(out.numpy(), _ref_bags(bag.weight.numpy(), inp, offsets, mode, 4),
+                               rtol=1e-6)
+    assert not out.numpy()[1].any()  # the empty bag
+    fixed = bag(lucid.tensor(inp.reshape(2, 4)))
+    np.testing.assert_allclose(fixed.numpy(), _ref_bags(bag.weight.numpy(), inp, [0, 4], mode,
+                                                        4), rtol=1e-6)
+
+
+def test_a_compiled_text_classifier_follows_the_offsets():
+    lucid.manual_seed(1)
+    bag, head = nn.EmbeddingBag(20, 4, mode="mean"), nn.Linear(4, 3)
+
+    def forward(text, offsets):
+        return head(bag(text, offsets))
+
+    fast = lucid.compile(forward, fullgraph=True)
+    text = lucid.tensor([3, 7, 1, 19, 2, 5])
+    for offsets in ([0, 2, 5], [0, 1, 3], [0, 4, 4]):  # new values, same shapes: one entry
+        off = lucid.tensor(offsets)
+        np.testing.assert_allclose(fast(text, off).numpy(), forward(text, off).numpy(),
+                                   rtol=1e-5, atol=1e-6)
+    assert len(fast.entries) == 1

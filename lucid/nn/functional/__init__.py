@@ -45,7 +45,7 @@ from lucid.nn.functional.conv import (  # noqa: F401
     unfold,
 )
 from lucid.nn.functional.dropout import dropout, dropout2d  # noqa: F401
-from lucid.nn.functional.embedding import embedding  # noqa: F401
+from lucid.nn.functional.embedding import embedding, embedding_bag  # noqa: F401
 from lucid.nn.functional.linear import linear  # noqa: F401
 from lucid.nn.functional.loss import (  # noqa: F401
     binary_cross_entropy,

@@ -81,7 +81,7 @@ from lucid.nn.modules.module import Module, Parameter
 from lucid.nn.modules.normalization import BatchNorm1d, BatchNorm2d, LayerNorm  # noqa: F401
 from lucid.nn.modules.pooling import AvgPool2d, MaxPool2d  # noqa: F401
 from lucid.nn.modules.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: F401
-from lucid.nn.modules.sparse import Embedding  # noqa: F401
+from lucid.nn.modules.sparse import Embedding, EmbeddingBag  # noqa: F401
 from lucid.nn.modules.transformer import (  # noqa: F401
     MultiheadAttention,
     Transformer,
