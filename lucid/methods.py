@@ -1570,6 +1570,48 @@ Tensor.half = _no_low_precision("Tensor.half()")
 Tensor.bfloat16 = _no_low_precision("Tensor.bfloat16()")
 
 
+@method
+def inverse(self) -> Tensor:
+    from lucid import linalg
+
+    return linalg.inv(self)
+
+
+@method
+def det(self) -> Tensor:
+    from lucid import linalg
+
+    return linalg.det(self)
+
+
+@method
+def logdet(self) -> Tensor:
+    from lucid import linalg
+
+    return linalg.logdet(self)
+
+
+@method
+def slogdet(self):
+    from lucid import linalg
+
+    return linalg.slogdet(self)
+
+
+@method
+def cholesky(self, upper: bool = False) -> Tensor:
+    from lucid import linalg
+
+    return linalg.cholesky(self, upper=upper)
+
+
+@method
+def matrix_power(self, n: int) -> Tensor:
+    from lucid import linalg
+
+    return linalg.matrix_power(self, n)
+
+
 # ----------------------------------------------------------------------------- more math
 
 
@@ -2022,5 +2064,6 @@ FUNCTIONS = ("tril", "triu", "mm", "bmm", "outer", "dot", "logsumexp", "softmax"
              "true_divide", "not_equal", "greater", "greater_equal", "less", "less_equal",
              "multiply", "subtract", "divide", "div", "sgn", "positive", "deg2rad", "rad2deg",
              "signbit", "logit", "hypot", "logaddexp", "xlogy", "nan_to_num", "nansum",
-             "nanmean", "tensordot", "kron", "cross",
+             "nanmean", "tensordot", "kron", "cross", "inverse", "det", "logdet", "slogdet",
+             "cholesky", "matrix_power",
              "unique", "bincount", "median")

@@ -405,6 +405,32 @@ def _ref_adaptive_max(x, size):
     return out
 
 
+def _well_conditioned(rng, dtype, shapes=((3, 3), (2, 4, 4))):
+    """Square matrices a unit's distance from singular: random entries plus 3 I, one with a
+    negative determinant."""
+    for shape in shapes:
+        a = _uniform(rng, shape, (-1, 1), dtype) + 3 * np.eye(shape[-1], dtype=dtype)
+        a[..., 0, :] *= -1  # det < 0
+        yield Sample((a.astype(dtype),))
+
+
+def _solve_samples(rng, dtype):
+    (a,) = next(_well_conditioned(rng, dtype, ((2, 3, 3),))).args
+    yield Sample((a, _uniform(rng, (2, 3, 2), (-2, 2), dtype)))
+
+
+def _spd_samples(rng, dtype):
+    """Positive-definite samples (the op itself is called on them too)."""
+    for shape in ((3, 3), (2, 4, 4)):
+        m = _uniform(rng, shape, (-1, 1), dtype)
+        yield Sample(((m @ np.swapaxes(m, -1, -2) + np.eye(shape[-1])).astype(dtype),))
+
+
+def _spd(a):
+    n = a.shape[-1]
+    return a @ a.transpose(-2, -1) + lucid.tensor(n * np.eye(n, dtype=a.dtype), device=a.device)
+
+
 def _atan2_samples(rng, dtype):
     """Points in every quadrant, away from the origin and the negative x axis (where atan2
     jumps from pi to -pi and finite differences would straddle the cut)."""
@@ -507,6 +533,21 @@ PRIMITIVES: tuple[OpInfo, ...] = (
     _binary(ops.div, np.divide, domain=(0.3, 2.0), signed=True),
     OpInfo("pow", ops.pow, np.power, sample_fn=_pow_samples, op=ops.pow),
     OpInfo("atan2", ops.atan2, np.arctan2, sample_fn=_atan2_samples, op=ops.atan2),
+    OpInfo("inv", ops.inv, np.linalg.inv, sample_fn=lambda rng, dt: _well_conditioned(rng, dt),
+           op=ops.inv, atol=1e-5),
+    OpInfo("solve", ops.solve, np.linalg.solve, sample_fn=_solve_samples, op=ops.solve,
+           atol=1e-5),
+    OpInfo("logabsdet", ops.logabsdet, lambda a: np.linalg.slogdet(a)[1],
+           sample_fn=lambda rng, dt: _well_conditioned(rng, dt), op=ops.logabsdet, atol=1e-5),
+    OpInfo("detsign", ops.detsign, lambda a: np.linalg.slogdet(a)[0],
+           sample_fn=lambda rng, dt: _well_conditioned(rng, dt), op=ops.detsign,
+           differentiable=False),
+    # (of a a^T + n I: positive definite whatever a is, and symmetric, as the factor reads one
+    # triangle and its gradient is symmetric)
+    OpInfo("cholesky", lambda a: ops.cholesky(_spd(a)),
+           lambda a: np.linalg.cholesky(a @ np.swapaxes(a, -1, -2) + a.shape[-1] * np.eye(
+               a.shape[-1], dtype=a.dtype)),
+           sample_fn=_spd_samples, op=ops.cholesky, atol=1e-5),
     OpInfo("maximum", ops.maximum, np.maximum, sample_fn=_binary_distinct, op=ops.maximum),
     OpInfo("minimum", ops.minimum, np.minimum, sample_fn=_binary_distinct, op=ops.minimum),
     *(OpInfo(op.name, op, ref, sample_fn=_compare_samples, op=op, differentiable=False)

@@ -337,3 +337,39 @@ def test_grad_mode_switch_and_to_keywords():
     x = lucid.randn(2)
     assert x.to("cpu", non_blocking=True) is x and x.to(copy=True) is not x
     assert lucid.zeros(2, dtype=lucid.int).dtype == np.int32
+
+
+def test_linear_algebra_against_numpy():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2, 4, 4)) + 3 * np.eye(4)
+    b = rng.standard_normal((2, 4, 3))
+    A = lucid.tensor(a)
+    np.testing.assert_allclose(lucid.linalg.inv(A).numpy(), np.linalg.inv(a), rtol=1e-10)
+    np.testing.assert_allclose(A.inverse().numpy(), np.linalg.inv(a), rtol=1e-10)
+    np.testing.assert_allclose(lucid.linalg.solve(A, lucid.tensor(b)).numpy(),
+                               np.linalg.solve(a, b), rtol=1e-10)
+    v = rng.standard_normal(4)
+    np.testing.assert_allclose(lucid.linalg.solve(A[0], lucid.tensor(v)).numpy(),
+                               np.linalg.solve(a[0], v), rtol=1e-10)
+    bt = np.swapaxes(b, 1, 2)  # X A = B^T
+    np.testing.assert_allclose(lucid.linalg.solve(A, lucid.tensor(bt), left=False).numpy(),
+                               bt @ np.linalg.inv(a), rtol=1e-9)
+    np.testing.assert_allclose(lucid.linalg.det(A).numpy(), np.linalg.det(a), rtol=1e-10)
+    sign, logabs = lucid.linalg.slogdet(A)
+    np.testing.assert_allclose(sign.numpy(), np.linalg.slogdet(a)[0])
+    np.testing.assert_allclose(logabs.numpy(), np.linalg.slogdet(a)[1], rtol=1e-10)
+    s = a @ np.swapaxes(a, 1, 2)
+    np.testing.assert_allclose(lucid.linalg.cholesky(lucid.tensor(s)).numpy(),
+                               np.linalg.cholesky(s), rtol=1e-10)
+    np.testing.assert_allclose(lucid.linalg.cholesky(lucid.tensor(s), upper=True).numpy(),
+                               np.swapaxes(np.linalg.cholesky(s), 1, 2), rtol=1e-10)
+    np.testing.assert_allclose(lucid.linalg.matrix_power(A, 3).numpy(),
+                               np.linalg.matrix_power(a, 3), rtol=1e-10)
+    np.testing.assert_allclose(lucid.linalg.matrix_power(A, -2).numpy(),
+                               np.linalg.matrix_power(a, -2), rtol=1e-9)
+    np.testing.assert_allclose(lucid.linalg.multi_dot([A[0], A[1], A[0]]).numpy(),
+                               a[0] @ a[1] @ a[0], rtol=1e-10)
+    with pytest.raises(lucid.LucidError, match="inv: f64\\[3,3\\]: LinAlgError"):
+        lucid.linalg.inv(lucid.zeros(3, 3, dtype=lucid.float64))
+    with pytest.raises(lucid.ShapeError, match="square matrices"):
+        lucid.linalg.inv(lucid.zeros(2, 3))

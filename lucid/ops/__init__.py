@@ -8,6 +8,7 @@ from lucid.ops import (  # noqa: F401
     conv,
     creation,
     elementwise,
+    linalg,
     matmul,
     movement,
     reduction,

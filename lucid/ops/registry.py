@@ -149,7 +149,7 @@ class Op:
 REGISTRY: dict[str, Op] = {}
 
 KINDS = ("elementwise", "reduction", "movement", "matmul", "conv", "creation", "random", "index",
-         "collective")
+         "collective", "linalg")
 
 
 def defop(name: str, *, kind: str, impl, infer, vjp=None, scalar=None, save=ALL, pure=True,

@@ -69,6 +69,13 @@ def collective_rows() -> dict[str, Lowering]:
             for name, op in REGISTRY.items() if op.kind == "collective"}
 
 
+def linalg_rows() -> dict[str, Lowering]:
+    """A HOST row for every linear-algebra primitive (inv, solve, determinants, Cholesky):
+    LAPACK runs them between the native segments."""
+    return {name: Lowering(HOST, "a LAPACK routine, run between the native segments")
+            for name, op in REGISTRY.items() if op.kind == "linalg"}
+
+
 def place(table: dict[str, Lowering], node: Node, backend: str) -> Lowering:
     """How `node` runs on the backend whose table this is. A fused node is a BODY when its
     backend can run every member (`body.supported_body`); a const is FREE if it is one element,

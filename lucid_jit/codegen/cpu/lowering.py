@@ -12,6 +12,7 @@ from lucid_jit.codegen.lowering import (
     collective_rows,
     elementwise_rows,
     float_result,
+    linalg_rows,
     numeric,
 )
 
@@ -46,6 +47,7 @@ LOWERING: dict[str, Lowering] = {
     "normal": Lowering(OWN, when=float_result),
     "randint": Lowering(OWN),
     **collective_rows(),
+    **linalg_rows(),
 }
 
 # The math functions of scalar templates (`{exp}(...)`), for njit code. `{s}` is "f32" or "f64".

@@ -11,6 +11,7 @@ from lucid_jit.codegen.lowering import (
     collective_rows,
     elementwise_rows,
     float_result,
+    linalg_rows,
     numeric,
 )
 
@@ -41,6 +42,7 @@ LOWERING: dict[str, Lowering] = {
     "normal": Lowering(OWN, when=float_result),
     "randint": Lowering(OWN),
     **collective_rows(),
+    **linalg_rows(),
 }
 
 # The math functions of scalar templates (`{exp}(...)`): devmath's device functions, which
