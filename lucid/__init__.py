@@ -62,6 +62,7 @@ from lucid import (  # noqa: E402  (they build on Tensor)
     linalg,  # noqa: E402
     nn,
     optim,
+    special,
     utils,
 )
 from lucid import methods as _methods  # noqa: E402  (Tensor methods written in lucid ops)
@@ -72,6 +73,7 @@ from lucid.methods import (  # noqa: E402
     are_deterministic_algorithms_enabled,
     as_tensor,
     bernoulli,
+    block_diag,
     broadcast_shapes,
     broadcast_tensors,
     bucketize,

@@ -9,6 +9,7 @@ Installed on `Tensor` when lucid is imported; `lucid.<name>(t, ...)` forms are i
 
 from __future__ import annotations
 
+import builtins
 import math
 from collections.abc import Sequence
 
@@ -1612,6 +1613,165 @@ def matrix_power(self, n: int) -> Tensor:
     return linalg.matrix_power(self, n)
 
 
+@method
+def unfold(self, dimension: int, size: int, step: int) -> Tensor:
+    """Every window of `size` elements along `dimension`, `step` apart, as a new last
+    dimension (a gather: views in PyTorch, copies here)."""
+    d = _dim(self, dimension, "unfold")
+    n = self.shape[d] if self.ndim else 1
+    if size > n or size < 0 or step <= 0:
+        raise RuntimeError(f"maximum size for tensor at dimension {d} is {n} but size is {size}"
+                           if size > n else f"unfold: size {size} and step {step} must be "
+                           "positive")
+    count = (n - size) // step + 1
+    idx = np.arange(count)[:, None] * step + np.arange(size)[None, :]  # (count, size)
+    x = self.movedim(d, -1)[..., _const(idx.astype(np.int64), self)]  # (..., count, size)
+    return x.movedim(-2, d)
+
+
+@method
+def sum_to_size(self, *size) -> Tensor:
+    """Sum over the dimensions `size` broadcasts along (self must be expandable from size)."""
+    size = tuple(size[0]) if len(size) == 1 and not isinstance(size[0], int) else tuple(size)
+    lead = self.ndim - len(size)
+    if lead < 0 or builtins.any(s not in (1, t)
+                                for s, t in zip(size, self.shape[lead:], strict=True)):
+        raise RuntimeError(f"size {list(size)} is not expandable to size {list(self.shape)}")
+    axes = tuple(range(lead)) + tuple(lead + k for k, s in enumerate(size)
+                                      if s == 1 and self.shape[lead + k] != 1)
+    return self.sum(axes).reshape(size) if axes else self.reshape(size)
+
+
+@method
+def rot90(self, k: int = 1, dims=(0, 1)) -> Tensor:
+    a, b = (_dim(self, d, "rot90") for d in dims)
+    k %= 4
+    if k == 1:
+        return self.flip(b).transpose(a, b)
+    if k == 2:
+        return self.flip((a, b))
+    if k == 3:
+        return self.transpose(a, b).flip(b)
+    return self
+
+
+Tensor.H = Tensor.mH = property(lambda self: self.mT if self.ndim >= 2 else self)
+
+
+@method
+def fmax(self, other) -> Tensor:
+    """The maximum, ignoring a nan where the other operand is a number."""
+    from lucid.functions import maximum, where
+
+    other = _lift(self, other)
+    return where(self != self, other, where(other != other, self, maximum(self, other)))
+
+
+@method
+def fmin(self, other) -> Tensor:
+    from lucid.functions import minimum, where
+
+    other = _lift(self, other)
+    return where(self != self, other, where(other != other, self, minimum(self, other)))
+
+
+@method
+def sinc(self) -> Tensor:
+    """sin(pi x) / (pi x), 1 at 0."""
+    from lucid.functions import where
+
+    x = self._float_operand()
+    zero = x == 0
+    px = where(zero, 1.0, x) * math.pi
+    return where(zero, 1.0, px.sin() / px)
+
+
+@method
+def heaviside(self, values) -> Tensor:
+    from lucid.functions import where
+
+    values = _lift(self, values)
+    return where(self == 0, values, (self > 0).cast(self.dtype))
+
+
+@method
+def float_power(self, exponent) -> Tensor:
+    base = self.cast(dtypes.float64)
+    return base.pow(exponent.cast(dtypes.float64) if isinstance(exponent, Tensor) else exponent)
+
+
+@method
+def logcumsumexp(self, dim: int) -> Tensor:
+    """log(cumsum(exp(x))) along dim, shifted by the maximum (held constant) so that it does
+    not overflow."""
+    from lucid.functions import where
+
+    d = _dim(self, dim, "logcumsumexp")
+    top = self.amax(d, keepdim=True).detach()
+    shift = where(top.isinf(), 0.0, top)
+    return (self - shift).exp().cumsum(d).log() + shift
+
+
+@method
+def kthvalue(self, k: int, dim: int = -1, keepdim: bool = False):
+    """The k-th smallest element along dim (1-based) and its index."""
+    from lucid.tensor import MinMax
+
+    d = _dim(self, dim, "kthvalue")
+    n = self.shape[d] if self.ndim else 1
+    if not 1 <= k <= n:
+        raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {d}")
+    values, indices = self.sort(d, stable=True)
+    values, indices = values.narrow(d, k - 1, 1), indices.narrow(d, k - 1, 1)
+    return MinMax(values, indices) if keepdim else MinMax(values.squeeze(d), indices.squeeze(d))
+
+
+@method
+def quantile(self, q, dim=None, keepdim: bool = False, *, interpolation: str = "linear"):
+    """The q-th quantiles (q in [0, 1], a number or a 1-d tensor) along dim (of all elements if
+    None), interpolating between order statistics as NumPy's methods of the same names."""
+    if interpolation not in ("linear", "lower", "higher", "midpoint", "nearest"):
+        raise ValueError(f"quantile() interpolation must be one of linear, lower, higher, "
+                         f"midpoint or nearest. Got {interpolation}")
+    qs = np.atleast_1d(np.asarray(q.tolist() if isinstance(q, Tensor) else q, np.float64))
+    if np.any((qs < 0) | (qs > 1)):
+        raise RuntimeError("quantile() q values must be in the range [0, 1]")
+    x = self.reshape(-1) if dim is None else self
+    d = 0 if dim is None else _dim(self, dim, "quantile")
+    ordered = x.sort(d).values
+    n = ordered.shape[d]
+    pos = qs * (n - 1)
+    lo, hi = np.floor(pos).astype(np.int64), np.ceil(pos).astype(np.int64)
+    if interpolation == "lower":
+        hi = lo
+    elif interpolation == "higher":
+        lo = hi
+    elif interpolation == "nearest":
+        lo = hi = np.round(pos).astype(np.int64)  # (ties to even, as NumPy's and PyTorch's)
+    frac = np.where(hi > lo, pos - lo, 0.0) if interpolation != "midpoint" else \
+        np.where(hi > lo, 0.5, 0.0)
+    a = ordered.index_select(d, _const(lo, x))
+    b = ordered.index_select(d, _const(hi, x))
+    shape = [1] * ordered.ndim
+    shape[d] = len(qs)
+    out = a + (b - a) * _const(frac.astype(ordered.dtype).reshape(shape), x)
+    out = out.movedim(d, 0)  # the quantiles first, as PyTorch's
+    if keepdim:
+        out = out.unsqueeze(d + 1) if dim is not None else out.reshape(
+            (len(qs),) + (1,) * self.ndim)
+    scalar_q = not isinstance(q, Tensor) and np.ndim(q) == 0 or \
+        isinstance(q, Tensor) and q.ndim == 0
+    return out[0] if scalar_q else out
+
+
+@method
+def nanquantile(self, q, dim=None, keepdim: bool = False, *, interpolation: str = "linear"):
+    if bool((self != self).any().item()):
+        raise NotImplementedError("nanquantile with nan values: lucid has quantile (which "
+                                  "gives nan where a nan is present)")
+    return self.quantile(q, dim, keepdim, interpolation=interpolation)
+
+
 # ----------------------------------------------------------------------------- more math
 
 
@@ -1983,6 +2143,24 @@ def meshgrid(*tensors, indexing: str = "ij") -> tuple[Tensor, ...]:
     return tuple(out)
 
 
+def block_diag(*tensors) -> Tensor:
+    """The matrices (0-, 1- or 2-d tensors) along the diagonal of one block matrix."""
+    from lucid.functions import cat
+    from lucid.nn.functional import pad
+
+    mats = [t.reshape(1, -1) if t.ndim < 2 else t for t in tensors]
+    if not mats:
+        return Tensor(np.zeros((1, 0), dtypes.DEFAULT_FLOAT))
+    if builtins.any(m.ndim != 2 for m in mats):
+        raise RuntimeError("torch.block_diag: Input tensors must have 2 or fewer dimensions")
+    width = builtins.sum(m.shape[1] for m in mats)
+    rows, left = [], 0
+    for m in mats:
+        rows.append(pad(m, (left, width - left - m.shape[1])))
+        left += m.shape[1]
+    return cat(rows, 0)
+
+
 def broadcast_shapes(*shapes) -> tuple[int, ...]:
     """The shape the given shapes broadcast to (a RuntimeError if they do not)."""
     try:
@@ -2065,5 +2243,6 @@ FUNCTIONS = ("tril", "triu", "mm", "bmm", "outer", "dot", "logsumexp", "softmax"
              "multiply", "subtract", "divide", "div", "sgn", "positive", "deg2rad", "rad2deg",
              "signbit", "logit", "hypot", "logaddexp", "xlogy", "nan_to_num", "nansum",
              "nanmean", "tensordot", "kron", "cross", "inverse", "det", "logdet", "slogdet",
-             "cholesky", "matrix_power",
+             "cholesky", "matrix_power", "sum_to_size", "rot90", "fmax", "fmin", "sinc",
+             "heaviside", "float_power", "logcumsumexp", "kthvalue", "quantile", "nanquantile",
              "unique", "bincount", "median")

@@ -185,3 +185,55 @@ def test_eager_math_gives_ieee_results_without_warnings():
     assert done.returncode == 0, done.stderr
     assert "Warning" not in done.stderr, done.stderr
     assert done.stdout.split() == ["True", "-inf", "inf", "True", "True", "inf"]
+
+
+def test_windows_rotations_and_order_statistics_against_numpy():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((4, 7))
+    x = lucid.tensor(a)
+    win = np.lib.stride_tricks.sliding_window_view(a, 3, axis=1)[:, ::2]
+    np.testing.assert_array_equal(x.unfold(1, 3, 2).numpy(), win)
+    for k in (1, 2, 3, -1):
+        np.testing.assert_array_equal(x.rot90(k).numpy(), np.rot90(a, k))
+    np.testing.assert_allclose(x.sum_to_size(1, 7).numpy(), a.sum(0, keepdims=True))
+    np.testing.assert_allclose(x.logcumsumexp(1).numpy(),
+                               np.logaddexp.accumulate(a, axis=1), rtol=1e-12)
+    np.testing.assert_array_equal(x.kthvalue(3, 1).values.numpy(), np.sort(a, 1)[:, 2])
+    q = [0.1, 0.5, 0.95]
+    for method in ("linear", "lower", "higher", "midpoint", "nearest"):
+        np.testing.assert_allclose(
+            lucid.quantile(x, lucid.tensor(q, dtype=lucid.float64), dim=1,
+                           interpolation=method).numpy(),
+            np.quantile(a, q, axis=1, method=method), rtol=1e-12, err_msg=method)
+    assert lucid.quantile(x, 0.5).item() == pytest.approx(np.median(a))
+    np.testing.assert_array_equal(x.mT.numpy(), a.T)
+    assert np.array_equal(x.H.numpy(), a.T)
+
+
+def test_more_pointwise_functions_against_numpy():
+    a = np.array([np.nan, 1.0, -2.0, 0.0])
+    b = np.array([3.0, np.nan, -1.0, -0.0])
+    np.testing.assert_array_equal(lucid.fmax(lucid.tensor(a), lucid.tensor(b)).numpy(),
+                                  np.fmax(a, b))
+    np.testing.assert_array_equal(lucid.fmin(lucid.tensor(a), lucid.tensor(b)).numpy(),
+                                  np.fmin(a, b))
+    x = np.array([-1.5, 0.0, 0.25, 2.0])
+    np.testing.assert_allclose(lucid.sinc(lucid.tensor(x)).numpy(), np.sinc(x), rtol=1e-12)
+    np.testing.assert_array_equal(lucid.heaviside(lucid.tensor(x), lucid.tensor(0.5)).numpy(),
+                                  np.heaviside(x, 0.5))
+    assert lucid.tensor([2, 3]).float_power(2).dtype == np.float64
+    from scipy import special
+
+    np.testing.assert_allclose(lucid.special.entr(lucid.tensor(x)).numpy(), special.entr(x))
+    np.testing.assert_allclose(lucid.special.ndtr(lucid.tensor(x)).numpy(), special.ndtr(x),
+                               rtol=1e-7)
+    np.testing.assert_allclose(lucid.special.xlog1py(lucid.tensor(x), lucid.tensor(x)).numpy(),
+                               special.xlog1py(x, x), rtol=1e-12)
+    np.testing.assert_allclose(lucid.special.expit(lucid.tensor(x)).numpy(), special.expit(x),
+                               rtol=1e-7)
+    blocks = lucid.block_diag(lucid.eye(2), lucid.tensor([[5.0, 6.0, 7.0]]), lucid.tensor(3.0))
+    want = np.zeros((4, 6), np.float32)
+    want[:2, :2] = np.eye(2)
+    want[2, 2:5] = [5, 6, 7]
+    want[3, 5] = 3
+    np.testing.assert_array_equal(blocks.numpy(), want)
