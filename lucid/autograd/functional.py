@@ -42,19 +42,23 @@ def _grads(outputs, inputs, grad_outputs, create_graph: bool, strict: bool, what
     return tuple(out)
 
 
+def _vectors(v, like, what: str) -> tuple[Tensor, ...]:
+    """v as a tuple of tensors, or ones where v is None and `like` is one single element."""
+    if v is not None:
+        return _tuple(v, "v")[0]
+    if any(t.numel() != 1 for t in like):
+        raise RuntimeError(f"The vector v can only be None if the {what} is a single Tensor "
+                           "with a single element.")
+    return tuple(t.new_ones(t.shape) for t in like)
+
+
 def vjp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
     """(func(inputs), v^T J): the vector-Jacobian product at inputs."""
     xs, single_in = _prepare(inputs, create_graph)
     with enable_grad():
         outs = func(*xs)
     ys, single_out = _tuple(outs, "outputs")
-    if v is None:
-        if any(y.numel() != 1 for y in ys):
-            raise RuntimeError("The vector v can only be None if the user-provided function "
-                               "returns a single Tensor with a single element.")
-        vs = tuple(y.new_ones(y.shape) for y in ys)
-    else:
-        vs, _ = _tuple(v, "v")
+    vs = _vectors(v, ys, "user-provided function's output")
     diff = [(y, w) for y, w in zip(ys, vs, strict=True) if y.requires_grad]
     if diff:
         g = _grads([y for y, _ in diff], xs, [w for _, w in diff], create_graph, strict, "vjp")
@@ -70,13 +74,7 @@ def jvp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
     with enable_grad():
         outs = func(*xs)
     ys, single_out = _tuple(outs, "outputs")
-    if v is None:
-        if any(x.numel() != 1 for x in xs):
-            raise RuntimeError("The vector v can only be None if the input to the "
-                               "user-provided function is a single Tensor with a single element.")
-        vs = tuple(x.new_ones(x.shape) for x in xs)
-    else:
-        vs, _ = _tuple(v, "v")
+    vs = _vectors(v, xs, "input to the user-provided function")
     us = tuple(y.new_zeros(y.shape).requires_grad_(True) for y in ys)
     with enable_grad():
         g = grad(list(ys), list(xs), grad_outputs=list(us), create_graph=True,

@@ -89,6 +89,23 @@ def _per_group(value, optimizer: Optimizer, what: str) -> list:
     return [value] * len(optimizer.param_groups)
 
 
+def _cycle_momentum(optimizer: Optimizer, base_momentum, max_momentum, last_epoch: int):
+    """For schedulers that cycle momentum (or Adam's beta1): whether it is beta1, and the
+    groups' base and max momenta; a fresh start sets each group's to its max."""
+    use_beta1 = "betas" in optimizer.defaults
+    base = _per_group(base_momentum, optimizer, "base_momentum values")
+    top = _per_group(max_momentum, optimizer, "max_momentum values")
+    if last_epoch == -1:
+        for m_max, m_base, group in zip(top, base, optimizer.param_groups, strict=True):
+            if use_beta1:
+                group["betas"] = (m_max, *group["betas"][1:])
+            else:
+                group["momentum"] = m_max
+            group["max_momentum"] = m_max
+            group["base_momentum"] = m_base
+    return use_beta1, base, top
+
+
 class LambdaLR(LRScheduler):
     """lr = initial_lr * lr_lambda(step) (a function, or one per group)."""
 
@@ -367,18 +384,8 @@ class CyclicLR(LRScheduler):
             if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
                 raise ValueError("optimizer must support momentum or beta1 with "
                                  "`cycle_momentum` option enabled")
-            self.use_beta1 = "betas" in optimizer.defaults
-            self.base_momentums = _per_group(base_momentum, optimizer, "base_momentum values")
-            self.max_momentums = _per_group(max_momentum, optimizer, "max_momentum values")
-            if last_epoch == -1:
-                for m_max, m_base, group in zip(self.max_momentums, self.base_momentums,
-                                                optimizer.param_groups, strict=True):
-                    if self.use_beta1:
-                        group["betas"] = (m_max, *group["betas"][1:])
-                    else:
-                        group["momentum"] = m_max
-                    group["max_momentum"] = m_max
-                    group["base_momentum"] = m_base
+            self.use_beta1, self.base_momentums, self.max_momentums = _cycle_momentum(
+                optimizer, base_momentum, max_momentum, last_epoch)
         super().__init__(optimizer, last_epoch)
         self.base_lrs = base_lrs
 
@@ -477,18 +484,8 @@ class OneCycleLR(LRScheduler):
             if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
                 raise ValueError("optimizer must support momentum or beta1 with "
                                  "`cycle_momentum` option enabled")
-            self.use_beta1 = "betas" in optimizer.defaults
-            max_ms = _per_group(max_momentum, optimizer, "max_momentum values")
-            base_ms = _per_group(base_momentum, optimizer, "base_momentum values")
-            if last_epoch == -1:
-                for m_max, m_base, group in zip(max_ms, base_ms, optimizer.param_groups,
-                                                strict=True):
-                    if self.use_beta1:
-                        group["betas"] = (m_max, *group["betas"][1:])
-                    else:
-                        group["momentum"] = m_max
-                    group["max_momentum"] = m_max
-                    group["base_momentum"] = m_base
+            self.use_beta1, _, _ = _cycle_momentum(optimizer, base_momentum, max_momentum,
+                                                   last_epoch)
         super().__init__(optimizer, last_epoch)
 
     def _anneal(self, start: float, end: float, pct: float) -> float:

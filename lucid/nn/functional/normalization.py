@@ -72,12 +72,8 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
 def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """Normalize over the trailing dims `normalized_shape` (biased variance), then scale/shift."""
-    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    shape = _trailing("layer_norm", input, normalized_shape)
     k = len(shape)
-    if k == 0 or input.ndim < k or tuple(input.shape[-k:]) != shape:
-        raise op_error("layer_norm", [input.aval],
-                       f"normalized_shape {shape} does not match the input's trailing dims",
-                       ShapeError)
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and tuple(t.shape) != shape:
             raise op_error("layer_norm", [input.aval, t.aval],
@@ -119,16 +115,23 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
     return out
 
 
+def _trailing(op: str, input: Tensor, normalized_shape) -> tuple[int, ...]:
+    """normalized_shape as a tuple, checked against the input's trailing dimensions."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(shape)
+    if k == 0 or input.ndim < k or tuple(input.shape[-k:]) != shape:
+        raise op_error(op, [input.aval],
+                       f"normalized_shape {shape} does not match the input's trailing dims",
+                       ShapeError)
+    return shape
+
+
 def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
              eps: float | None = None) -> Tensor:
     """input / sqrt(mean(input^2 over the trailing dims) + eps), times weight; eps defaults to
     the dtype's machine epsilon (as PyTorch's)."""
-    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    shape = _trailing("rms_norm", input, normalized_shape)
     k = len(shape)
-    if k == 0 or input.ndim < k or tuple(input.shape[-k:]) != shape:
-        raise op_error("rms_norm", [input.aval],
-                       f"normalized_shape {shape} does not match the input's trailing dims",
-                       ShapeError)
     if weight is not None and tuple(weight.shape) != shape:
         raise op_error("rms_norm", [input.aval, weight.aval], f"weight must have shape {shape}",
                        ShapeError)
