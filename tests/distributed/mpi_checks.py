@@ -307,6 +307,7 @@ def check_buffers_and_save() -> None:
     lucid.save({"r": RANK}, io.BytesIO())
     dist.barrier()
     files = sorted(os.listdir(shared[0]))
+    dist.barrier()  # (every rank has looked before any writes its own file below)
     assert files == ["ckpt.pt", "rank0.pt"], files
     loaded = lucid.load(path)
     assert list(loaded) == list(ddp.module.state_dict())
