@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lucid import dtypes
+from lucid import dtypes, ops
 from lucid.ops.registry import CURRENT_TRACER, DTypeError, ShapeError, op_error
 from lucid.tensor import Tensor
 
@@ -276,23 +276,28 @@ def _lift(self: Tensor, other) -> Tensor:
     return other if isinstance(other, Tensor) else self._lift(other)
 
 
-def _bool_only(op: str):
-    def fn(self, other=None):
-        if self.dtype != dtypes.bool_ or (other is not None and isinstance(other, Tensor)
-                                          and other.dtype != dtypes.bool_):
-            raise op_error(op, [self.aval], "lucid has bitwise operators on bool tensors only "
-                                            "(logical and, or, xor, not)", DTypeError)
-        return {"__and__": Tensor.logical_and, "__or__": Tensor.logical_or,
-                "__xor__": Tensor.logical_xor}[op](self, other) if other is not None \
-            else self.logical_not()
-    fn.__name__ = op
+def _bitwise(name: str, logical):
+    """`&`, `|`, `^`: logical on two bool tensors, bitwise on integers (a bool operand is
+    promoted, as in PyTorch); a float operand is an error naming the op."""
+    op = getattr(ops, "bitwise_" + name)
+
+    def fn(self, other):
+        other = _lift(self, other)
+        if self.dtype == dtypes.bool_ and other.dtype == dtypes.bool_:
+            return logical(self, other)
+        return self._binary(op, other)
+    fn.__name__ = "bitwise_" + name
     return fn
 
 
-Tensor.__and__, Tensor.__or__, Tensor.__xor__ = (_bool_only("__and__"), _bool_only("__or__"),
-                                                 _bool_only("__xor__"))
-Tensor.__rand__, Tensor.__ror__, Tensor.__rxor__ = Tensor.__and__, Tensor.__or__, Tensor.__xor__
-Tensor.__invert__ = _bool_only("__invert__")
+def _invert(self) -> Tensor:
+    return self.logical_not() if self.dtype == dtypes.bool_ else ops.bitwise_not(self)
+
+
+Tensor.bitwise_and = Tensor.__and__ = Tensor.__rand__ = _bitwise("and", Tensor.logical_and)
+Tensor.bitwise_or = Tensor.__or__ = Tensor.__ror__ = _bitwise("or", Tensor.logical_or)
+Tensor.bitwise_xor = Tensor.__xor__ = Tensor.__rxor__ = _bitwise("xor", Tensor.logical_xor)
+Tensor.bitwise_not = Tensor.__invert__ = _invert
 
 
 @method
@@ -2237,6 +2242,7 @@ FUNCTIONS = ("tril", "triu", "mm", "bmm", "outer", "dot", "logsumexp", "softmax"
              "atan2", "atan", "asin", "acos", "asinh", "acosh", "atanh", "arctan2", "arctan",
              "arcsin", "arccos", "arcsinh", "arccosh", "arctanh",
              "select", "unbind", "count_nonzero", "prod", "isin", "nonzero", "masked_select",
+             "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
              "movedim", "moveaxis", "swapaxes", "swapdims", "tile", "fliplr", "flipud", "take",
              "index_add", "index_copy", "index_fill", "diff", "aminmax", "addcmul", "addcdiv",
              "true_divide", "not_equal", "greater", "greater_equal", "less", "less_equal",

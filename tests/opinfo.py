@@ -431,6 +431,14 @@ def _spd(a):
     return a @ a.transpose(-2, -1) + lucid.tensor(n * np.eye(n, dtype=a.dtype), device=a.device)
 
 
+def _bit_samples(rng, dtype):
+    """Integers of both signs in int64 and int32, and bools (the float dtype is not used)."""
+    for int_dtype in (np.int64, np.int32):
+        yield Sample((rng.integers(-1000, 1000, (3, 4)).astype(int_dtype),
+                      rng.integers(-1000, 1000, (3, 4)).astype(int_dtype)))
+    yield Sample((rng.random((3, 4)) < 0.5, rng.random((3, 4)) < 0.5))
+
+
 def _atan2_samples(rng, dtype):
     """Points in every quadrant, away from the origin and the negative x axis (where atan2
     jumps from pi to -pi and finite differences would straddle the cut)."""
@@ -548,6 +556,13 @@ PRIMITIVES: tuple[OpInfo, ...] = (
            lambda a: np.linalg.cholesky(a @ np.swapaxes(a, -1, -2) + a.shape[-1] * np.eye(
                a.shape[-1], dtype=a.dtype)),
            sample_fn=_spd_samples, op=ops.cholesky, atol=1e-5),
+    *(OpInfo(op.name, op, ref, sample_fn=_bit_samples, op=op, differentiable=False,
+             keeps_float_dtype=False)
+      for op, ref in ((ops.bitwise_and, np.bitwise_and), (ops.bitwise_or, np.bitwise_or),
+                      (ops.bitwise_xor, np.bitwise_xor))),
+    OpInfo("bitwise_not", ops.bitwise_not, np.invert,
+           sample_fn=lambda rng, dt: [Sample((s.args[0],)) for s in _bit_samples(rng, dt)][:2],
+           op=ops.bitwise_not, differentiable=False, keeps_float_dtype=False),
     OpInfo("maximum", ops.maximum, np.maximum, sample_fn=_binary_distinct, op=ops.maximum),
     OpInfo("minimum", ops.minimum, np.minimum, sample_fn=_binary_distinct, op=ops.minimum),
     *(OpInfo(op.name, op, ref, sample_fn=_compare_samples, op=op, differentiable=False)

@@ -45,8 +45,8 @@ def test_comparisons_logic_and_reductions():
     m, n = a > 1, a < 3
     assert (m & n).tolist() == [False, True, False] and (m | n).tolist() == [True] * 3
     assert (~m).tolist() == [True, False, False] and (m ^ n).tolist() == [True, False, True]
-    with pytest.raises(lucid.DTypeError, match="bool tensors only"):
-        lucid.arange(3) & lucid.arange(3)
+    with pytest.raises(lucid.DTypeError, match="bitwise_and: .*needs an integer or bool dtype"):
+        a & a
     assert a.any().item() and not (a > 5).any().item() and (a > 0).all().item()
     assert lucid.tensor([[0, 1], [0, 0]]).any(1).tolist() == [True, False]
     v = lucid.tensor([1.0, float("nan"), float("inf"), -float("inf")])

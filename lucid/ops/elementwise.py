@@ -177,6 +177,32 @@ minimum = defop("minimum", kind="elementwise", impl=np.minimum,
                                           _where(x <= y, zeros_like(g), g)),
                 save=(0, 1), scalar="({0} if ({0} <= {1} or {0} != {0}) else {1})")
 
+# ----------------------------------------------------------------------------- bitwise
+
+
+def _bits_rule(op: str, *, bool_ok: bool = True):
+    """Operands of one shape and an integer (or bool) dtype: bits, not numbers."""
+    def rule(*xs: Aval) -> Aval:
+        if len(xs) == 2:
+            rules.binary(op, logical=True)(*xs)
+        x = xs[0]
+        if dtypes.is_floating(x.dtype) or (x.dtype == dtypes.bool_ and not bool_ok):
+            need = "an integer or bool dtype" if bool_ok else "an integer dtype"
+            raise op_error(op, xs, f"needs {need}, got {x.dtype}", DTypeError)
+        return x
+    return rule
+
+
+bitwise_and = defop("bitwise_and", kind="elementwise", impl=np.bitwise_and,
+                    infer=_bits_rule("bitwise_and"), scalar="({0} & {1})")
+bitwise_or = defop("bitwise_or", kind="elementwise", impl=np.bitwise_or,
+                   infer=_bits_rule("bitwise_or"), scalar="({0} | {1})")
+bitwise_xor = defop("bitwise_xor", kind="elementwise", impl=np.bitwise_xor,
+                    infer=_bits_rule("bitwise_xor"), scalar="({0} ^ {1})")
+# (integers only: a bool tensor's `~` is logical_not, see lucid/methods.py)
+bitwise_not = defop("bitwise_not", kind="elementwise", impl=np.invert,
+                    infer=_bits_rule("bitwise_not", bool_ok=False), scalar="(~{0})")
+
 # ----------------------------------------------------------------------------- compare
 
 eq = defop("eq", kind="elementwise", impl=np.equal, infer=rules.compare("eq"),
